@@ -1,0 +1,46 @@
+# brokerpool developer commands. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-test
+
+.PHONY: install demo test lint typecheck docs bench rabbitmq clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml setup.cfg
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)  ## create .venv and install brokerpool (editable) with its test extra
+
+demo: install  ## run the main job on the embedded memory:// broker
+	$(BIN)/brokerpool demo
+
+rabbitmq:  ## start the system RabbitMQ if it is installed but not answering
+	@sh .ci/ensure-rabbitmq
+
+test: install rabbitmq  ## run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: install  ## ruff lint and format check
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/ruff check broker transports pools tests bench examples docs
+	$(BIN)/ruff format --check broker transports pools tests bench examples docs
+
+typecheck: install  ## mypy --strict on the three packages
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/mypy
+
+docs: install  ## build the Sphinx docs with warnings as errors
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+bench: install rabbitmq  ## side-by-side benchmarks; writes bench/results.md and bench/results.png
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

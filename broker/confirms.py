@@ -1,0 +1,368 @@
+"""Publisher confirms: counting delivery tags, collecting acks, nacks and returns.
+
+A channel in confirm mode (``confirm_select``) numbers every publish 1, 2,
+3, ... and the broker answers each with ``basic.ack`` or ``basic.nack``
+(``multiple=True`` settles every tag up to the one given). A
+:class:`ConfirmTracker` does that counting on our side, so that a waiter knows
+which publishes are still outstanding without asking the broker anything.
+
+* Per-message confirms publish, then wait for that one tag
+  (:meth:`ConfirmTracker.wait`), draining the connection with the time left.
+* A :class:`ConfirmBatch` (``with producer.confirms() as batch:``) keeps many
+  publishes in flight and waits once, at exit.
+
+On the memory transport a publish is confirmed when ``basic_publish`` returns
+(and an unroutable ``mandatory`` message is handed back before it returns), so
+nothing is ever outstanding.
+
+Returned (unroutable ``mandatory``) messages arrive before the ack of the same
+publish. With one publish in flight they belong to it; in a batch they are
+matched by ``message_id`` when the publisher gave one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from broker.errors import ConfirmTimeout, MessageNacked, MessageUnroutable
+
+if TYPE_CHECKING:
+    from transports.base import Channel
+
+__all__ = [
+    "DEFAULT_CONFIRM_TIMEOUT",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "ConfirmBatch",
+    "ConfirmTracker",
+    "PublishRecord",
+    "Returned",
+]
+
+#: Seconds a per-message confirm (and, by default, a batch) may take.
+DEFAULT_CONFIRM_TIMEOUT = 30.0
+#: A batch waits for confirms when this many publishes are outstanding.
+DEFAULT_MAX_IN_FLIGHT = 5000
+
+Drain = Callable[[float], None]
+
+
+class Returned(NamedTuple):
+    """A ``mandatory`` message the broker handed back (no queue took it)."""
+
+    reply_code: int
+    reply_text: str
+    exchange: str
+    routing_key: str
+    message: Any
+
+    @property
+    def message_id(self) -> Any:
+        """The returned message's ``message_id`` property, if it had one."""
+        props = getattr(self.message, "properties", None) or {}
+        return props.get("message_id")
+
+    def error(self) -> MessageUnroutable:
+        """The exception describing this return."""
+        return MessageUnroutable(
+            f"message to exchange {self.exchange!r} with routing key {self.routing_key!r} "
+            f"was returned: {self.reply_code} {self.reply_text}"
+        )
+
+
+class PublishRecord(NamedTuple):
+    """One publish of a batch: its position, delivery tag and ``message_id``."""
+
+    seq: int
+    delivery_tag: int
+    message_id: Any
+
+
+class ConfirmTracker:
+    """Confirm bookkeeping for one channel in confirm mode.
+
+    Args:
+        channel: the channel; put in confirm mode here.
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        # A channel without confirm hooks confirms synchronously (memory).
+        self.synchronous = not hasattr(type(channel), "on_ack")
+        self.last_tag = 0
+        self.pending: dict[int, Any] = {}
+        self.nacked: set[int] = set()
+        self.returns: list[Returned] = []
+        self.broken = False
+        self._floor = 1  # every tag below it is settled
+        channel.confirm_select()  # type: ignore[attr-defined]
+        if not self.synchronous:
+            channel.on_ack = self._on_ack  # type: ignore[attr-defined]
+            channel.on_nack = self._on_nack  # type: ignore[attr-defined]
+        channel.on_return = self._on_return  # type: ignore[attr-defined]
+
+    def publish(
+        self, msg: Any, exchange: str, routing_key: str, mandatory: bool, token: Any = None
+    ) -> int:
+        """Publish ``msg`` and return its delivery tag (tracked until settled)."""
+        tag = self.last_tag + 1
+        if not self.synchronous:
+            self.pending[tag] = token
+        try:
+            self.channel.basic_publish(msg, exchange, routing_key, mandatory)
+        except BaseException:
+            # Whether the frame left is unknown: this channel's count is unreliable.
+            self.broken = True
+            self.pending.pop(tag, None)
+            raise
+        self.last_tag = tag
+        return tag
+
+    def is_pending(self, tag: int) -> bool:
+        """Whether ``tag`` is still waiting for its ack or nack."""
+        return tag in self.pending
+
+    # -- listeners (run while the connection is being read) ---------------------
+
+    def _settle(self, tag: int, multiple: bool, nack: bool) -> None:
+        pending = self.pending
+        if multiple:
+            for t in range(self._floor, tag + 1):
+                if pending.pop(t, _MISSING) is not _MISSING and nack:
+                    self.nacked.add(t)
+            if tag >= self._floor:
+                self._floor = tag + 1
+        else:
+            if pending.pop(tag, _MISSING) is not _MISSING and nack:
+                self.nacked.add(tag)
+            if tag == self._floor:
+                self._floor = tag + 1
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, False)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, True)
+
+    def _on_return(
+        self, reply_code: int, reply_text: str, exchange: str, routing_key: str, message: Any
+    ) -> None:
+        self.returns.append(Returned(reply_code, reply_text, exchange, routing_key, message))
+
+    # -- waiting ----------------------------------------------------------------
+
+    def wait(self, tag: int, timeout: float, drain: Drain, is_blocked: Callable[[], bool]) -> None:
+        """Read the connection until ``tag`` is settled.
+
+        Raises:
+            ConfirmTimeout: not settled within ``timeout`` seconds (also when the
+                broker blocks the connection meanwhile: that is no reason to
+                fail over).
+        """
+        if tag not in self.pending:
+            return
+        deadline = time.monotonic() + timeout
+        while tag in self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _timeout(1, timeout, is_blocked())
+            try:
+                drain(remaining)
+            except TimeoutError:
+                if tag in self.pending:
+                    raise _timeout(1, timeout, is_blocked()) from None
+
+    def wait_below(self, count: int, deadline: float, drain: Drain) -> bool:
+        """Read until at most ``count`` publishes are outstanding; False at ``deadline``."""
+        pending = self.pending
+        while len(pending) > count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                drain(remaining)
+            except TimeoutError:
+                return len(pending) <= count
+        return True
+
+    def detach(self) -> None:
+        """Stop listening on the channel (it is being replaced)."""
+        channel: Any = self.channel
+        if not self.synchronous:
+            if channel.on_ack == self._on_ack:
+                channel.on_ack = None
+            if channel.on_nack == self._on_nack:
+                channel.on_nack = None
+        if channel.on_return == self._on_return:
+            channel.on_return = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConfirmTracker chan:{self.channel.channel_id} published={self.last_tag} "
+            f"pending={len(self.pending)} nacked={len(self.nacked)}>"
+        )
+
+
+_MISSING: Any = object()
+
+
+def _timeout(count: int, timeout: float, blocked: bool) -> ConfirmTimeout:
+    why = " (the broker is blocking this connection)" if blocked else ""
+    what = "1 message" if count == 1 else f"{count} messages"
+    return ConfirmTimeout(
+        f"no publisher confirm for {what} within {timeout:g} s{why}; "
+        f"whether the broker stored them is unknown"
+    )
+
+
+class ConfirmBatch:
+    """Pipelined confirms: ``with producer.confirms(timeout=30) as batch: ...``.
+
+    Publishes inside the block do not wait; leaving the block waits (at most
+    ``timeout`` seconds from entry) until every one is confirmed. Then, if any
+    was nacked, :class:`~broker.errors.MessageNacked` is raised; if any is
+    still unconfirmed (timeout, or its connection was lost),
+    :class:`~broker.errors.ConfirmTimeout`; if a ``mandatory`` message came
+    back and the producer has no ``on_return``,
+    :class:`~broker.errors.MessageUnroutable`. The lists :attr:`nacked`,
+    :attr:`unconfirmed` and :attr:`returned` say which.
+
+    Attributes:
+        published: how many publishes the batch made.
+        confirmed: how many the broker acked (after exit).
+        nacked: :class:`PublishRecord` of each nacked publish.
+        unconfirmed: :class:`PublishRecord` of each publish with an unknown fate.
+        returned: :class:`Returned` for each unroutable ``mandatory`` message.
+    """
+
+    def __init__(
+        self,
+        producer: Any,
+        timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        self.producer = producer
+        self.timeout = timeout
+        self.max_in_flight = max(1, max_in_flight)
+        self.published = 0
+        self.confirmed = 0
+        self.nacked: list[PublishRecord] = []
+        self.unconfirmed: list[PublishRecord] = []
+        self.returned: list[Returned] = []
+        self._deadline = 0.0
+        self._tracker: ConfirmTracker | None = None
+        self._first_tag = 0
+        self._first_seq = 0
+        self._ids: dict[int, Any] = {}  # tag -> message_id, only when one was given
+
+    def __enter__(self) -> ConfirmBatch:
+        self._deadline = time.monotonic() + self.timeout
+        self.producer._begin_batch(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.producer._end_batch(self)
+        if exc_type is not None:
+            self._close_out(wait=False)
+            return
+        self._close_out(wait=True)
+        on_return = self.producer.on_return
+        if on_return is not None:
+            for returned in self.returned:
+                on_return(returned.error(), returned.exchange, returned.routing_key,
+                          returned.message)  # fmt: skip
+        self.raise_for_failures()
+
+    # -- called by the producer -------------------------------------------------
+
+    def track(self, tracker: ConfirmTracker, tag: int, message_id: Any) -> None:
+        """Note one publish made on ``tracker`` with delivery tag ``tag``."""
+        if tracker is not self._tracker:
+            self._switch(tracker, tag)
+        self.published += 1
+        if message_id is not None:
+            self._ids[tag] = message_id
+        if len(tracker.pending) >= self.max_in_flight:
+            drain = self.producer._drain
+            if not tracker.wait_below(self.max_in_flight // 2, self._deadline, drain):
+                raise _timeout(len(tracker.pending), self.timeout, self.producer._is_blocked())
+
+    def _switch(self, tracker: ConfirmTracker, tag: int) -> None:
+        # A new channel (after a reconnect): what the old one still owed is unknown.
+        self._settle_segment(final=True)
+        self._tracker = tracker
+        self._first_tag = tag
+        self._first_seq = self.published
+        self._ids = {}
+        tracker.nacked.clear()
+        tracker.returns.clear()
+
+    def _close_out(self, wait: bool) -> None:
+        tracker = self._tracker
+        if tracker is not None and wait and not tracker.broken:
+            tracker.wait_below(0, self._deadline, self.producer._drain)
+        self._settle_segment(final=True)
+        self._tracker = None
+
+    def _settle_segment(self, final: bool) -> None:
+        tracker = self._tracker
+        if tracker is None:
+            return
+        first, last = self._first_tag, tracker.last_tag
+        for tag in range(first, last + 1):
+            record = PublishRecord(self._first_seq + tag - first, tag, self._ids.get(tag))
+            if tag in tracker.nacked:
+                self.nacked.append(record)
+            elif tag in tracker.pending:
+                self.unconfirmed.append(record)
+                tracker.pending.pop(tag, None)
+            else:
+                self.confirmed += 1
+        tracker.nacked.clear()
+        self.returned.extend(tracker.returns)
+        tracker.returns.clear()
+
+    def raise_for_failures(self) -> None:
+        """Raise for nacked, unconfirmed or (unhandled) returned messages."""
+        if self.nacked:
+            raise MessageNacked(
+                f"the broker nacked {len(self.nacked)} of {self.published} messages: "
+                f"{_describe(self.nacked)}"
+            )
+        if self.unconfirmed:
+            raise ConfirmTimeout(
+                f"{len(self.unconfirmed)} of {self.published} messages were not confirmed "
+                f"within {self.timeout:g} s or their connection was lost (fate unknown): "
+                f"{_describe(self.unconfirmed)}"
+            )
+        on_return = self.producer.on_return
+        if self.returned and on_return is None:
+            first = self.returned[0]
+            raise MessageUnroutable(
+                f"{len(self.returned)} of {self.published} mandatory messages were returned "
+                f"as unroutable (first: exchange {first.exchange!r}, routing key "
+                f"{first.routing_key!r}, {first.reply_code} {first.reply_text})"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConfirmBatch published={self.published} confirmed={self.confirmed} "
+            f"nacked={len(self.nacked)} unconfirmed={len(self.unconfirmed)} "
+            f"returned={len(self.returned)}>"
+        )
+
+
+def _describe(records: list[PublishRecord], limit: int = 10) -> str:
+    shown = ", ".join(
+        f"#{r.seq}" + (f" (message_id={r.message_id!r})" if r.message_id is not None else "")
+        for r in records[:limit]
+    )
+    more = f" and {len(records) - limit} more" if len(records) > limit else ""
+    return shown + more

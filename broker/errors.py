@@ -1,0 +1,231 @@
+"""The whole brokerpool exception hierarchy.
+
+Every error brokerpool raises derives from :class:`BrokerError`. Transports
+translate their driver's exceptions into these classes at their boundary, so
+code above ``transports/`` never needs to know py-amqp's classes.
+
+The tree::
+
+    BrokerError
+    ├── ConfigurationError (also ValueError)
+    │   └── TransportNotFound
+    ├── BrokerConnectionError            a connection-level failure
+    │   ├── RecoverableConnectionError   retrying (maybe elsewhere) can help
+    │   │   ├── HeartbeatTimeout
+    │   │   └── ConnectionBlockedTimeout
+    │   └── IrrecoverableConnectionError retrying will not help
+    │       ├── AuthenticationError
+    │       └── TLSVerificationError
+    ├── ChannelError                     a channel-level failure
+    │   ├── RecoverableChannelError      e.g. 405 resource locked
+    │   └── IrrecoverableChannelError    e.g. 404 not found, 406 precondition
+    │       ├── NotFound
+    │       ├── PreconditionFailed
+    │       └── AccessRefused
+    ├── OperationalError                 a recoverable failure outlasted its budget
+    ├── LimitExceeded
+    │   ├── ConnectionLimitExceeded
+    │   └── ChannelLimitExceeded
+    ├── PublishError
+    │   ├── MessageNacked
+    │   ├── MessageUnroutable
+    │   └── ConfirmTimeout
+    ├── MessageStateError
+    └── SerializationError
+        └── ContentDisallowed
+
+Authentication and TLS verification failures sit under the *irrecoverable*
+branch on purpose: a retry loop that catches the recoverable classes never
+hammers a broker with a wrong password or a certificate it will never accept.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessRefused",
+    "AuthenticationError",
+    "BrokerConnectionError",
+    "BrokerError",
+    "ChannelError",
+    "ChannelLimitExceeded",
+    "ConfigurationError",
+    "ConfirmTimeout",
+    "ConnectionBlockedTimeout",
+    "ConnectionLimitExceeded",
+    "ContentDisallowed",
+    "HeartbeatTimeout",
+    "IrrecoverableChannelError",
+    "IrrecoverableConnectionError",
+    "LimitExceeded",
+    "MessageNacked",
+    "MessageStateError",
+    "MessageUnroutable",
+    "NotFound",
+    "OperationalError",
+    "PreconditionFailed",
+    "PublishError",
+    "RecoverableChannelError",
+    "RecoverableConnectionError",
+    "SerializationError",
+    "TLSVerificationError",
+    "TransportNotFound",
+]
+
+
+class BrokerError(Exception):
+    """Root of every error raised by brokerpool."""
+
+
+class ConfigurationError(BrokerError, ValueError):
+    """Bad input: an unknown option, a malformed URL, a value out of range.
+
+    The message names the offending key or URL part and what is allowed.
+    """
+
+
+class TransportNotFound(ConfigurationError):
+    """No transport is registered under the requested name or URL scheme."""
+
+
+# -- connection level ---------------------------------------------------------
+
+
+class BrokerConnectionError(BrokerError):
+    """A failure of the connection to the broker (socket, protocol, login).
+
+    Attributes:
+        reply_code: the AMQP reply code when the broker sent one, else ``None``.
+    """
+
+    def __init__(self, message: str = "", *, reply_code: int | None = None) -> None:
+        super().__init__(message)
+        self.reply_code = reply_code
+
+
+class RecoverableConnectionError(BrokerConnectionError):
+    """The connection failed in a way a reconnect (maybe to another host) can fix.
+
+    Examples: refused, reset or closed sockets, connect timeouts, missed
+    heartbeats, ``connection-forced`` from a broker that is shutting down.
+    """
+
+
+class HeartbeatTimeout(RecoverableConnectionError):
+    """The peer stayed silent for more than two heartbeat intervals."""
+
+
+class ConnectionBlockedTimeout(RecoverableConnectionError):
+    """The broker kept the connection blocked longer than ``blocked_connection_timeout``."""
+
+
+class IrrecoverableConnectionError(BrokerConnectionError):
+    """The connection failed in a way that retrying the same request will not fix.
+
+    Examples: a protocol error, a virtual host the user may not access.
+    """
+
+
+class AuthenticationError(IrrecoverableConnectionError):
+    """The broker refused the credentials. Never retried."""
+
+
+class TLSVerificationError(IrrecoverableConnectionError):
+    """The TLS handshake failed: unknown CA, wrong hostname, bad certificate."""
+
+
+# -- channel level ------------------------------------------------------------
+
+
+class ChannelError(BrokerError):
+    """A failure confined to one channel; the connection itself is still usable.
+
+    Attributes:
+        reply_code: the AMQP reply code when the broker sent one, else ``None``.
+    """
+
+    def __init__(self, message: str = "", *, reply_code: int | None = None) -> None:
+        super().__init__(message)
+        self.reply_code = reply_code
+
+
+class RecoverableChannelError(ChannelError):
+    """A channel error that may go away when retried on a fresh channel."""
+
+
+class IrrecoverableChannelError(ChannelError):
+    """A channel error that retrying the same call will not fix."""
+
+
+class NotFound(IrrecoverableChannelError):
+    """The exchange or queue does not exist (AMQP 404)."""
+
+
+class PreconditionFailed(IrrecoverableChannelError):
+    """An entity exists with different arguments, or a similar clash (AMQP 406)."""
+
+
+class AccessRefused(IrrecoverableChannelError):
+    """The user may not access the entity, or it is exclusive to another connection (AMQP 403)."""
+
+
+# -- retry budget -------------------------------------------------------------
+
+
+class OperationalError(BrokerError):
+    """A recoverable failure that outlasted its retry budget.
+
+    The last underlying error is available as ``__cause__``.
+    """
+
+
+# -- pools --------------------------------------------------------------------
+
+
+class LimitExceeded(BrokerError):
+    """A pool is at its limit and no item became free in time."""
+
+
+class ConnectionLimitExceeded(LimitExceeded):
+    """A connection pool is at its limit."""
+
+
+class ChannelLimitExceeded(LimitExceeded):
+    """A channel pool is at its limit."""
+
+
+# -- publishing ---------------------------------------------------------------
+
+
+class PublishError(BrokerError):
+    """A published message was not accepted by the broker."""
+
+
+class MessageNacked(PublishError):
+    """The broker negatively acknowledged a published message."""
+
+
+class MessageUnroutable(PublishError):
+    """A ``mandatory`` message matched no queue and was returned."""
+
+
+class ConfirmTimeout(PublishError):
+    """The broker did not confirm published messages within the deadline.
+
+    Whether those messages were stored is unknown: republish them if
+    duplicates are acceptable.
+    """
+
+
+# -- messages -----------------------------------------------------------------
+
+
+class MessageStateError(BrokerError):
+    """The message was already acknowledged, rejected or requeued."""
+
+
+class SerializationError(BrokerError):
+    """A body could not be encoded or decoded."""
+
+
+class ContentDisallowed(SerializationError):
+    """The content type is not in the consumer's ``accept`` list."""

@@ -1,0 +1,54 @@
+"""Bounded, thread-safe, fork-safe pools of connections, channels and producers.
+
+* :class:`ConnectionPool` (``conn.Pool(limit)``) and :class:`ChannelPool`
+  (``conn.ChannelPool(limit)``) hand out leases: ``with pool.acquire() as
+  conn:`` returns the item at the end of the block.
+* ``pools.connections[conn]`` and ``pools.producers[conn]`` are process-wide
+  pools shared by every connection with the same URLs and options.
+* :func:`get_limit` / :func:`set_limit` hold the default limit (10) used when
+  a pool is created with ``limit=None``; pools are never unbounded.
+
+See ``docs/pools.rst`` ("Pools in web workers").
+"""
+
+from __future__ import annotations
+
+from pools.channel import ChannelPool, PooledChannel
+from pools.connection import ConnectionPool, PooledConnection
+from pools.groups import (
+    PooledProducer,
+    PoolGroup,
+    ProducerPool,
+    connections,
+    producers,
+    reset,
+    set_limit,
+)
+from pools.resource import (
+    DEFAULT_LIMIT,
+    Lease,
+    PoolClosed,
+    ResourcePool,
+    ResourceReleased,
+    get_limit,
+)
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "ChannelPool",
+    "ConnectionPool",
+    "Lease",
+    "PoolClosed",
+    "PoolGroup",
+    "PooledChannel",
+    "PooledConnection",
+    "PooledProducer",
+    "ProducerPool",
+    "ResourcePool",
+    "ResourceReleased",
+    "connections",
+    "get_limit",
+    "producers",
+    "reset",
+    "set_limit",
+]

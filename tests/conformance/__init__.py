@@ -1,0 +1,1 @@
+"""The channel conformance suite: one set of tests every transport passes."""

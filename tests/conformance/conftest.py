@@ -1,0 +1,106 @@
+"""Fixtures of the channel conformance suite, parametrized over the transports.
+
+Every test here runs once per transport: ``memory`` (the in-process broker,
+wiped after each test by the autouse fixture in ``tests/conftest.py``) and
+``amqp`` (the machine's RabbitMQ; skipped, or failed under ``CI=true``, when
+it is down). Names come from :class:`Names`, which deletes what a test
+created on RabbitMQ afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import transports
+from broker.errors import BrokerError
+from transports.base import Channel, ConnectionParams, TransportConnection
+
+#: memory ignores the host, port and login; amqp uses them.
+PARAMS = ConnectionParams(
+    hostname="127.0.0.1",
+    port=5672,
+    userid="guest",
+    password="guest",
+    virtual_host="/",
+)
+
+Connect = Callable[[], TransportConnection]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory", id="memory"),
+        pytest.param("amqp", id="amqp", marks=pytest.mark.broker),
+    ]
+)
+def transport_name(request: pytest.FixtureRequest) -> str:
+    """The transport under test."""
+    if request.param == "amqp":
+        request.getfixturevalue("rabbitmq_url")  # skip, or fail under CI, when RabbitMQ is down
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def connect(transport_name: str) -> Iterator[Connect]:
+    """A factory of connections through the registry; all are closed afterwards."""
+    opened: list[TransportConnection] = []
+
+    def _connect() -> TransportConnection:
+        connection = transports.resolve(transport_name)().connect(PARAMS)
+        opened.append(connection)
+        return connection
+
+    yield _connect
+    for connection in opened:
+        connection.close()
+
+
+@pytest.fixture
+def connection(connect: Connect) -> TransportConnection:
+    """An open connection of the transport under test."""
+    return connect()
+
+
+@pytest.fixture
+def channel(connection: TransportConnection) -> Channel:
+    """An open channel on :func:`connection`."""
+    return connection.channel()
+
+
+class Names:
+    """Unique queue and exchange names for one test, remembered for cleanup."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.queues: list[str] = []
+        self.exchanges: list[str] = []
+
+    def queue(self, label: str = "q") -> str:
+        name = f"{self.prefix}-{label}"
+        self.queues.append(name)
+        return name
+
+    def exchange(self, label: str = "x") -> str:
+        name = f"{self.prefix}-{label}"
+        self.exchanges.append(name)
+        return name
+
+
+@pytest.fixture
+def names(transport_name: str, unique_name: str, connect: Connect) -> Iterator[Names]:
+    """Names no concurrent test uses; on RabbitMQ they are deleted after the test."""
+    created = Names(unique_name)
+    yield created
+    if transport_name == "memory":
+        return  # the autouse reset wipes the in-process broker
+    cleaner = connect()
+    for queue in created.queues:
+        with contextlib.suppress(BrokerError), cleaner.channel() as ch:
+            ch.queue_delete(queue)
+    for exchange in created.exchanges:
+        with contextlib.suppress(BrokerError), cleaner.channel() as ch:
+            ch.exchange_delete(exchange)

@@ -1,0 +1,34 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.services import RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_URL, require_service
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    """URL of the machine's RabbitMQ on 127.0.0.1:5672 (fails under CI when down)."""
+    require_service("RabbitMQ", RABBITMQ_HOST, RABBITMQ_PORT)
+    return RABBITMQ_URL
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A queue/exchange name no other test (or concurrent run) uses."""
+    return f"bp-test-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory_broker() -> Iterator[None]:
+    """Every test starts with an empty in-process broker."""
+    yield
+    try:
+        from transports.memory import reset
+    except ImportError:  # memory transport not importable: nothing to reset
+        return
+    reset()

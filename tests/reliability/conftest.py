@@ -1,0 +1,128 @@
+"""Fixtures for reliability tests: extra RabbitMQ nodes and loopback fault proxies.
+
+Every test collected under ``tests/reliability`` is marked ``extra_nodes``
+(deselect with ``-m "not extra_nodes"``).
+
+Fixtures:
+
+``rabbit_node`` -> :class:`~tests.support.rabbitnode.RabbitNode`
+    A node shared by the whole session, handed to each test running and
+    free of memory alarms. A test may kill, stop or restart it: the next
+    test that asks for it gets it started again (5-8 s).
+``rabbit_nodes`` -> ``tuple[RabbitNode, RabbitNode]``
+    Two independent (unclustered) nodes A and B, same sharing rules;
+    A is the ``rabbit_node``. Nodes that need a boot start in parallel.
+``rabbit_node_factory(**kwargs)`` -> ``RabbitNode``
+    A fresh, not yet started node of this test's own (for example with
+    TLS ``config_lines``); closed after the test.
+``fault_proxy(target_port, target_host="127.0.0.1", listen_port=0)`` -> ``FaultProxy``
+    A factory of :class:`~tests.support.faultproxy.FaultProxy` objects,
+    all closed after the test.
+
+The node fixtures skip with the reason when RabbitMQ or Erlang is not
+installed, and fail instead under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.faultproxy import FaultProxy
+from tests.support.rabbitnode import RabbitNode, install_problem
+from tests.support.services import in_ci
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this directory ``extra_nodes``."""
+    for item in items:
+        if _HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.extra_nodes)
+
+
+def require_extra_nodes() -> None:
+    """Skip (or fail under ``CI=true``) when extra RabbitMQ nodes cannot start here."""
+    problem = install_problem()
+    if problem is None:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and extra RabbitMQ nodes cannot start: {problem}", pytrace=False)
+    pytest.skip(f"extra RabbitMQ nodes cannot start: {problem}")
+
+
+class _NodePool:
+    """Session-wide nodes, created on first demand and kept until the session ends."""
+
+    def __init__(self) -> None:
+        self.nodes: list[RabbitNode] = []
+
+    def running(self, count: int) -> list[RabbitNode]:
+        while len(self.nodes) < count:
+            self.nodes.append(RabbitNode())
+        wanted = self.nodes[:count]
+        for node in wanted:  # launch every stopped node first so that boots overlap
+            node.start(wait=False)
+        for node in wanted:
+            node.reset()
+        return wanted
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+@pytest.fixture(scope="session")
+def _rabbit_node_pool() -> Iterator[_NodePool]:
+    require_extra_nodes()
+    pool = _NodePool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def rabbit_node(_rabbit_node_pool: _NodePool) -> RabbitNode:
+    """The session's extra node, running and alarm-free (see module docstring)."""
+    return _rabbit_node_pool.running(1)[0]
+
+
+@pytest.fixture
+def rabbit_nodes(_rabbit_node_pool: _NodePool) -> tuple[RabbitNode, RabbitNode]:
+    """Two independent running nodes A and B (see module docstring)."""
+    a, b = _rabbit_node_pool.running(2)
+    return a, b
+
+
+@pytest.fixture
+def rabbit_node_factory() -> Iterator[Callable[..., RabbitNode]]:
+    """Make fresh nodes (``RabbitNode(**kwargs)``, not started), closed after the test."""
+    require_extra_nodes()
+    made: list[RabbitNode] = []
+
+    def make(**kwargs: Any) -> RabbitNode:
+        node = RabbitNode(**kwargs)
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.close()
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
+    """Make :class:`FaultProxy` objects to a target port; all closed after the test."""
+    made: list[FaultProxy] = []
+
+    def make(target_port: int, target_host: str = "127.0.0.1", listen_port: int = 0) -> FaultProxy:
+        proxy = FaultProxy(target_host, target_port, listen_port)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.close()

@@ -1,0 +1,64 @@
+"""connection.blocked / unblocked from a node under a memory alarm."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+import pytest
+
+from broker import Connection
+from broker.errors import ConnectionBlockedTimeout
+from tests.support.rabbitnode import RabbitNode
+
+
+def _drain_until(conn: Connection, done: Callable[[], bool], limit: float = 15.0) -> None:
+    deadline = time.monotonic() + limit
+    while not done():
+        assert time.monotonic() < deadline, "event did not arrive in time"
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=0.5)
+
+
+def _publish_once(conn: Connection, queue: str) -> None:
+    ch = conn.default_channel
+    ch.queue_declare(queue=queue, auto_delete=True)
+    ch.basic_publish(ch.prepare_message(b"x"), exchange="", routing_key=queue)
+
+
+def test_on_blocked_and_on_unblocked_fire(rabbit_node: RabbitNode, unique_name: str) -> None:
+    events: list[str] = []
+    conn = Connection(
+        rabbit_node.url,
+        on_blocked=lambda reason: events.append("blocked"),
+        on_unblocked=lambda: events.append("unblocked"),
+    )
+    conn.connect()
+    rabbit_node.set_memory_alarm(True)
+    try:
+        _publish_once(conn, unique_name)  # only a publishing connection is blocked
+        _drain_until(conn, lambda: "blocked" in events)
+        assert conn.is_blocked
+    finally:
+        rabbit_node.set_memory_alarm(False)
+    _drain_until(conn, lambda: "unblocked" in events)
+    assert events == ["blocked", "unblocked"] and not conn.is_blocked
+    conn.close()
+
+
+def test_blocked_longer_than_the_timeout_raises(rabbit_node: RabbitNode, unique_name: str) -> None:
+    conn = Connection(rabbit_node.url, blocked_connection_timeout=1)
+    conn.connect()
+    rabbit_node.set_memory_alarm(True)
+    try:
+        _publish_once(conn, unique_name)
+        _drain_until(conn, lambda: conn.is_blocked)
+        start = time.monotonic()
+        with pytest.raises(ConnectionBlockedTimeout):
+            conn.drain_events(timeout=10)
+        assert time.monotonic() - start < 2.0
+        assert not conn.connected
+    finally:
+        rabbit_node.set_memory_alarm(False)
+    conn.close()

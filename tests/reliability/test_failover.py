@@ -1,0 +1,89 @@
+"""Failover when a node dies (kill -9) and when a link is cut or blackholed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from broker import Connection
+from broker.errors import HeartbeatTimeout, RecoverableConnectionError
+from tests.support.faultproxy import FaultProxy
+from tests.support.rabbitnode import RabbitNode
+
+
+def _publish(conn: Connection, queue: str) -> Any:
+    def publish(body: bytes, channel: Any) -> str:
+        channel.queue_declare(queue=queue, auto_delete=False)
+        channel.basic_publish(channel.prepare_message(body), exchange="", routing_key=queue)
+        return conn.host
+
+    return conn.autoretry(publish, max_retries=3, interval_start=0.1, interval_max=0.1)
+
+
+def test_kill_minus_9_during_autoretry_fails_over_to_the_other_node(
+    rabbit_nodes: tuple[RabbitNode, RabbitNode], unique_name: str
+) -> None:
+    a, b = rabbit_nodes
+    connects: list[str] = []
+    conn = Connection(f"{a.url};{b.url}", on_connect=lambda c: connects.append(c.host))
+    op = _publish(conn, unique_name)
+    host, first_channel = op(b"before")
+    assert host == f"127.0.0.1:{a.port}"
+
+    a.kill()
+    start = time.monotonic()
+    host, channel = op(b"after")
+    elapsed = time.monotonic() - start
+
+    assert host == f"127.0.0.1:{b.port}"
+    assert channel is not first_channel and channel.is_open
+    assert connects == [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]
+    assert elapsed < 2.0
+    print(f"\nfailover after kill -9: {elapsed * 1000:.1f} ms")
+    conn.close()
+
+
+def test_on_close_receives_the_error_of_a_cut_link(
+    fault_proxy: Any, rabbitmq_url: str
+) -> None:
+    proxy: FaultProxy = fault_proxy(5672)
+    closed: list[BaseException | None] = []
+    conn = Connection(proxy.url_for(), on_close=lambda c, exc: closed.append(exc))
+    channel = conn.channel()
+    proxy.cut(rst=True)
+    with pytest.raises(RecoverableConnectionError):
+        channel.queue_declare(queue="", exclusive=True)
+        conn.drain_events(timeout=1)
+    assert conn.default_channel.is_open  # reconnects through the healed proxy
+    conn.close()
+
+
+def test_blackholed_broker_is_detected_then_ensure_connection_fails_over(
+    fault_proxy: Any, rabbitmq_url: str
+) -> None:
+    proxy: FaultProxy = fault_proxy(5672)
+    closed: list[BaseException | None] = []
+    conn = Connection(
+        f"{proxy.url_for()};{rabbitmq_url}",
+        heartbeat=2,
+        on_close=lambda c, exc: closed.append(exc),
+    )
+    conn.connect()
+    assert conn.host == f"127.0.0.1:{proxy.port}"
+
+    proxy.blackhole()
+    start = time.monotonic()
+    with pytest.raises(HeartbeatTimeout):
+        conn.drain_events(timeout=20)
+    detected = time.monotonic() - start
+    assert detected < 5.0
+    assert len(closed) == 1 and isinstance(closed[0], HeartbeatTimeout)
+
+    start = time.monotonic()
+    conn.ensure_connection(max_retries=2, interval_start=0.1)
+    assert conn.host == "127.0.0.1:5672" and conn.connected
+    assert time.monotonic() - start < 1.0
+    print(f"\nblackhole detected after {detected:.2f} s at heartbeat=2")
+    conn.close()

@@ -1,0 +1,277 @@
+"""Self-tests of the reliability infrastructure: extra nodes, epmd and the fault proxy.
+
+They use raw py-amqp so that they do not depend on the code under test, and
+check that each fault looks to a client the way TESTING.md describes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import amqp
+import pytest
+from amqp.exceptions import ConnectionForced, NotFound
+
+from tests.support.faultproxy import FaultProxy
+from tests.support.rabbitnode import EpmdDaemon, RabbitNode, pid_alive, wait_gone
+from tests.support.services import RABBITMQ_PORT
+
+pytestmark = pytest.mark.extra_nodes
+
+ProxyFactory = Callable[..., FaultProxy]
+
+
+def connect(host: str, **kwargs: object) -> amqp.Connection:
+    """An open py-amqp connection as guest."""
+    conn = amqp.Connection(host=host, userid="guest", password="guest", connect_timeout=2, **kwargs)
+    conn.connect()
+    return conn
+
+
+@contextlib.contextmanager
+def connection(host: str, **kwargs: object) -> Iterator[amqp.Connection]:
+    """Like :func:`connect`, closed afterwards even when the link is broken."""
+    conn = connect(host, **kwargs)
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+        conn.collect()
+
+
+def drain_until(conn: amqp.Connection, done: Callable[[], bool], timeout: float) -> None:
+    """Read frames until ``done()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "expected frame did not arrive"
+        with contextlib.suppress(socket.timeout):
+            conn.drain_events(timeout=0.25)
+
+
+def refuses(port: int) -> bool:
+    """Whether a TCP connect to 127.0.0.1:port is refused."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.fixture
+def proxy(rabbitmq_url: str, fault_proxy: ProxyFactory) -> FaultProxy:
+    """A proxy to the machine's RabbitMQ (only its own connections are broken)."""
+    return fault_proxy(RABBITMQ_PORT)
+
+
+# -- fault proxy ------------------------------------------------------------------
+
+
+def test_proxy_forwards_an_amqp_round_trip(proxy: FaultProxy, unique_name: str) -> None:
+    with connection(proxy.host) as conn:
+        channel = conn.channel()
+        channel.queue_declare(unique_name, exclusive=True)
+        channel.basic_publish(amqp.Message(b"through the proxy"), routing_key=unique_name)
+        assert channel.basic_get(unique_name, no_ack=True).body == b"through the proxy"
+        assert proxy.active_connections == 1
+    assert proxy.connections_accepted == 1
+    assert proxy.bytes_client_to_server > len(b"through the proxy")
+    assert proxy.bytes_server_to_client > len(b"through the proxy")
+    assert proxy.url_for() == f"amqp://guest:guest@127.0.0.1:{proxy.port}//"
+
+
+def test_cut_with_fin_makes_the_next_read_fail(proxy: FaultProxy) -> None:
+    with connection(proxy.host) as conn:
+        assert proxy.cut() == 1
+        with pytest.raises(OSError, match="Server unexpectedly closed connection"):
+            conn.drain_events(timeout=2)
+
+
+def test_cut_with_rst_resets_the_connection(proxy: FaultProxy) -> None:
+    with connection(proxy.host) as conn:
+        channel = conn.channel()
+        proxy.cut(rst=True)
+        with pytest.raises(ConnectionResetError):
+            channel.basic_publish(amqp.Message(b"lost"), routing_key="nowhere")
+
+
+def test_refuse_refuses_new_connections_until_accept(proxy: FaultProxy) -> None:
+    proxy.refuse()
+    with pytest.raises(ConnectionRefusedError):
+        connect(proxy.host)
+    proxy.accept()
+    with connection(proxy.host) as conn:
+        assert conn.connected
+
+
+def test_blackhole_is_detected_only_by_heartbeats(proxy: FaultProxy) -> None:
+    with connection(proxy.host, heartbeat=2) as conn:
+        proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(ConnectionForced, match="heartbeats missed"):
+            while time.monotonic() - started < 15:
+                conn.heartbeat_tick()
+                time.sleep(0.25)
+    assert proxy.bytes_dropped > 0
+
+
+def test_blackhole_stalls_a_new_connection_until_healed(proxy: FaultProxy) -> None:
+    proxy.blackhole()
+    with pytest.raises(TimeoutError):
+        amqp.Connection(host=proxy.host, connect_timeout=0.5).connect()
+    proxy.heal()
+    assert proxy.active_connections == 0  # the blackholed one was reset
+    with connection(proxy.host) as conn:
+        assert conn.connected
+
+
+def test_latency_delays_both_directions(proxy: FaultProxy) -> None:
+    with connection(proxy.host) as conn:
+        channel = conn.channel()
+        proxy.latency(0.2)
+        started = time.monotonic()
+        channel.basic_qos(0, 10, False)  # one request, one reply: two delayed chunks
+        assert time.monotonic() - started >= 0.4
+        assert proxy.mode == "latency(0.2)"
+
+
+def test_close_closes_every_socket(fault_proxy: ProxyFactory, rabbitmq_url: str) -> None:
+    proxy = fault_proxy(RABBITMQ_PORT)
+    with connection(proxy.host) as conn:
+        proxy.close()
+        assert refuses(proxy.port)
+        with pytest.raises(OSError):
+            conn.drain_events(timeout=2)
+    assert "closed" in repr(proxy)
+
+
+# -- epmd ---------------------------------------------------------------------------
+
+
+def free_epmd_port() -> int:
+    """A port for a throw-away epmd (4370/4371 belong to the shared ones)."""
+    for port in range(4380, 4400):
+        if refuses(port):
+            return port
+    pytest.skip("no free port for a throw-away epmd in 4380-4399")
+
+
+def test_epmd_is_started_once_and_stopped_by_its_last_user() -> None:
+    daemon = EpmdDaemon(free_epmd_port())
+    daemon.acquire()
+    daemon.acquire()
+    pid = daemon.pid
+    assert pid is not None and not refuses(daemon.port)
+    daemon.release()
+    assert pid_alive(pid)
+    daemon.release()
+    assert wait_gone(pid, 5.0)
+    assert refuses(daemon.port)
+
+
+def test_epmd_started_by_someone_else_is_used_but_never_stopped() -> None:
+    port = free_epmd_port()
+    foreign = subprocess.Popen(["epmd", "-port", str(port), "-address", "127.0.0.1"])
+    try:
+        deadline = time.monotonic() + 5
+        while refuses(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        daemon = EpmdDaemon(port)
+        daemon.acquire()
+        assert daemon.pid is None
+        daemon.release()
+        assert foreign.poll() is None
+    finally:
+        foreign.terminate()
+        foreign.wait(5)
+
+
+# -- extra nodes --------------------------------------------------------------------
+
+
+def test_node_accepts_amqp_from_loopback(rabbit_node: RabbitNode) -> None:
+    with connection(rabbit_node.host) as conn:
+        assert conn.server_properties["product"] == "RabbitMQ"
+    assert rabbit_node.is_running
+    assert rabbit_node.beam_pid in rabbit_node.pids()
+    assert rabbit_node.url == f"amqp://guest:guest@127.0.0.1:{rabbit_node.port}//"
+    assert rabbit_node.nodename.startswith(f"rabbit{rabbit_node.port}@")
+
+
+def test_two_nodes_are_independent_brokers(
+    rabbit_nodes: tuple[RabbitNode, RabbitNode], unique_name: str
+) -> None:
+    a, b = rabbit_nodes
+    assert a.port != b.port
+    with connection(a.host) as on_a, connection(b.host) as on_b:
+        on_a.channel().queue_declare(unique_name, exclusive=True)
+        with pytest.raises(NotFound):
+            on_b.channel().queue_declare(unique_name, passive=True)
+
+
+def test_memory_alarm_blocks_and_unblocks_a_publisher(
+    rabbit_node: RabbitNode, unique_name: str
+) -> None:
+    events: list[str] = []
+    with connection(
+        rabbit_node.host,
+        on_blocked=lambda reason: events.append("blocked"),
+        on_unblocked=lambda: events.append("unblocked"),
+    ) as conn:
+        channel = conn.channel()
+        channel.queue_declare(unique_name, exclusive=True)
+        try:
+            rabbit_node.set_memory_alarm(True)
+            # Only a connection that publishes is told it is blocked.
+            channel.basic_publish(amqp.Message(b"x"), routing_key=unique_name)
+            drain_until(conn, lambda: "blocked" in events, timeout=15)
+        finally:
+            rabbit_node.set_memory_alarm(False)
+        drain_until(conn, lambda: "unblocked" in events, timeout=15)
+    assert events == ["blocked", "unblocked"]
+
+
+def test_kill_refuses_at_once_and_restart_keeps_durable_messages(
+    rabbit_node: RabbitNode, unique_name: str
+) -> None:
+    with connection(rabbit_node.host, confirm_publish=True) as conn:
+        channel = conn.channel()
+        channel.queue_declare(unique_name, durable=True, auto_delete=False)
+        # Confirmed + persistent + durable queue: on disk before kill -9.
+        channel.basic_publish(
+            amqp.Message(b"survivor", delivery_mode=2), routing_key=unique_name
+        )
+        killed_at = time.monotonic()
+        rabbit_node.kill()
+        assert refuses(rabbit_node.port)
+        assert time.monotonic() - killed_at < 1.0
+        assert not rabbit_node.is_running
+
+    rabbit_node.restart()
+
+    with connection(rabbit_node.host) as conn:
+        channel = conn.channel()
+        message = channel.basic_get(unique_name, no_ack=True)
+        channel.queue_delete(unique_name)
+    assert message is not None and message.body == b"survivor"
+
+
+def test_close_stops_every_process_and_removes_the_data(
+    rabbit_node_factory: Callable[..., RabbitNode],
+) -> None:
+    node = rabbit_node_factory()
+    node.start()
+    pids = node.pids()
+    assert node.beam_pid in pids
+    node.stop()  # graceful: the beam removes its pid file
+    assert not node.is_running
+    assert not node.pid_file.exists()
+    node.close()
+    assert not [pid for pid in pids if pid_alive(pid)]
+    assert not node.base_dir.exists()
+    # The port lock is released: a new node can claim the same port.
+    rabbit_node_factory(port=node.port).close()
