@@ -103,13 +103,15 @@ class ConfirmTracker:
             channel.on_nack = self._on_nack  # type: ignore[attr-defined]
         channel.on_return = self._on_return  # type: ignore[attr-defined]
 
-    def publish(
-        self, msg: Any, exchange: str, routing_key: str, mandatory: bool, token: Any = None
-    ) -> int:
-        """Publish ``msg`` and return its delivery tag (tracked until settled)."""
+    def publish(self, msg: Any, exchange: str, routing_key: str, mandatory: bool, track: bool) -> int:
+        """Publish ``msg`` and return its delivery tag.
+
+        With ``track`` the tag stays in :attr:`pending` until settled; without,
+        the publish is only counted (nobody waits for it).
+        """
         tag = self.last_tag + 1
-        if not self.synchronous:
-            self.pending[tag] = token
+        if track and not self.synchronous:
+            self.pending[tag] = None
         try:
             self.channel.basic_publish(msg, exchange, routing_key, mandatory)
         except BaseException:

@@ -317,7 +317,7 @@ class Queue(Entity):
 
     def _when_bound(self) -> None:
         if self.exchange is not None and self._channel is not None:
-            self.exchange = self.exchange(self._channel)
+            self.exchange = self.exchange._bound(self._channel, self._client)
 
     @property
     def declare_arguments(self) -> dict[str, Any] | None:

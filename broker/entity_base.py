@@ -108,6 +108,18 @@ class Entity:
         self._channel, self._client = bound_channel(channel)
         self._when_bound()
 
+    def _bind_in_place(self, channel: Channel, client: Any) -> None:
+        # For producers and consumers, which know their connection even when
+        # the channel cannot tell.
+        self._channel = channel
+        self._client = client if client is not None else client_of(channel)
+        self._when_bound()
+
+    def _bound(self, channel: Channel, client: Any) -> Self:
+        bound: Self = copy.copy(self)
+        bound._bind_in_place(channel, client)
+        return bound
+
     def _when_bound(self) -> None:
         pass
 

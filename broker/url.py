@@ -246,8 +246,9 @@ class BrokerURL:
     def _normalise(self) -> None:
         set_ = object.__setattr__  # the dataclass is frozen; this is its initialiser
         if not isinstance(self.scheme, str) or not _SCHEME_RE.fullmatch(self.scheme):
-            shown = _display(self.scheme) if isinstance(self.scheme, str) else self.scheme
-            raise _Invalid(f"scheme {shown!r} must be a letter then letters, digits, '+-.'")
+            garbled = isinstance(self.scheme, str) and bool({":", "@"} & set(self.scheme))
+            shown = "(not shown)" if garbled else repr(self.scheme)  # may hold credentials
+            raise _Invalid(f"scheme {shown} must be a letter then letters, digits, '+-.'")
         set_(self, "scheme", self.scheme.lower())
         for name in ("hostname", "userid", "password", "virtual_host"):
             value = getattr(self, name)
@@ -307,29 +308,29 @@ class BrokerURL:
         return hash(self.as_uri(include_password=True))
 
 
-def _display(url: str) -> str:
-    """``url`` with anything that may be a password masked, for error messages."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        at = url.rfind("@")
-        return url if at < 0 else "**" + url[at:]
-    if "@" in head:
-        head = "**" + head[head.rfind("@") :]
-    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    authority, tail = rest[:end], rest[end:]
-    at = authority.rfind("@")
-    if at >= 0:
-        user, colon, _ = authority[:at].partition(":")
-        return f"{head}://{user}{':**' if colon else ''}{authority[at:]}{tail}"
-    # No '@' in the authority, but one before any query value: credentials holding a raw
-    # '/', '?' or '#' were cut short, so hide everything up to that '@'.
-    at = rest.rfind("@", 0, rest.find("=") if "=" in rest else len(rest))
-    if at >= 0:
-        return f"{head}://**{rest[at:]}"
+def _display(text: str, mask: str = "**") -> str:
+    """``text`` (a URL that failed to parse) with anything that may be a password hidden."""
+    spans = [m.span() for m in _CREDENTIALS_RE.finditer(text)]
+    stray = [i for i, char in enumerate(text) if char == "@" and not _in_option_value(text, i)
+             and not any(a <= i < b for a, b in spans)]  # fmt: skip
+    if stray:  # credentials holding a raw '/', '?', '#' or ';': hide all up to the last '@'
+        cut = text.find("://")
+        start = cut + 3 if 0 <= cut < stray[-1] and _SCHEME_RE.fullmatch(text[:cut]) else 0
+        text = text[:start] + mask + text[stray[-1] :]
+    text = mask_password(text, mask)
+    head, sep, rest = text.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     host, colon, port = authority.partition(":")
-    if colon and not authority.startswith("[") and not _PORTISH_RE.fullmatch(port):
-        authority = host + ":**"  # 'amqp://user:password' without '@host': not a port
-    return f"{head}://{authority}{tail}"
+    if sep and colon and "@" not in authority and not _PORTISH_RE.fullmatch(port):
+        text = f"{head}://{host}:{mask}{rest[len(authority) :]}"  # 'amqp://user:password'
+    return text
+
+
+def _in_option_value(text: str, index: int) -> bool:
+    """Whether ``text[index]`` lies in the value of a known query option."""
+    item = text[max(text.rfind("?", 0, index), text.rfind("&", 0, index)) + 1 : index]
+    key, eq, _ = item.partition("=")
+    return bool(eq) and key in URL_OPTIONS and "?" in text[:index]
 
 
 def _decode(text: str, part: str) -> str:
@@ -399,7 +400,7 @@ def _parse(text: str) -> BrokerURL:
     end = before_query.find("/")
     authority, path = (before_query, "") if end < 0 else (before_query[:end], before_query[end:])
     pairs = [item.partition("=") for item in query.split("&") if item]
-    if "@" in path or any("@" in key for key, _, _ in pairs):
+    if "@" in path or any("@" in k + v and k not in URL_OPTIONS for k, _, v in pairs):
         raise _Invalid(f"raw '@' after the host: {_ENCODING_HINT}")
     userinfo, at, hostport = authority.rpartition("@")
     userid = password = None
@@ -457,7 +458,7 @@ def parse_urls(value: str | Sequence[str]) -> tuple[BrokerURL, ...]:
             # Checked before parsing anything: a raw ';' in a password splits it in two, and
             # parsing the first half would echo part of the password in the error.
             if not piece.strip() or "://" not in piece:
-                shown = _display_list(item)
+                shown = _display(item)
                 problem = "is empty" if not piece.strip() else "has no '://'"
                 raise ConfigurationError(
                     f"entry {index} of {shown!r} {problem}; separate URLs with one ';' "
@@ -465,14 +466,6 @@ def parse_urls(value: str | Sequence[str]) -> tuple[BrokerURL, ...]:
                 )
             pieces.append(piece)
     return tuple(parse_url(piece) for piece in pieces)
-
-
-def _display_list(item: str) -> str:
-    # An '@' in a piece without '://' ends credentials that began in an earlier piece (a raw
-    # ';' in a password): hide every piece before it.
-    pieces = mask_password(item).split(";")
-    stray = max((i for i, p in enumerate(pieces) if "@" in p and "://" not in p), default=-1)
-    return ";".join("**" if i < stray else _display(p) for i, p in enumerate(pieces))
 
 
 def format_url(

@@ -250,6 +250,9 @@ class ResourcePool(Generic[T]):
         self._max_lifetime = _check_seconds(max_lifetime, "max_lifetime")
         self._timed = self._max_idle_time is not None or self._max_lifetime is not None
         self._clock = clock
+        # Skip the hook calls on the hot path when a subclass keeps the defaults.
+        self._checks_out = type(self).check_out is not ResourcePool.check_out
+        self._checks_in = type(self).check_in is not ResourcePool.check_in
         self._lock = threading.Lock()
         self._idle: list[_Entry[T]] = []
         self._borrowed: set[Lease[T]] = set()
@@ -344,7 +347,6 @@ class ResourcePool(Generic[T]):
         if self._pid != _getpid():
             self._reset_after_fork()
         lease = self.lease_class(self)
-        waiter = None
         with self._lock:
             if self._closed:
                 raise PoolClosed(f"{self!r} is closed; create a new pool")
@@ -354,29 +356,23 @@ class ResourcePool(Generic[T]):
                 self._in_use += 1
                 self._borrowed.add(lease)
                 lease._entry = entry
-            elif self._in_use < self._limit:
-                entry = None
-                self._in_use += 1
-                self._borrowed.add(lease)
-            elif not block:
-                raise self.LimitExceeded(self._limit_message())
             else:
-                if timeout is not None and (
-                    isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
-                ):
-                    raise ConfigurationError(
-                        f"timeout must be None or a number of seconds >= 0, got {timeout!r}"
-                    )
-                waiter = _Waiter(lease)
-                self._waiters.append(waiter)
-        if waiter is not None:
-            entry = self._wait(waiter, timeout)
-        if entry is None:
-            entry = self._create_for(lease)
-        elif self._timed or waiter is None:
-            # Items handed over by a releaser were just checked; idle ones were not.
-            entry = self._validate(lease, entry)
-        lease._obj = entry.obj
+                entry = None
+                waiter = self._reserve_or_queue(lease, block, timeout)
+        if entry is not None:  # the fast path: an idle item, checked outside the lock
+            if self._timed or self._checks_out:
+                entry = self._checked(lease, entry)
+            lease._obj = entry.obj
+            return lease
+        if waiter is None:  # a free slot was reserved for us
+            lease._obj = self._create_for(lease).obj
+            return lease
+        handed = self._wait(waiter, timeout)
+        if handed is None:  # a slot was freed for us
+            handed = self._create_for(lease)
+        elif self._timed:  # handed over by a releaser, which already checked it
+            handed = self._checked(lease, handed)
+        lease._obj = handed.obj
         return lease
 
     def release(self, resource: Any) -> None:
@@ -436,6 +432,7 @@ class ResourcePool(Generic[T]):
             if self._closed:
                 return
             self._closed = True
+            self._gen += 1
             idle = self._idle
             self._idle = []
             waiters = self._waiters
@@ -507,6 +504,26 @@ class ResourcePool(Generic[T]):
             self._idle.extend(made)
         logger.debug("%r preloaded %d", self, n)
 
+    def _reserve_or_queue(
+        self, lease: Lease[T], block: bool, timeout: float | None
+    ) -> _Waiter | None:
+        """Under the lock, no idle item: reserve a free slot (None) or queue a waiter."""
+        if self._in_use < self._limit:
+            self._in_use += 1
+            self._borrowed.add(lease)
+            return None
+        if not block:
+            raise self.LimitExceeded(self._limit_message())
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+        ):
+            raise ConfigurationError(
+                f"timeout must be None or a number of seconds >= 0, got {timeout!r}"
+            )
+        waiter = _Waiter(lease)
+        self._waiters.append(waiter)
+        return waiter
+
     def _wait(self, waiter: _Waiter, timeout: float | None) -> _Entry[T] | None:
         """Block until served; return the handed-over entry or None (make one)."""
         if timeout is None:
@@ -541,7 +558,7 @@ class ResourcePool(Generic[T]):
         logger.debug("%r created %r", self, entry.obj)
         return entry
 
-    def _validate(self, lease: Lease[T], entry: _Entry[T]) -> _Entry[T]:
+    def _checked(self, lease: Lease[T], entry: _Entry[T]) -> _Entry[T]:
         """Checkout check of an idle item; replace it in the same slot if it fails."""
         reason = None
         if self._timed and self._expired(entry, self._clock()):
@@ -565,52 +582,76 @@ class ResourcePool(Generic[T]):
         entry = lease._entry
         if entry is None or lease._obj is None:
             return  # already released (e.g. release() inside a with block)
-        if not broken and not self.check_in(entry.obj):
+        if self._checks_in and not broken and not self.check_in(entry.obj):
             broken = True
-        reason = None
-        victims: list[_Entry[T]] = []
         with self._lock:
             if lease._entry is not entry:
                 return  # lost a race with another release of the same lease
             lease._entry = None
             lease._obj = None
             self._borrowed.discard(lease)
-            if entry.pid != self._pid:
-                # Inherited across fork and already forgotten by the reset.
-                _abandon(self, entry)
-                return
-            now = self._clock() if self._timed else 0.0
-            if broken:
-                reason = "broken"
-            elif self._closed or entry.gen != self._gen:
-                reason = "closed"
-            elif self._in_use + len(self._idle) > self._limit:
-                reason = "shrink"
-            elif self._timed and self._expired(entry, now):
-                reason = "expired"
-            if reason is not None:
-                self._in_use -= 1
-                self._grant_free_slots()
-            elif self._waiters:
-                waiter = self._waiters.popleft()
-                waiter.lease._entry = entry
-                self._borrowed.add(waiter.lease)
-                waiter.state = _SERVED
-                waiter.gate.release()
+            idle = self._idle
+            # close(), force_close_all() and a fork reset all bump the
+            # generation, so one comparison covers them on the hot path.
+            if (
+                broken
+                or entry.gen != self._gen
+                or self._waiters
+                or self._timed
+                or self._in_use + len(idle) > self._limit
+            ):
+                reason, victims = self._checkin_slow(entry, broken)
             else:
                 self._in_use -= 1
-                entry.idle_since = now
-                idle = self._idle
                 idle.append(entry)
-                # The stack is ordered by idle_since: stale items sit at the bottom.
-                if self._max_idle_time is not None:
-                    while idle and now - idle[0].idle_since > self._max_idle_time:
-                        victims.append(idle.pop(0))
+                return
         if reason is not None:
             logger.debug("%r discarding %s item %r", self, reason, entry.obj)
             self._dispose(entry, reason)
         if victims:
             self._dispose_all(victims, "idle")
+
+    def _checkin_slow(self, entry: _Entry[T], broken: bool) -> tuple[str | None, list[_Entry[T]]]:
+        """Under the lock: every return that is not a plain push onto the idle stack.
+
+        Returns why the entry must be disposed of (or None if it was kept or
+        handed to a waiter) and idle entries that expired meanwhile.
+        """
+        victims: list[_Entry[T]] = []
+        if entry.pid != self._pid:
+            # Inherited across fork; the reset already forgot it and its slot.
+            _abandon(self, entry)
+            return None, victims
+        now = self._clock() if self._timed else 0.0
+        reason = None
+        if broken:
+            reason = "broken"
+        elif self._closed or entry.gen != self._gen:
+            reason = "closed"
+        elif self._in_use + len(self._idle) > self._limit:
+            reason = "shrink"
+        elif self._timed and self._expired(entry, now):
+            reason = "expired"
+        if reason is not None:
+            self._in_use -= 1
+            self._grant_free_slots()
+        elif self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.lease._entry = entry
+            self._borrowed.add(waiter.lease)
+            waiter.state = _SERVED
+            waiter.gate.release()
+        else:
+            self._in_use -= 1
+            entry.idle_since = now
+            idle = self._idle
+            idle.append(entry)
+            # The stack is ordered by idle_since: stale items sit at the bottom.
+            max_idle = self._max_idle_time
+            if max_idle is not None:
+                while idle and now - idle[0].idle_since > max_idle:
+                    victims.append(idle.pop(0))
+        return reason, victims
 
     def _grant_free_slots(self) -> None:
         """Under the lock: let waiters create items in any free slot, first come first."""

@@ -433,12 +433,12 @@ def test_confirms_and_returns_reach_the_hooks(connect: Connect, unique_name: str
     channel.queue_declare(queue=unique_name, auto_delete=True)
 
     channel.basic_publish(channel.prepare_message(b"ok"), routing_key=unique_name)
-    channel.basic_publish(channel.prepare_message(b"lost"), routing_key=f"{unique_name}-none",
-                          mandatory=True)  # fmt: skip
+    unroutable = f"{unique_name}-none"
+    channel.basic_publish(channel.prepare_message(b"lost"), routing_key=unroutable, mandatory=True)
     drain_until(conn, lambda: bool(acks) and acks[-1][0] == 2)
 
     code, text, exchange, routing_key, message = returns[0]
-    assert (code, text, exchange, routing_key) == (312, "NO_ROUTE", "", f"{unique_name}-none")
+    assert (code, text, exchange, routing_key) == (312, "NO_ROUTE", "", unroutable)
     assert message.body == b"lost"
     assert max(tag for tag, _ in acks) == 2
 

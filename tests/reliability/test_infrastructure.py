@@ -26,7 +26,9 @@ ProxyFactory = Callable[..., FaultProxy]
 
 
 def connect(host: str, **kwargs: object) -> amqp.Connection:
-    """An open py-amqp connection as guest."""
+    """An open py-amqp connection as guest; reads time out so a dead peer cannot hang close()."""
+    kwargs.setdefault("read_timeout", 3)
+    kwargs.setdefault("write_timeout", 3)
     conn = amqp.Connection(host=host, userid="guest", password="guest", connect_timeout=2, **kwargs)
     conn.connect()
     return conn

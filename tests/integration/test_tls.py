@@ -1,0 +1,265 @@
+"""The AMQP transport over TLS, against an extra RabbitMQ node with a TLS listener.
+
+One node per module (it takes 5-8 s to boot): plain AMQP on 5690, TLS on
+5691, with a throw-away CA and a server certificate for localhost/127.0.0.1
+(tests/support/tls.py). The node also serves the tests that need broker
+control the shared node must not be put through: the memory alarm that
+blocks publishers, and ``rabbitmqctl list_connections``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from broker.errors import (
+    IrrecoverableConnectionError,
+    RecoverableConnectionError,
+    TLSVerificationError,
+)
+from tests.support.rabbitnode import RabbitNode, install_problem
+from tests.support.services import in_ci
+from tests.support.tls import TestPKI, make_test_pki, rabbitmq_tls_config
+from transports.amqp import AmqpConnection, Transport
+from transports.base import ConnectionParams
+
+pytestmark = pytest.mark.extra_nodes
+
+AMQP_PORT = 5690
+TLS_PORT = 5691
+EPMD_PORT = 4371  # a private epmd, stopped with the node (4370 is shared by other suites)
+
+Connect = Callable[..., AmqpConnection]
+
+
+@dataclass(frozen=True)
+class TLSBroker:
+    node: RabbitNode
+    pki: TestPKI
+
+    @property
+    def ca(self) -> str:
+        return str(self.pki.ca_cert)
+
+
+def _wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSBroker]:
+    """A RabbitMQ node with a TLS listener on 127.0.0.1:5691, stopped after the module."""
+    problem = install_problem()
+    if problem is not None:
+        if in_ci():
+            pytest.fail(f"CI=true and no extra RabbitMQ node can start: {problem}", pytrace=False)
+        pytest.skip(f"no extra RabbitMQ node can start: {problem}")
+    pki = make_test_pki(tmp_path_factory.mktemp("pki"))
+    node = RabbitNode(
+        port=AMQP_PORT, config_lines=rabbitmq_tls_config(pki, TLS_PORT), epmd_port=EPMD_PORT
+    )
+    try:
+        node.start()
+        _wait_for_port(TLS_PORT, timeout=15)
+        yield TLSBroker(node, pki)
+    finally:
+        node.close()  # stops every process it started, by pid
+
+
+@pytest.fixture
+def connect(tls_broker: TLSBroker) -> Iterator[Connect]:
+    """Open connections to the TLS listener (trusting the test CA unless told); torn down after."""
+    opened: list[AmqpConnection] = []
+
+    def make(
+        *,
+        on_blocked: Callable[[str], None] | None = None,
+        on_unblocked: Callable[[], None] | None = None,
+        **overrides: Any,
+    ) -> AmqpConnection:
+        fields: dict[str, Any] = {
+            "hostname": "127.0.0.1",
+            "port": TLS_PORT,
+            "userid": "guest",
+            "password": "guest",
+            "ssl": {"ca_certs": tls_broker.ca},
+            "connect_timeout": 5.0,
+        }
+        fields.update(overrides)
+        conn = Transport().connect(
+            ConnectionParams(**fields), on_blocked=on_blocked, on_unblocked=on_unblocked
+        )
+        opened.append(conn)
+        return conn
+
+    yield make
+    for conn in opened:
+        conn.teardown()
+
+
+def round_trip(conn: AmqpConnection, queue: str) -> bytes:
+    with conn.channel() as channel:
+        channel.queue_declare(queue=queue, auto_delete=True)
+        body = b"over tls " * 5000  # several TLS records
+        channel.basic_publish(channel.prepare_message(body), routing_key=queue)
+        got = channel.basic_get(queue=queue, no_ack=True)
+        channel.queue_delete(queue=queue)
+    assert got is not None
+    return bytes(got.body)
+
+
+# -- verification succeeds ------------------------------------------------------------
+
+
+def test_amqps_with_the_ca_connects(connect: Connect, unique_name: str) -> None:
+    conn = connect()
+    assert repr(conn).startswith("<AmqpConnection amqps://guest:**@127.0.0.1:5691// open")
+    assert conn.verify()  # peeks below the TLS layer without consuming anything
+    assert round_trip(conn, unique_name) == b"over tls " * 5000
+
+
+def test_the_certificate_matches_the_dns_name_too(connect: Connect) -> None:
+    assert connect(hostname="localhost").is_open
+
+
+def test_an_ssl_context_is_used_as_is(
+    connect: Connect, tls_broker: TLSBroker, unique_name: str
+) -> None:
+    context = ssl.create_default_context(cafile=tls_broker.ca)
+    conn = connect(ssl=context)
+    assert round_trip(conn, unique_name).startswith(b"over tls")
+
+    stranger = ssl.create_default_context(cafile=str(tls_broker.pki.other_ca_cert))
+    with pytest.raises(TLSVerificationError):
+        connect(ssl=stranger)  # proves the context is not replaced by defaults
+
+
+def test_verification_can_be_turned_off_explicitly(connect: Connect) -> None:
+    assert connect(ssl={"cert_reqs": ssl.CERT_NONE}).is_open
+
+
+def test_reads_are_not_cut_short_by_the_handshake_timeout(connect: Connect) -> None:
+    conn = connect(heartbeat=1, connect_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        conn.drain_events(timeout=1.5)
+    assert 1.35 <= time.monotonic() - started <= 1.65
+    assert conn.is_open
+
+
+# -- verification fails fast and is not retryable ---------------------------------------
+
+
+def test_wrong_ca_raises_tls_verification_error_quickly(
+    connect: Connect, tls_broker: TLSBroker
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(TLSVerificationError) as caught:
+        connect(ssl={"ca_certs": str(tls_broker.pki.other_ca_cert)})
+    assert time.monotonic() - started < 2.0
+    err = caught.value
+    assert isinstance(err, IrrecoverableConnectionError)
+    assert not isinstance(err, RecoverableConnectionError)
+    assert "amqps://guest:**@127.0.0.1:5691//" in str(err)
+    assert "certificate" in str(err)
+
+
+def test_system_cas_do_not_trust_the_test_ca(connect: Connect) -> None:
+    with pytest.raises(TLSVerificationError):
+        connect(ssl=True)  # True verifies against the system CAs, and must
+
+
+def test_hostname_mismatch_raises_tls_verification_error(
+    connect: Connect, tls_broker: TLSBroker
+) -> None:
+    with pytest.raises(TLSVerificationError, match=r"wrong\.example"):
+        connect(ssl={"ca_certs": tls_broker.ca, "server_hostname": "wrong.example"})
+
+
+def test_plain_client_on_the_tls_port_fails_fast(connect: Connect) -> None:
+    started = time.monotonic()
+    with pytest.raises(RecoverableConnectionError):
+        connect(ssl=False, connect_timeout=3)
+    assert time.monotonic() - started < 3.5
+
+
+def test_tls_client_on_the_plain_port_fails_fast(connect: Connect) -> None:
+    started = time.monotonic()
+    with pytest.raises(RecoverableConnectionError):
+        connect(port=AMQP_PORT, connect_timeout=3)
+    assert time.monotonic() - started < 3.5
+
+
+# -- closing over TLS ---------------------------------------------------------------------
+
+
+def test_close_and_teardown_over_tls(connect: Connect) -> None:
+    conn = connect()
+    started = time.monotonic()
+    conn.close(timeout=1)
+    assert time.monotonic() - started < 1.5
+    conn.teardown()
+    assert not conn.is_open and not conn.verify()
+
+
+# -- broker-side features that need a node of our own --------------------------------------
+
+
+def test_connection_name_and_product_reach_the_broker(
+    connect: Connect, tls_broker: TLSBroker, unique_name: str
+) -> None:
+    connect(connection_name=unique_name)
+    listing = tls_broker.node.ctl("list_connections", "ssl", "client_properties")
+    line = next(row for row in listing.splitlines() if unique_name in row)
+    assert line.startswith("true")  # the broker sees a TLS connection
+    assert "brokerpool" in line
+
+
+def test_blocked_and_unblocked_are_tracked(
+    connect: Connect, tls_broker: TLSBroker, unique_name: str
+) -> None:
+    events: list[str] = []
+    conn = connect(
+        on_blocked=lambda reason: events.append("blocked"),
+        on_unblocked=lambda: events.append("unblocked"),
+    )
+    channel = conn.channel()
+    channel.queue_declare(queue=unique_name, auto_delete=True)
+    node = tls_broker.node
+    node.set_memory_alarm(True)
+    try:
+        # Only a connection that publishes is blocked.
+        channel.basic_publish(channel.prepare_message(b"x"), routing_key=unique_name)
+        _drain_until(conn, lambda: "blocked" in events)
+        assert conn.is_blocked
+        assert "blocked" in repr(conn)
+    finally:
+        node.set_memory_alarm(False)
+    _drain_until(conn, lambda: "unblocked" in events)
+    assert not conn.is_blocked
+    assert events == ["blocked", "unblocked"]
+
+
+def _drain_until(conn: AmqpConnection, done: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError("the broker did not send the expected event in time")
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=min(remaining, 0.5))
