@@ -25,8 +25,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--url", default=DEFAULT_URL, help="RabbitMQ to measure against")
     p.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
-    p.add_argument("--rounds", type=int, default=None, help=f"rounds per case (default {DEFAULT_ROUNDS}; 2 with --quick)")
-    p.add_argument("--cases", default="", help="comma-separated case keys or prefixes (default: all)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help=f"rounds per case (default {DEFAULT_ROUNDS}; 2 with --quick)",
+    )
+    p.add_argument(
+        "--cases", default="", help="comma-separated case keys or prefixes (default: all)"
+    )
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument(
         "--out",
@@ -69,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c in cases:
             print(f"{c.key:14} {c.title}")
         return 0
+    if args.rounds is not None and args.rounds < 1:
+        raise SystemExit(f"python -m bench: --rounds must be >= 1, got {args.rounds}")
     rounds = args.rounds or (2 if args.quick else DEFAULT_ROUNDS)
     broker_up = _broker_up(args.url)
     results: list[CaseResult] = []
@@ -81,15 +90,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             res = run_case(case, args.url, args.quick, rounds, verbose=args.verbose)
         results.append(res)
         _summary(res)
-    paths = write_reports(results, describe(args.url), args.out)
-    sys.stderr.write(f"[bench] done in {time.monotonic() - started:.0f} s; wrote "
-                     + ", ".join(str(p) for p in paths) + "\n")
+    uses_broker = any(case.needs for case in cases)
+    paths = write_reports(results, describe(args.url, ask_broker=uses_broker), args.out)
+    sys.stderr.write(
+        f"[bench] done in {time.monotonic() - started:.0f} s; wrote "
+        + ", ".join(str(p) for p in paths)
+        + "\n"
+    )
     return 0
 
 
 def _summary(res: CaseResult) -> None:
     parts = []
-    for lib, values in res.samples.items():
+    for lib in res.samples:
         median = res.median(lib)
         parts.append(f"{lib}={median:,.3f}" if median is not None else f"{lib}=?")
     for lib, reason in res.skipped.items():

@@ -18,8 +18,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
-from typing import Any, ContextManager
+from typing import Any
 
 __all__ = [
     "BROKERPOOL",
@@ -75,7 +76,7 @@ class Case:
         higher_is_better: throughput cases True, latency/size cases False.
         runners: library name -> runner.
         method: how it is measured, for the notes under the table.
-        target: the goal brokerpool aims for, e.g. ``"≥ 0.95× py-amqp"``.
+        target: the goal brokerpool aims for, e.g. ``"≥ 0.95x py-amqp"``.
         rounds: rounds for this case (``None``: the run's default).
         warmup: call each ``measure()`` once, unrecorded, before the rounds.
         fixture: a context-manager factory shared by all runners (``env.shared``).
@@ -204,4 +205,5 @@ def _rounds(
                 continue
             if round_no is not None:
                 result.samples.setdefault(library, []).append(value)
-        _log(f"  {case.key}: round {index + 1}/{len(calls)}{' (warm-up)' if round_no is None else ''}")
+        label = " (warm-up)" if round_no is None else ""
+        _log(f"  {case.key}: round {index + 1}/{len(calls)}{label}")

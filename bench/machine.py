@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -58,14 +59,16 @@ def rabbitmq_version(url: str) -> str:
     except Exception as exc:
         return f"unreachable ({type(exc).__name__})"
     finally:
-        try:
+        with contextlib.suppress(Exception):
             conn.close()
-        except Exception:
-            pass
 
 
-def describe(url: str) -> dict[str, str]:
-    """Machine and version facts as ordered label -> value pairs."""
+def describe(url: str, ask_broker: bool = True) -> dict[str, str]:
+    """Machine and version facts as ordered label -> value pairs.
+
+    ``ask_broker=False`` (no selected case uses the broker) skips connecting
+    to it for its version.
+    """
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} CPUs ({_cpu_model()}), {platform.machine()}",
@@ -75,5 +78,5 @@ def describe(url: str) -> dict[str, str]:
         "amqp (py-amqp)": _version("amqp"),
         "kombu": _version("kombu"),
         "pika": _version("pika"),
-        "broker": rabbitmq_version(url),
+        "broker": rabbitmq_version(url) if ask_broker else "not used by the selected cases",
     }

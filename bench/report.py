@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.harness import BROKERPOOL, KOMBU, LIBRARIES, RAW, CaseResult
+from bench.harness import KOMBU, LIBRARIES, RAW, CaseResult
 
 __all__ = ["METHOD", "render_markdown", "render_rst", "write_chart", "write_reports"]
 
@@ -30,12 +31,12 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:,.0f}"
     if value == 0:
         return "0"
-    digits = max(0, 2 - int(math.floor(math.log10(abs(value)))))
+    digits = max(0, 2 - math.floor(math.log10(abs(value))))
     return f"{value:,.{digits}f}"
 
 
 def _ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}×"
+    return "—" if value is None else f"{value:.2f}x"
 
 
 def _rows(results: Sequence[CaseResult]) -> tuple[list[str], list[list[str]]]:
@@ -47,8 +48,11 @@ def _rows(results: Sequence[CaseResult]) -> tuple[list[str], list[list[str]]]:
         for lib in LIBRARIES:
             if lib not in case.runners:
                 cells.append("n/a")
-            elif res.error is not None or lib in res.skipped:
-                cells.append("skipped")
+            elif res.error is not None:
+                cells.append("not run")
+            elif lib in res.skipped:
+                failed = res.skipped[lib].startswith("failed:")
+                cells.append("FAILED" if failed else "skipped")
             else:
                 cells.append(_fmt(res.median(lib), case.unit))
         cells += [_ratio(res.ratio(KOMBU)), _ratio(res.ratio(RAW)), case.target or ""]
@@ -66,7 +70,8 @@ def _notes(results: Sequence[CaseResult]) -> list[str]:
         if res.error is not None:
             text += f" NOT RUN: {res.error}."
         for lib, reason in sorted(res.skipped.items()):
-            text += f" {lib} skipped: {reason}."
+            verb = "" if reason.startswith("failed:") else "skipped: "
+            text += f" {lib} {verb}{reason}."
         notes.append(text)
     return notes
 
@@ -104,29 +109,48 @@ def render_rst(results: Sequence[CaseResult], facts: dict[str, str]) -> str:
 
 
 def write_chart(results: Sequence[CaseResult], path: Path) -> None:
-    """Bar charts of brokerpool's advantage over kombu and over raw py-amqp."""
+    """Bar charts of how many times better brokerpool is than kombu and than raw py-amqp.
+
+    Bars start at 1 (parity) and grow right when brokerpool is better, left
+    when it is worse, on a log scale so that 2x better and 2x worse look alike.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, max(3.0, 0.45 * len(results) + 1.5)), sharey=True)
     labels = [res.case.title for res in results]
-    for ax, other in zip(axes, (KOMBU, RAW), strict=True):
-        values = [res.advantage(other) for res in results]
-        shown = [v if v is not None else 0.0 for v in values]
-        colours = ["#3a7" if v is not None and v >= 1 else "#c54" for v in values]
-        ax.barh(range(len(labels)), shown, color=colours)
+    panels = [(other, [res.advantage(other) for res in results]) for other in (KOMBU, RAW)]
+    known = [v for _, values in panels for v in values if v is not None]
+    low = min([0.5, *known]) / 1.4
+    high = max([2.0, *known]) * 1.6
+    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32) if low <= t <= high]
+    height = max(3.0, 0.42 * len(results) + 1.6)
+    fig, axes = plt.subplots(1, 2, figsize=(13, height), sharey=True)
+    for ax, (other, values) in zip(axes, panels, strict=True):
+        for y, v in enumerate(values):
+            if v is None:
+                ax.text(1.0, y, " n/a", va="center", fontsize=7, color="grey")
+                continue
+            ax.barh(y, v - 1.0, left=1.0, color="#3a7" if v >= 1 else "#c54", height=0.7)
+            ax.text(
+                v,
+                y,
+                f" {v:.2f}x ",
+                va="center",
+                ha="left" if v >= 1 else "right",
+                fontsize=7,
+            )
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
-        ax.set_title(f"brokerpool vs {other} (× better; > 1 favours brokerpool)", fontsize=9)
-        for y, v in enumerate(values):
-            text = "n/a" if v is None else f"{v:.2f}×"
-            ax.text(v if v else 1.0, y, f" {text}", va="center", fontsize=7)
-        ax.invert_yaxis()
+        ax.set_xlim(low, high)
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.minorticks_off()
+        ax.set_title(f"brokerpool vs {other}: times better (> 1 favours brokerpool)", fontsize=9)
     axes[0].set_yticks(range(len(labels)), labels, fontsize=8)
+    axes[0].set_ylim(len(labels) - 0.5, -0.5)  # first case on top
     fig.suptitle(
-        "throughput: bp ÷ other; latency/time/memory: other ÷ bp — both read 'higher is better'",
+        "throughput: brokerpool / other; latency, time, memory: other / brokerpool",
         fontsize=9,
     )
     fig.tight_layout()
@@ -134,11 +158,22 @@ def write_chart(results: Sequence[CaseResult], path: Path) -> None:
     plt.close(fig)
 
 
-def write_reports(results: Sequence[CaseResult], facts: dict[str, str], out_dir: Path) -> list[Path]:
-    """Write ``results.md``, ``results.rst`` and ``results.png`` into ``out_dir``."""
+def write_reports(
+    results: Sequence[CaseResult], facts: dict[str, str], out_dir: Path
+) -> list[Path]:
+    """Write ``results.md``, ``results.rst`` and (with matplotlib) ``results.png`` into ``out_dir``.
+
+    Returns the paths written; the chart is left out, with a note on stderr,
+    when matplotlib is not installed (it comes with the ``bench`` extra).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     md, rst, png = out_dir / "results.md", out_dir / "results.rst", out_dir / "results.png"
     md.write_text(render_markdown(results, facts), encoding="utf-8")
     rst.write_text(render_rst(results, facts), encoding="utf-8")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        sys.stderr.write("[bench] matplotlib is not installed: results.png not written\n")
+        return [md, rst]
     write_chart(results, png)
     return [md, rst, png]

@@ -57,9 +57,7 @@ def run_demo(args: argparse.Namespace) -> int:
     with conn:
         facts = server_facts(conn)
         _say(f"connected to {conn.as_uri()} ({facts['product']} {facts['version']})")
-        queue = Queue(
-            f"brokerpool-demo-{uuid.uuid4().hex[:8]}", routing_key="", auto_delete=True
-        )
+        queue = Queue(f"brokerpool-demo-{uuid.uuid4().hex[:8]}", auto_delete=True)
         queue = queue.bind(conn)  # bound to the connection's default channel
         queue.declare()
         _say(f"declared queue {queue.name!r} (auto-delete)")
@@ -80,7 +78,8 @@ def _consume_demo_messages(conn: Connection, queue: Any, expected: int, timeout:
     def on_message(body: Any, message: Any) -> None:
         nonlocal received
         received += 1
-        flags = f"content_type={message.content_type}, redelivered={message.redelivered}"
+        redelivered = message.delivery_info.get("redelivered", False)
+        flags = f"content_type={message.content_type}, redelivered={redelivered}"
         message.ack()
         _say(f"received {body} ({flags}) -> acked")
 

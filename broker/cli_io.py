@@ -13,7 +13,13 @@ from broker.cli_support import add_timeout_argument, connect, dump_json
 from broker.connection import Connection
 from broker.errors import ConfigurationError
 
-__all__ = ["add_consume_parser", "add_publish_parser", "parse_headers", "run_consume", "run_publish"]
+__all__ = [
+    "add_consume_parser",
+    "add_publish_parser",
+    "parse_headers",
+    "run_consume",
+    "run_publish",
+]
 
 
 def add_publish_parser(sub: Any, parent: argparse.ArgumentParser) -> None:

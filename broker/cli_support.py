@@ -71,7 +71,9 @@ def connect(
     """
     if not urls:
         raise ConfigurationError("at least one broker URL is required")
-    conn = Connection(list(urls), connect_timeout=min(timeout, DEFAULT_TIMEOUT), heartbeat=heartbeat)
+    conn = Connection(
+        list(urls), connect_timeout=min(timeout, DEFAULT_TIMEOUT), heartbeat=heartbeat
+    )
     try:
         conn.ensure_connection(
             max_retries=passes * conn.alternate_count - 1,

@@ -90,7 +90,7 @@ class ConfirmTracker:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         # A channel without confirm hooks confirms synchronously (memory).
-        self.synchronous = not hasattr(type(channel), "on_ack")
+        self.synchronous = not hasattr(channel, "on_ack")
         self.last_tag = 0
         self.pending: dict[int, Any] = {}
         self.nacked: set[int] = set()
@@ -103,7 +103,9 @@ class ConfirmTracker:
             channel.on_nack = self._on_nack  # type: ignore[attr-defined]
         channel.on_return = self._on_return  # type: ignore[attr-defined]
 
-    def publish(self, msg: Any, exchange: str, routing_key: str, mandatory: bool, track: bool) -> int:
+    def publish(
+        self, msg: Any, exchange: str, routing_key: str, mandatory: bool, track: bool
+    ) -> int:
         """Publish ``msg`` and return its delivery tag.
 
         With ``track`` the tag stays in :attr:`pending` until settled; without,
@@ -284,10 +286,13 @@ class ConfirmBatch:
 
     # -- called by the producer -------------------------------------------------
 
+    def use(self, tracker: ConfirmTracker) -> None:
+        """Called before each publish: the batch follows the producer's tracker."""
+        if tracker is not self._tracker:
+            self._switch(tracker, tracker.last_tag + 1)
+
     def track(self, tracker: ConfirmTracker, tag: int, message_id: Any) -> None:
         """Note one publish made on ``tracker`` with delivery tag ``tag``."""
-        if tracker is not self._tracker:
-            self._switch(tracker, tag)
         self.published += 1
         if message_id is not None:
             self._ids[tag] = message_id

@@ -338,7 +338,9 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
     def channel(self) -> Channel:
         """Open a new channel (connecting first if needed). Use it as a context manager."""
         self._run_pending_callbacks()
-        return self._guard(lambda: self._connection().channel())
+        channel = self._guard(lambda: self._connection().channel())
+        channel.client = self  # lets entities and consumers find their Connection
+        return channel
 
     @property
     def default_channel(self) -> Channel:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from broker.entity import Queue, client_of, maybe_declare
+from broker.entity_base import is_connection
 from broker.errors import BrokerError, ChannelError, ConfigurationError
 from broker.message import Message
 from broker.serialization import prepare_accept
@@ -29,10 +30,6 @@ __all__ = ["Consumer"]
 
 #: ``callback(payload, message)``.
 Callback = Callable[[Any, Message], Any]
-
-
-def _is_connection(obj: Any) -> bool:
-    return hasattr(obj, "default_channel") and hasattr(obj, "declared_entities")
 
 
 class Consumer:
@@ -85,7 +82,7 @@ class Consumer:
         self._active: dict[int, str] = {}  # id(queue) -> tag, consuming now
         self._qos: tuple[int, int, bool] | None = None
         self._owns_channel = False
-        if _is_connection(channel):
+        if is_connection(channel):
             self._connection: Any = channel
             self._uses_default = True
             channel = channel.default_channel
@@ -123,7 +120,9 @@ class Consumer:
         self.queues.append(bound)
         return bound
 
-    def qos(self, prefetch_size: int = 0, prefetch_count: int = 0, apply_global: bool = False) -> None:
+    def qos(
+        self, prefetch_size: int = 0, prefetch_count: int = 0, apply_global: bool = False
+    ) -> None:
         """Limit unacknowledged deliveries (kept and applied again after a revive)."""
         self._qos = (prefetch_size, prefetch_count, apply_global)
         self.channel.basic_qos(prefetch_size, prefetch_count, apply_global)
@@ -171,7 +170,11 @@ class Consumer:
         receive, accept = self._receive, self.accept
 
         def on_delivery(raw: Any) -> None:
-            receive(Message(raw, channel, accept, no_ack))
+            on_message = self.on_message
+            if on_message is not None:
+                on_message(Message(raw, channel, accept, no_ack))
+            else:
+                receive(Message(raw, channel, accept, no_ack))
 
         return on_delivery
 
@@ -256,7 +259,7 @@ class Consumer:
         made from a connection, else a new channel of its own. Queues keep
         their objects (and server-assigned names) and consumers their tags.
         """
-        if _is_connection(channel):
+        if is_connection(channel):
             conn = channel
             if self._uses_default:
                 channel = conn.default_channel

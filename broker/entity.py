@@ -368,21 +368,26 @@ class Queue(Entity):
         self.queue_declare(nowait=nowait, passive=False, channel=channel)
         if self.exchange is not None and self.exchange.name:
             self.queue_bind(nowait=nowait, channel=channel)
+        chan, client = self._target(channel)
         for b in self.bindings:
-            b.declare(channel if channel is not None else self.channel, nowait=nowait)
+            if b.exchange is not None:
+                b.exchange._bound(chan, client).declare(nowait=nowait)
             b.bind(self, nowait=nowait, channel=channel)
-        _, client = self._target(channel)
         self._note_declared(client)
         return self.name
 
     def queue_declare(
         self, nowait: bool = False, passive: bool = False, channel: Channel | None = None
     ) -> QueueDeclareOk | None:
-        """Declare only the queue (``passive`` checks it exists and reads its counts)."""
+        """Declare only the queue (``passive`` checks it exists and reads its counts).
+
+        A server-named queue that already got its name is only checked
+        (passively): brokers refuse to declare ``amq.*`` names.
+        """
         chan, client = self._target(channel)
         ok = chan.queue_declare(
             queue=self.name,
-            passive=passive,
+            passive=passive or (self.server_named and bool(self.name)),
             durable=self.durable,
             exclusive=self.exclusive,
             auto_delete=self.auto_delete,

@@ -25,6 +25,7 @@ __all__ = [
     "bound_channel",
     "client_of",
     "freeze",
+    "is_connection",
     "maybe_declare",
     "normalize_delivery_mode",
     "queue_arguments",
@@ -51,7 +52,8 @@ def normalize_delivery_mode(value: int | str | None) -> int | None:
         ) from None
 
 
-def _is_connection(obj: Any) -> bool:
+def is_connection(obj: Any) -> bool:
+    """Whether ``obj`` is a :class:`broker.Connection` (duck-typed: no import cycle)."""
     return hasattr(obj, "default_channel") and hasattr(obj, "declared_entities")
 
 
@@ -61,7 +63,7 @@ def bound_channel(channel_or_connection: Any) -> tuple[Channel, Any]:
     A connection stands for its default channel. ``connection`` is ``None``
     for a channel that does not know its connection.
     """
-    if _is_connection(channel_or_connection):
+    if is_connection(channel_or_connection):
         return channel_or_connection.default_channel, channel_or_connection
     return channel_or_connection, client_of(channel_or_connection)
 
@@ -75,7 +77,7 @@ def client_of(channel: Any) -> Any:
     client = getattr(channel, "client", None)
     if client is None:
         client = getattr(getattr(channel, "connection", None), "client", None)
-    return client if client is not None and _is_connection(client) else None
+    return client if client is not None and is_connection(client) else None
 
 
 class Entity:

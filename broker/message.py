@@ -30,38 +30,22 @@ REJECTED = "REJECTED"
 REQUEUED = "REQUEUED"
 
 _NOTHING: Any = object()
+_PAST = {ACK: "acknowledged", REJECTED: "rejected", REQUEUED: "requeued"}
 
 
 class Message:
     """A message delivered by a consumer or fetched with ``Queue.get()``.
 
     Attributes:
+        raw: the transport's message.
         channel: the channel it arrived on (acks go back through it).
-        delivery_tag: the channel's number for this delivery.
-        delivery_info: ``exchange``, ``routing_key``, ``redelivered``,
-            ``consumer_tag`` ...
-        properties: AMQP basic properties by py-amqp name.
-        headers: the application headers (an empty dict when none were sent).
-        content_type, content_encoding: as sent; ``None`` when absent.
         accept: content types :attr:`payload` may decode.
+        no_ack: the broker settled it on delivery.
     """
 
-    __slots__ = (
-        "_body",
-        "_payload",
-        "_raw_body",
-        "_state",
-        "accept",
-        "channel",
-        "content_encoding",
-        "content_type",
-        "delivery_info",
-        "delivery_tag",
-        "headers",
-        "no_ack",
-        "properties",
-        "raw",
-    )
+    # Only what every delivery needs is stored; the rest is read from ``raw``
+    # when asked for (a consumer loop creates one of these per message).
+    __slots__ = ("_body", "_payload", "_state", "accept", "channel", "no_ack", "raw")
 
     def __init__(
         self,
@@ -70,22 +54,51 @@ class Message:
         accept: frozenset[str] = DEFAULT_ACCEPT,
         no_ack: bool = False,
     ) -> None:
-        props = raw.properties
-        headers = props.get("application_headers")
         self.raw = raw
         self.channel = channel
         self.accept = accept
         self.no_ack = no_ack
-        self.properties = props
-        self.delivery_info = raw.delivery_info
-        self.delivery_tag = raw.delivery_tag
-        self.content_type: str | None = props.get("content_type")
-        self.content_encoding: str | None = props.get("content_encoding")
-        self.headers: dict[str, Any] = headers if headers is not None else {}
-        self._raw_body = raw.body
         self._body: Any = _NOTHING
         self._payload: Any = _NOTHING
         self._state = ACK if no_ack else RECEIVED
+
+    # -- what was received ---------------------------------------------------------
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """AMQP basic properties by py-amqp name."""
+        return self.raw.properties
+
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        """``exchange``, ``routing_key``, ``redelivered``, ``consumer_tag`` ..."""
+        return self.raw.delivery_info
+
+    @property
+    def delivery_tag(self) -> int:
+        """The channel's number for this delivery."""
+        return self.raw.delivery_tag
+
+    @property
+    def content_type(self) -> str | None:
+        """As sent; ``None`` when absent."""
+        value: str | None = self.raw.properties.get("content_type")
+        return value
+
+    @property
+    def content_encoding(self) -> str | None:
+        """As sent; ``None`` when absent."""
+        value: str | None = self.raw.properties.get("content_encoding")
+        return value
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """The application headers (an empty dict when none were sent)."""
+        props = self.raw.properties
+        headers: dict[str, Any] | None = props.get("application_headers")
+        if headers is None:
+            headers = props["application_headers"] = {}
+        return headers
 
     # -- content ----------------------------------------------------------------
 
@@ -94,8 +107,9 @@ class Message:
         """The body as bytes, decompressed when a ``compression`` header says so."""
         body = self._body
         if body is _NOTHING:
-            body = self._raw_body
-            method = self.headers.get(COMPRESSION_HEADER) if self.headers else None
+            body = self.raw.body
+            headers = self.raw.properties.get("application_headers")
+            method = headers.get(COMPRESSION_HEADER) if headers else None
             if method:
                 body = decompress(body, method)
             self._body = body
@@ -109,7 +123,10 @@ class Message:
             ContentDisallowed: the content type is not accepted.
             SerializationError: the body does not decode.
         """
-        return loads(self.body, self.content_type, self.content_encoding, self.accept)
+        props = self.raw.properties
+        return loads(
+            self.body, props.get("content_type"), props.get("content_encoding"), self.accept
+        )
 
     @property
     def payload(self) -> Any:
@@ -136,8 +153,8 @@ class Message:
             return False  # the broker settled it on delivery
         if self._state != RECEIVED:
             raise MessageStateError(
-                f"message {self.delivery_tag} was already {self._state.lower()}: "
-                f"a message is settled once"
+                f"message {self.delivery_tag} was already {_PAST[self._state]}: "
+                f"a message is acked, rejected or requeued once"
             )
         self._state = new_state
         return True
@@ -177,7 +194,7 @@ class Message:
         self.reject(requeue=True)
 
     def __repr__(self) -> str:
-        size = len(self._raw_body) if self._raw_body is not None else 0
+        size = len(self.raw.body) if self.raw.body is not None else 0
         return (
             f"<Message tag={self.delivery_tag} state={self._state} "
             f"content_type={self.content_type!r} size={size}>"

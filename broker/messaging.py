@@ -6,24 +6,16 @@ when publisher confirms are on, a channel of its own, because a channel in
 confirm mode numbers *every* publish made on it and sharing one would
 confuse the count.
 
-Publisher confirms come in two forms (see ``docs/publishing.rst``):
-
-* per message: ``Producer(conn, confirm_publish=True)`` or
-  ``Connection(transport_options={'confirm_publish': True})``; each
-  :meth:`Producer.publish` returns once the broker acked it and raises
-  :class:`~broker.errors.MessageNacked`, :class:`~broker.errors.MessageUnroutable`
-  (``mandatory`` and no queue took it, unless ``on_return`` is set) or
-  :class:`~broker.errors.ConfirmTimeout` (after ``confirm_timeout`` seconds,
-  :data:`~broker.confirms.DEFAULT_CONFIRM_TIMEOUT` by default);
-* pipelined: ``with producer.confirms() as batch:`` -- see
-  :class:`~broker.confirms.ConfirmBatch`.
+Publisher confirms, per message (``confirm_publish=True``) or pipelined
+(``with producer.confirms() as batch:``), are described in
+``docs/publishing.rst`` and :mod:`broker.confirms`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from broker.confirms import (
@@ -34,19 +26,22 @@ from broker.confirms import (
 )
 from broker.consumer import Consumer
 from broker.entity import PERSISTENT, Exchange, Queue, client_of, maybe_declare
-from broker.entity_base import normalize_delivery_mode
-from broker.errors import BrokerError, ConfigurationError, MessageNacked, MessageUnroutable
+from broker.entity_base import is_connection, normalize_delivery_mode
+from broker.errors import (
+    BrokerError,
+    ConfigurationError,
+    MessageNacked,
+    MessageUnroutable,
+    RecoverableChannelError,
+)
 from broker.serialization import COMPRESSION_HEADER, compress, dumps
 
 __all__ = ["DEFAULT_RETRY_POLICY", "Consumer", "Producer"]
 
 #: ``publish(retry=True)`` retries this way unless ``retry_policy`` says otherwise.
-DEFAULT_RETRY_POLICY: Mapping[str, Any] = {
-    "max_retries": 3,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 1,
-}
+DEFAULT_RETRY_POLICY: Mapping[str, Any] = MappingProxyType(
+    {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 1}
+)
 _RETRY_KEYS = frozenset(
     {"max_retries", "interval_start", "interval_step", "interval_max", "errback", "timeout",
      "on_revive", "retry_errors", "policy"}
@@ -54,10 +49,6 @@ _RETRY_KEYS = frozenset(
 
 #: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
 OnReturn = Callable[[MessageUnroutable, str, str, Any], Any]
-
-
-def _is_connection(obj: Any) -> bool:
-    return hasattr(obj, "default_channel") and hasattr(obj, "declared_entities")
 
 
 class Producer:
@@ -107,8 +98,10 @@ class Producer:
         self._tracker: ConfirmTracker | None = None
         self._batch: ConfirmBatch | None = None
         self._retry_publish: Callable[..., None] | None = None
-        self.exchange = exchange  # type: ignore[assignment]
-        if _is_connection(channel):
+        self.exchange = exchange
+        #: Made from a connection: follows its default channel when that reopens.
+        self._follows_default = is_connection(channel)
+        if is_connection(channel):
             self._connection = channel
             channel = None
         else:
@@ -116,6 +109,8 @@ class Producer:
         if confirm_publish is None and self._connection is not None:
             confirm_publish = bool(self._connection.transport_options.get("confirm_publish"))
         self.confirm_publish = bool(confirm_publish)
+        if channel is not None and self.confirm_publish and self._is_shared(channel):
+            channel = None  # confirm on a channel of our own, not the shared one
         if channel is not None:
             self._attach(channel)
         elif auto_declare and self._exchange.name and not self._exchange.no_declare:
@@ -163,6 +158,12 @@ class Producer:
                 channel = conn.default_channel
             self._attach(channel)
         return channel
+
+    def _is_shared(self, channel: Any) -> bool:
+        # The connection's default channel is shared by every simple user of the
+        # connection: putting it in confirm mode would break their publishes' count.
+        conn = self._connection
+        return conn is not None and conn.connected and conn.default_channel is channel
 
     def _attach(self, channel: Any) -> None:
         self._channel = channel
@@ -252,7 +253,7 @@ class Producer:
             BrokerConnectionError, ChannelError: the publish failed.
         """
         if content_type is None:
-            if serializer is None and body.__class__ is bytes and self.serializer is None:
+            if body.__class__ is bytes and serializer is None and self.serializer is None:
                 content_type, content_encoding = "application/data", "binary"
             else:
                 content_type, content_encoding, body = dumps(body, serializer or self.serializer)
@@ -265,7 +266,9 @@ class Producer:
             compression = self.compression
         if compression:
             body, method = compress(body, compression)
-            headers = {**headers, COMPRESSION_HEADER: method} if headers else {COMPRESSION_HEADER: method}
+            headers = (
+                {**headers, COMPRESSION_HEADER: method} if headers else {COMPRESSION_HEADER: method}
+            )
         properties["content_type"] = content_type
         properties["content_encoding"] = content_encoding
         if headers:
@@ -286,14 +289,30 @@ class Producer:
                     exchange.default_delivery_mode if isinstance(exchange, Exchange) else PERSISTENT
                 )
             mode = delivery_mode
-        properties["delivery_mode"] = mode if mode.__class__ is int else normalize_delivery_mode(mode)
+        properties["delivery_mode"] = (
+            mode if mode.__class__ is int else normalize_delivery_mode(mode)
+        )
         if routing_key is None:
             routing_key = self.routing_key
-        if retry:
-            publish = self._retrying(retry_policy)
-        else:
-            publish = self._publish
-        publish(body, properties, exchange_name, routing_key, mandatory, declare, confirm_timeout)
+        channel = self._channel
+        if retry or declare or channel is None or self._tracker is not None:
+            publish = self._retrying(retry_policy) if retry else self._publish
+            publish(body, properties, exchange_name, routing_key, mandatory, declare,
+                    confirm_timeout)  # fmt: skip
+            return
+        # The plain path, inlined: it is most of what a producer does.
+        try:
+            channel.basic_publish(
+                channel.prepare_message(body, **properties), exchange_name, routing_key, mandatory
+            )
+        except RecoverableChannelError:
+            if not self._follows_default or channel.is_open:
+                raise
+            # A channel error closed the shared default channel earlier; this
+            # message was refused before it left, so sending it on the
+            # reopened default channel cannot duplicate it.
+            self.revive(self._connection)
+            self._publish(body, properties, exchange_name, routing_key, mandatory, None, None)
 
     def _publish(
         self,
@@ -308,20 +327,26 @@ class Producer:
         channel = self._channel
         if channel is None:
             channel = self._get_channel()
+        tracker = self._tracker
+        if not channel.is_open or (tracker is not None and tracker.broken):
+            # A channel error closed our channel (or the confirm count became
+            # unreliable): continue on a fresh one where that is ours to do.
+            if self._follows_default or self._owns_channel:
+                self.revive(self._connection)
+            elif tracker is not None:
+                self.revive(channel)
+            channel = self._get_channel()
+            tracker = self._tracker
         if declare:
             for entity in declare:
                 self.maybe_declare(entity)
         msg = channel.prepare_message(body, **properties)
-        tracker = self._tracker
         if tracker is None:
             channel.basic_publish(msg, exchange, routing_key, mandatory)
             return
-        if tracker.broken:
-            self.revive(self._connection if self._owns_channel else channel)
-            tracker = self._tracker
-            assert tracker is not None
         batch = self._batch
         if batch is not None:
+            batch.use(tracker)
             tag = tracker.publish(msg, exchange, routing_key, mandatory, True)
             batch.track(tracker, tag, properties.get("message_id"))
             return
@@ -389,9 +414,12 @@ class Producer:
         if self._batch is not None:
             raise ConfigurationError("this producer is already inside a confirms() block")
         self._batch = batch
-        if self._tracker is None and self._channel is not None:
-            # Move to a confirm-mode channel of our own.
-            self.revive(self._connection if self._connection is not None else self._channel)
+        channel = self._channel
+        if self._tracker is None and channel is not None:
+            if self._is_shared(channel):
+                self.revive(self._connection)  # to a confirm-mode channel of our own
+            else:
+                self._tracker = self._tracker_for(channel)
 
     def _end_batch(self, batch: ConfirmBatch) -> None:
         self._batch = None
@@ -404,26 +432,32 @@ class Producer:
             self.maybe_declare(self._exchange)
 
     def maybe_declare(self, entity: Exchange | Queue) -> bool:
-        """Declare ``entity`` through this producer's channel unless already declared."""
-        if not entity.is_bound:
-            entity._bind_in_place(self._get_channel(), self._connection)
-        elif entity._client is None and self._connection is not None:
-            entity = entity._bound(self._get_channel(), self._connection)
+        """Declare ``entity`` through this producer's channel unless already declared.
+
+        An unbound entity (or one whose channel closed) is bound to the
+        producer's channel in place, so a server-assigned queue name is written
+        back into it; one bound to another open channel is declared through a copy.
+        """
+        channel = self._get_channel()
+        bound = entity._channel
+        if bound is None or not bound.is_open:
+            entity._bind_in_place(channel, self._connection)
+        elif bound is not channel:
+            entity = entity._bound(channel, self._connection)
         return maybe_declare(entity)
 
     def revive(self, channel: Any) -> None:
         """Move to a new channel or connection (after a reconnect)."""
-        if _is_connection(channel):
+        if is_connection(channel):
             self._connection, channel = channel, None
         else:
             client = client_of(channel)
             if client is not None:
                 self._connection = client
         self._release_channel()
-        if channel is not None and not (self.confirm_publish or self._batch is not None):
+        confirming = self.confirm_publish or self._batch is not None
+        if channel is not None and (not confirming or not self._is_shared(channel)):
             self._attach(channel)
-        elif channel is not None and self._connection is None:
-            self._attach(channel)  # no connection to open a private channel on
 
     def _release_channel(self) -> None:
         tracker, self._tracker = self._tracker, None

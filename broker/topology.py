@@ -241,6 +241,7 @@ class Topology:
                 replayer.run(record, lambda ch, r=record: _bind(r, ch))
         finally:
             replayer.close()
+        _note_declared(connection, [*exchanges, *queues], bindings, failures)
         for consumer in consumers:
             try:
                 consumer.revive(connection)
@@ -251,6 +252,21 @@ class Topology:
                 logger.warning("could not restore consumer %r: %s", consumer, exc)
                 failures.append(ReplayFailure(consumer, exc))
         return failures
+
+
+def _note_declared(
+    connection: Any,
+    entities: list[Exchange | Queue],
+    bindings: list[BindingRecord],
+    failures: list[ReplayFailure],
+) -> None:
+    # So that producers' and consumers' own declarations are not repeated.
+    failed = {id(f.what) for f in failures}
+    failed.update(id(f.what.queue) for f in failures if isinstance(f.what, BindingRecord))
+    declared = connection.declared_entities
+    for entity in entities:
+        if id(entity) not in failed and entity.can_cache_declaration:
+            declared.add(entity.declaration_key)
 
 
 def _bind(record: BindingRecord, channel: Channel) -> None:

@@ -15,23 +15,11 @@ from __future__ import annotations
 
 from pools.channel import ChannelPool, PooledChannel
 from pools.connection import ConnectionPool, PooledConnection
-from pools.groups import (
-    PooledProducer,
-    PoolGroup,
-    ProducerPool,
-    connections,
-    producers,
-    reset,
-    set_limit,
-)
-from pools.resource import (
-    DEFAULT_LIMIT,
-    Lease,
-    PoolClosed,
-    ResourcePool,
-    ResourceReleased,
-    get_limit,
-)
+from pools.groups import PoolGroup, connections, producers, reset, set_limit
+from pools.lease import Lease, PoolClosed, ResourceReleased
+from pools.limits import DEFAULT_LIMIT, get_limit
+from pools.producer import PooledProducer, ProducerPool
+from pools.resource import ResourcePool
 
 __all__ = [
     "DEFAULT_LIMIT",

@@ -11,7 +11,8 @@ from broker.errors import (
     ChannelLimitExceeded,
     OperationalError,
 )
-from pools.resource import Lease, ResourcePool
+from pools.lease import Lease
+from pools.resource import ResourcePool
 
 if TYPE_CHECKING:
     from broker.connection import Connection
@@ -109,11 +110,8 @@ class ChannelPool(ResourcePool["Channel"]):
         """The connection is dead: drop every channel on it, tear it down."""
         with self._lock:
             self._gen += 1  # borrowed channels are discarded when returned
-            dead = self._idle
-            self._idle = []
-            self._grant_free_slots()
-        # Dead channels need no close; the connection's teardown frees them.
-        del dead
+            # Dead channels need no close: the connection's teardown frees them.
+            self._take_idle()
         with self._io_lock:
             if not self.connection.verify():
                 self.connection.collect()

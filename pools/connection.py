@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from broker.errors import BrokerConnectionError, ConnectionLimitExceeded, OperationalError
-from pools.resource import Lease, ResourcePool
+from pools.lease import Lease
+from pools.resource import ResourcePool
 
 if TYPE_CHECKING:
     from broker.connection import Connection

@@ -14,23 +14,19 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from broker.errors import BrokerConnectionError, OperationalError
-from pools.connection import ConnectionPool, PooledConnection
-from pools.resource import Lease, ResourcePool, _set_default_limit, check_limit, get_limit
+from pools.connection import ConnectionPool
+from pools.limits import get_limit, set_default_limit
+from pools.producer import ProducerPool
+from pools.resource import ResourcePool
 
 if TYPE_CHECKING:
-    from broker.messaging import Producer
-
     from broker.connection import Connection
 
 __all__ = [
     "PoolGroup",
-    "PooledProducer",
-    "ProducerPool",
     "connections",
     "producers",
     "reset",
@@ -38,106 +34,6 @@ __all__ = [
 ]
 
 P = TypeVar("P", bound=ResourcePool[Any])
-
-_CONNECTION_BROKEN = (BrokerConnectionError, OperationalError)
-
-
-class PooledProducer(Lease["Producer"]):
-    """A producer borrowed from a :class:`ProducerPool`, riding a pooled connection.
-
-    ``publish(...)`` and every other attribute are forwarded to the
-    :class:`broker.Producer`; ``release()`` (or leaving ``with``) returns both
-    the producer and its connection.
-    """
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, pool: ResourcePool[Producer]) -> None:
-        super().__init__(pool)
-        self._conn: PooledConnection | None = None
-
-    @property
-    def connection(self) -> PooledConnection:
-        """The pooled connection this producer publishes through while borrowed."""
-        conn = self._conn
-        if conn is None:
-            return self.resource.connection  # type: ignore[no-any-return]
-        return conn
-
-
-class ProducerPool(ResourcePool["Producer"]):
-    """A bounded pool of :class:`broker.Producer` objects over a connection pool.
-
-    Acquiring a producer borrows a connection from ``connections`` for as
-    long as the producer is held (``block``/``timeout`` apply to both
-    waits), and points the producer at that connection's default channel,
-    reviving it if it was last used on another one. Releasing gives both back.
-    A connection error raised inside ``with`` discards the connection (the
-    producer itself is kept and revived on its next checkout).
-
-    Producers own no broker resources of their own (they publish on the
-    connection's default channel), so disposing of one does no I/O.
-
-    Args:
-        connections: the connection pool to draw connections from.
-        limit: most producers at once; ``None`` means :func:`get_limit`.
-        **producer_options: passed to ``Producer(channel, **producer_options)``
-            (``exchange``, ``routing_key``, ``serializer``, ``auto_declare`` ...).
-    """
-
-    lease_class = PooledProducer
-
-    def __init__(
-        self, connections: ConnectionPool, limit: int | None = None, **producer_options: Any
-    ) -> None:
-        self.connections = connections
-        self.producer_options = producer_options
-        self._making = threading.local()
-        super().__init__(limit)
-
-    def acquire(self, block: bool = False, timeout: float | None = None) -> PooledProducer:
-        """Borrow a producer and a connection for it (see :meth:`ResourcePool.acquire`)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        conn = self.connections.acquire(block, timeout)
-        lease: PooledProducer | None = None
-        try:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._making.conn = conn
-            try:
-                lease = super().acquire(block, remaining)  # type: ignore[assignment]
-            finally:
-                self._making.conn = None
-            assert lease is not None
-            lease._conn = conn
-            channel = conn.default_channel
-            producer = lease.resource
-            if producer.channel is not channel:
-                producer.revive(channel)
-        except BaseException as exc:
-            if lease is None:
-                conn._pool._release(conn, self.is_broken_error(exc))
-            else:
-                self._release(lease, self.is_broken_error(exc))
-            raise
-        return lease
-
-    def _release(self, lease: Lease[Producer], broken: bool) -> None:
-        conn = getattr(lease, "_conn", None)
-        if conn is not None:
-            lease._conn = None  # type: ignore[attr-defined]
-            conn._pool._release(conn, broken)
-        super()._release(lease, False)
-
-    # -- hooks ----------------------------------------------------------------
-
-    def create_resource(self) -> Producer:
-        from broker.messaging import Producer  # lazily: the messaging layer is optional here
-
-        conn: PooledConnection = self._making.conn
-        return Producer(conn.default_channel, **self.producer_options)
-
-    def is_broken_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, _CONNECTION_BROKEN)
 
 
 class PoolGroup(Generic[P]):
@@ -217,7 +113,7 @@ def set_limit(limit: int) -> int:
     Raises:
         ConfigurationError: ``limit`` is not a positive integer.
     """
-    _set_default_limit(check_limit(limit))
+    set_default_limit(limit)
     for group in _groups:
         group.resize_all(limit)
     return limit

@@ -14,6 +14,11 @@ the thread that reads the connection (``drain_events`` or any blocking channel
 call). :attr:`AmqpChannel.events` is py-amqp's listener table
 (``'basic_ack'``, ``'basic_nack'``, ``'basic_return'`` → set of callables) for
 code that needs several listeners.
+
+Delivered messages are py-amqp ``Message`` objects (bodies as ``bytes``).
+Acknowledge them through this channel (:meth:`AmqpChannel.basic_ack`), not
+with ``message.ack()``, which talks to py-amqp directly and bypasses the
+error translation.
 """
 
 from __future__ import annotations
@@ -53,13 +58,23 @@ class AmqpChannel:
             returned messages are logged at WARNING and dropped.
     """
 
-    __slots__ = ("_chan", "_conn", "_errors", "_on_ack", "_on_nack", "_publish", "channel_id",
-                 "on_return")  # fmt: skip
+    __slots__ = (
+        "_chan",
+        "_conn",
+        "_errors",
+        "_on_ack",
+        "_on_nack",
+        "_publish",
+        "channel_id",
+        "client",
+        "on_return",
+    )
 
     def __init__(self, connection: AmqpConnection, chan: Any) -> None:
         self._conn = connection
         self._chan = chan
         self.channel_id: int = chan.channel_id
+        self.client: Any = None  # the broker.Connection, set by the façade
         self.on_return: ReturnCallback | None = None
         self._on_ack: AckCallback | None = None
         self._on_nack: AckCallback | None = None
@@ -68,6 +83,7 @@ class AmqpChannel:
         self._errors = ErrorTranslator(
             connection.display_url, is_lost=connection.is_lost, after=self._after_error
         )
+        self._errors.heartbeat = connection.heartbeat
         chan.events["basic_return"].add(self._dispatch_return)
 
     # -- state ------------------------------------------------------------------

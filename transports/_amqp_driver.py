@@ -215,8 +215,6 @@ class Driver(amqp.Connection):  # type: ignore[misc]
         interval = self.heartbeat or 0
         piece = interval / 4 if interval else None
         while True:
-            if interval:
-                self.heartbeat_tick()
             if deadline is None:
                 wait = piece
             else:
@@ -230,6 +228,10 @@ class Driver(amqp.Connection):  # type: ignore[misc]
             except TimeoutError:
                 if deadline is not None and monotonic() >= deadline:
                     raise
+            if interval:
+                # Tick after reading, never before: frames that queued up while
+                # the owner was busy elsewhere must count as signs of life.
+                self.heartbeat_tick()
 
 
 def _smaller(server: int, wanted: int | None) -> int:

@@ -140,12 +140,13 @@ def _translate_amqp(
     if isinstance(exc, amqp_exc.ChannelError) and not connection_lost:
         return _channel_error(exc, code, f"{text} (reply code {code}{in_method} on {where})")
 
-    message = f"{where} closed the connection: {text} (reply code {code}{in_method})"
     if connecting and "auth mechanism" in text:
         return AuthenticationError(f"cannot log in to {where}: {text}")
+    if code is None:  # raised by py-amqp itself (e.g. "connection already closed")
+        message = f"connection to {where} failed: {text}"
+    else:
+        message = f"{where} closed the connection: {text} (reply code {code}{in_method})"
     if isinstance(exc, amqp_exc.RecoverableConnectionError | amqp_exc.RecoverableChannelError):
-        if code is None:  # raised by py-amqp itself (e.g. "connection already closed")
-            message = f"connection to {where} failed: {text}"
         return RecoverableConnectionError(message, reply_code=code)
     return IrrecoverableConnectionError(message, reply_code=code)
 

@@ -20,6 +20,7 @@ vhost '/'``) so logs read the same on both transports.
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -50,6 +51,10 @@ __all__ = [
 
 #: The one lock for every virtual host; each connection's condition shares it.
 LOCK = threading.Lock()
+
+# Fork only while no thread is inside the broker, so a child process never
+# inherits the lock held by a thread that does not exist there.
+os.register_at_fork(before=LOCK.acquire, after_in_parent=LOCK.release, after_in_child=LOCK.release)
 
 
 # -- errors with RabbitMQ's codes and wording ----------------------------------
@@ -220,13 +225,17 @@ def dispatch(queue: Queue) -> None:
     while messages and consumers:
         count = len(consumers)
         start = queue.rr % count
-        for step in range(count):
-            consumer = consumers[(start + step) % count]
-            if _has_credit(consumer):
-                break
-        else:
-            return
-        queue.rr = start + step + 1
+        consumer = consumers[start]
+        if consumer.channel.prefetch_count and not _has_credit(consumer):
+            # The next in turn is full: the first one after it with credit.
+            for step in range(1, count):
+                consumer = consumers[(start + step) % count]
+                if _has_credit(consumer):
+                    start += step
+                    break
+            else:
+                return
+        queue.rr = start + 1
         entry = messages.popleft()
         channel = consumer.channel
         channel.next_tag += 1

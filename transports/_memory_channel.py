@@ -69,10 +69,11 @@ class MemoryChannel(ChannelCore):
             routing_key, message)`` for a ``mandatory`` message no queue took.
     """
 
-    __slots__ = ("_guard", "confirm_mode", "on_return")
+    __slots__ = ("_guard", "client", "confirm_mode", "on_return")
 
     def __init__(self, session: Session, channel_id: int) -> None:
         super().__init__(session, channel_id)
+        self.client: Any = None  # the broker.Connection, set by the façade
         self._guard = _Guard(self)
         self.on_return: Callable[[int, str, str, str, Message], None] | None = None
         self.confirm_mode = False
@@ -221,7 +222,7 @@ class MemoryChannel(ChannelCore):
 
     def prepare_message(self, body: bytes, **properties: Any) -> Message:
         """Build a message for :meth:`basic_publish`."""
-        return Message(body, **properties)
+        return Message(body, None, **properties)
 
     def basic_publish(
         self,

@@ -112,8 +112,13 @@ class Message:
     def __init__(
         self, body: Any = b"", channel: MemoryChannel | None = None, **properties: Any
     ) -> None:
-        self.properties = snapshot(properties)
-        self.body = coerce_body(body, self.properties)
+        # ``properties`` is a fresh dict; nested headers are copied at publish.
+        if not properties.keys() <= PROPERTY_NAMES or None in properties.values():
+            properties = {
+                k: v for k, v in properties.items() if v is not None and k in PROPERTY_NAMES
+            }
+        self.properties = properties
+        self.body = body if type(body) is bytes else coerce_body(body, properties)
         self.channel = channel
         self.delivery_info: dict[str, Any] = {}
 

@@ -13,7 +13,9 @@ Routing follows AMQP 0-9-1 as RabbitMQ implements it:
   header to be present.
 * the default exchange ``''`` routes to the queue named by the routing key.
 
-Every method expects :data:`transports._memory_broker.LOCK` to be held.
+Methods of :class:`Exchange` and :class:`VHost` expect
+:data:`transports._memory_broker.LOCK` to be held; :func:`open_session` and
+:func:`reset` take it themselves.
 """
 
 from __future__ import annotations
@@ -145,9 +147,13 @@ class Exchange:
             self._reindex()
 
     def unbind(self, queue: Queue, routing_key: str, arguments: Mapping[str, Any]) -> bool:
-        """Remove one binding; return whether ``queue`` still has others here."""
-        if self.bindings.pop((queue.name, routing_key, freeze(arguments)), None) is not None:
-            self._reindex()
+        """Remove one binding; return whether it existed."""
+        if self.bindings.pop((queue.name, routing_key, freeze(arguments)), None) is None:
+            return False
+        self._reindex()
+        return True
+
+    def is_bound(self, queue: Queue) -> bool:
         return any(bound is queue for bound, _, _ in self.bindings.values())
 
     def remove_queue(self, queue: Queue) -> None:
@@ -338,13 +344,18 @@ class VHost:
         exchange = self.exchanges.get(exchange_name)
         if exchange is None:
             return  # RabbitMQ treats unbinding from a missing exchange as done
-        if not exchange.unbind(queue, routing_key, args):
-            queue.exchanges.discard(exchange_name)
-        self._maybe_auto_delete(exchange)
+        if exchange.unbind(queue, routing_key, args):
+            if not exchange.is_bound(queue):
+                queue.exchanges.discard(exchange_name)
+            self._maybe_auto_delete(exchange)
 
     def _maybe_auto_delete(self, exchange: Exchange) -> None:
         # An auto-delete exchange goes away when its last binding is removed.
-        if exchange.auto_delete and not exchange.bindings and exchange.name in self.exchanges:
+        if (
+            exchange.auto_delete
+            and not exchange.bindings
+            and self.exchanges.get(exchange.name) is exchange
+        ):
             del self.exchanges[exchange.name]
 
 

@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import platform
 import select
 import socket
 from collections.abc import Callable, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from time import monotonic
 from typing import Any, ClassVar
 
@@ -38,39 +35,21 @@ from broker.errors import (
     BrokerConnectionError,
     BrokerError,
     ChannelLimitExceeded,
-    ConfigurationError,
     RecoverableConnectionError,
 )
 from transports import base
 from transports._amqp_channel import AmqpChannel
 from transports._amqp_driver import Driver
 from transports._amqp_errors import DRIVER_ERRORS, ErrorTranslator, display_url, translate
+from transports._amqp_options import driver_kwargs
 from transports._amqp_tls import TLSSettings, tls_settings
 
 __all__ = ["AmqpConnection", "Transport"]
 
 logger = logging.getLogger(__name__)
 
-LOGIN_METHODS = frozenset({"AMQPLAIN", "PLAIN", "EXTERNAL", "GSSAPI"})
-_MAX_SHORT = 65535
-_MIN_FRAME_MAX = 4096  # AMQP 0-9-1 frame-min-size
 # py-amqp may trip over its own torn-down state while closing.
 _CLOSE_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, AttributeError)
-
-
-def _product_version() -> str:
-    try:
-        return version("brokerpool")
-    except PackageNotFoundError:  # running from a source checkout
-        return "unknown"
-
-
-_PRODUCT = {
-    "product": "brokerpool",
-    "product_version": _product_version(),
-    "platform": f"Python {platform.python_version()}",
-    "information": "brokerpool py-amqp transport",
-}
 
 
 class Transport(base.Transport):
@@ -141,10 +120,11 @@ class AmqpConnection(base.TransportConnection):
         self._errors = ErrorTranslator(
             self.display_url, is_lost=self.is_lost, after=self._after_error
         )
-        self._driver = Driver(**_driver_kwargs(params, self._tls), **self._callbacks())
-
-    def _callbacks(self) -> dict[str, Any]:
-        return {"on_blocked": self._handle_blocked, "on_unblocked": self._handle_unblocked}
+        self._driver = Driver(
+            **driver_kwargs(params, self._tls),
+            on_blocked=self._handle_blocked,
+            on_unblocked=self._handle_unblocked,
+        )
 
     # -- opening ------------------------------------------------------------------
 
@@ -157,6 +137,9 @@ class AmqpConnection(base.TransportConnection):
         try:
             with self._errors:
                 driver.connect()
+        except BaseException:
+            self.teardown()  # never leave a half-open socket behind
+            raise
         finally:
             driver.deadline = None
             self._errors.connecting = False
@@ -358,77 +341,3 @@ def _socket_alive(sock: socket.socket) -> bool:
                 return False
             return bool(data)
     return True
-
-
-def _driver_kwargs(params: base.ConnectionParams, tls: TLSSettings | None) -> dict[str, Any]:
-    """Validate ``params`` and build py-amqp's connection arguments (no I/O)."""
-    if not isinstance(params.port, int) or not 0 < params.port <= _MAX_SHORT:
-        raise ConfigurationError(f"port must be an integer in 1..65535, got {params.port!r}")
-    login_method = params.login_method
-    if login_method is not None:
-        login_method = login_method.upper()
-        if login_method not in LOGIN_METHODS:
-            raise ConfigurationError(
-                f"login_method {params.login_method!r} is not supported; "
-                f"use one of {', '.join(sorted(LOGIN_METHODS))}"
-            )
-    host = f"[{params.hostname}]" if ":" in params.hostname else params.hostname
-    options = params.transport_options
-    return {
-        "host": f"{host}:{params.port}",
-        "userid": params.userid if params.userid is not None else "guest",
-        "password": params.password if params.password is not None else "guest",
-        "login_method": login_method,
-        "virtual_host": params.virtual_host,
-        "connect_timeout": _connect_timeout(params.connect_timeout),
-        "heartbeat": _heartbeat(params.heartbeat),
-        "client_properties": _client_properties(params),
-        "tls_context": tls.context if tls else None,
-        "server_hostname": tls.server_hostname if tls else None,
-        "wanted_channel_max": _limit(options, "channel_max", 1, _MAX_SHORT),
-        "wanted_frame_max": _limit(options, "frame_max", _MIN_FRAME_MAX, 2**31 - 1),
-    }
-
-
-def _connect_timeout(value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(
-            f"connect_timeout must be a positive number of seconds or None, got {value!r}"
-        )
-    return float(value)
-
-
-def _heartbeat(value: float) -> int:
-    """AMQP heartbeats are whole seconds: round a fraction up, 0 means off."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigurationError(
-            f"heartbeat must be a number of seconds >= 0 (0 turns heartbeats off), got {value!r}"
-        )
-    seconds = math.ceil(value)
-    if seconds > _MAX_SHORT:
-        raise ConfigurationError(f"heartbeat must be at most {_MAX_SHORT} s, got {value!r}")
-    return seconds
-
-
-def _limit(options: Mapping[str, Any], key: str, low: int, high: int) -> int | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigurationError(
-            f"transport option {key!r} must be an integer in {low}..{high}, got {value!r}"
-        )
-    return value
-
-
-def _client_properties(params: base.ConnectionParams) -> dict[str, Any]:
-    props: dict[str, Any] = dict(_PRODUCT)
-    if params.connection_name:
-        props["connection_name"] = params.connection_name
-    props.update(params.client_properties)
-    if "capabilities" in props:
-        # py-amqp adds its negotiated flags in place: never touch the caller's dict.
-        props["capabilities"] = dict(props["capabilities"])
-    return props

@@ -130,6 +130,9 @@ class Channel(Protocol):
     """
 
     channel_id: int
+    #: The :class:`broker.Connection` that opened this channel (set by the
+    #: façade; ``None`` for channels opened on a bare transport connection).
+    client: Any
 
     @property
     def is_open(self) -> bool: ...

@@ -127,7 +127,7 @@ class MemoryConnection(base.TransportConnection):
         """
         session = self._session
         ready = session.ready
-        with session.cond:
+        with LOCK:  # the lock of session.cond
             if not ready:
                 deadline = None if timeout is None else time.monotonic() + timeout
                 session.waiting += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import time
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
@@ -15,6 +16,7 @@ __all__ = [
     "BODY_100",
     "amqp_connection",
     "amqp_params",
+    "fill",
     "need",
     "raw_queue",
     "unique_name",
@@ -30,15 +32,6 @@ def need(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise Skip(f"{module} is not installed ({exc})") from exc
-
-
-def need_attr(module: str, attr: str) -> Any:
-    """``module.attr`` or :class:`Skip` naming what is missing (brokerpool parts still landing)."""
-    mod = need(module)
-    try:
-        return getattr(mod, attr)
-    except AttributeError as exc:
-        raise Skip(f"{module}.{attr} does not exist") from exc
 
 
 def unique_name(case: str) -> str:
@@ -94,8 +87,6 @@ def fill(ch: Any, queue: str, count: int, body: bytes = BODY_100) -> None:
     ok = ch.queue_declare(queue=queue, passive=True)
     if ok.message_count < count:
         # Queue insertion may lag the channel; wait briefly for the count.
-        import time
-
         deadline = time.monotonic() + 10
         while ok.message_count < count and time.monotonic() < deadline:
             time.sleep(0.01)

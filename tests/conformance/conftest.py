@@ -3,19 +3,20 @@
 Every test here runs once per transport: ``memory`` (the in-process broker,
 wiped after each test by the autouse fixture in ``tests/conftest.py``) and
 ``amqp`` (the machine's RabbitMQ; skipped, or failed under ``CI=true``, when
-it is down). Names come from :class:`Names`, which deletes what a test
-created on RabbitMQ afterwards.
+it is down). Queue and exchange names come from the ``names`` fixture, which
+deletes what a test created on RabbitMQ afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 import transports
 from broker.errors import BrokerError
+from tests.conformance import Connect, Names
 from transports.base import Channel, ConnectionParams, TransportConnection
 
 #: memory ignores the host, port and login; amqp uses them.
@@ -26,8 +27,6 @@ PARAMS = ConnectionParams(
     password="guest",
     virtual_host="/",
 )
-
-Connect = Callable[[], TransportConnection]
 
 
 @pytest.fixture(
@@ -69,25 +68,6 @@ def connection(connect: Connect) -> TransportConnection:
 def channel(connection: TransportConnection) -> Channel:
     """An open channel on :func:`connection`."""
     return connection.channel()
-
-
-class Names:
-    """Unique queue and exchange names for one test, remembered for cleanup."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.queues: list[str] = []
-        self.exchanges: list[str] = []
-
-    def queue(self, label: str = "q") -> str:
-        name = f"{self.prefix}-{label}"
-        self.queues.append(name)
-        return name
-
-    def exchange(self, label: str = "x") -> str:
-        name = f"{self.prefix}-{label}"
-        self.exchanges.append(name)
-        return name
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,15 +56,8 @@ def connect(broker_address: tuple[str, int]) -> Iterator[Connect]:
 
     def make(**overrides: Any) -> AmqpConnection:
         host, port = broker_address
-        fields: dict[str, Any] = {
-            "hostname": host,
-            "port": port,
-            "userid": "guest",
-            "password": "guest",
-            "connect_timeout": 5.0,
-        }
-        fields.update(overrides)
-        conn = Transport().connect(ConnectionParams(**fields))
+        fields = {"hostname": host, "port": port, "userid": "guest", "password": "guest"}
+        conn = Transport().connect(ConnectionParams(**{**fields, **overrides}))
         opened.append(conn)
         return conn
 
@@ -79,14 +73,6 @@ def proxy(broker_address: tuple[str, int]) -> Iterator[FaultProxy]:
         yield fault_proxy
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def drain_until(conn: AmqpConnection, done: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -96,17 +82,10 @@ def drain_until(conn: AmqpConnection, done: Callable[[], bool], timeout: float =
 # -- the registry and the basics -----------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme", ["amqp", "pyamqp", "amqps"])
-def test_registry_maps_amqp_schemes_to_this_transport(scheme: str) -> None:
-    assert transports.resolve(scheme) is Transport
-
-
-def test_transport_declares_its_facts() -> None:
-    assert (Transport.name, Transport.default_port, Transport.default_ssl_port) == (
-        "amqp",
-        5672,
-        5671,
-    )
+def test_registry_maps_amqp_schemes_to_this_transport_and_its_facts() -> None:
+    assert all(transports.resolve(s) is Transport for s in ("amqp", "pyamqp", "amqps"))
+    facts = (Transport.name, Transport.default_port, Transport.default_ssl_port)
+    assert facts == ("amqp", 5672, 5671)
     caps = Transport.capabilities
     assert caps.heartbeats and caps.publisher_confirms and caps.ssl
     assert caps.exchange_types == {"direct", "topic", "fanout", "headers"}
@@ -232,7 +211,9 @@ def test_wrong_password_raises_authentication_error_quickly(connect: Connect) ->
 
 
 def test_refused_port_raises_recoverable_error_at_once(connect: Connect) -> None:
-    port = free_port()
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     started = time.monotonic()
     with pytest.raises(RecoverableConnectionError, match=f"127.0.0.1:{port}.*refused"):
         connect(port=port)
@@ -276,27 +257,43 @@ def test_not_found_closes_only_the_channel(connect: Connect, unique_name: str) -
     assert fresh.queue_declare(queue=unique_name, auto_delete=True).queue == unique_name
 
 
-def test_precondition_failed_on_redeclare_with_other_arguments(
+def test_other_channel_errors_map_to_their_classes(connect: Connect, unique_name: str) -> None:
+    conn = connect()
+    conn.channel().queue_declare(queue=unique_name, exclusive=True)
+    with pytest.raises(PreconditionFailed) as caught:  # redeclared with other arguments
+        conn.channel().queue_declare(unique_name, exclusive=True, arguments={"x-max-length": 1})
+    assert caught.value.reply_code == 406
+    with pytest.raises(AccessRefused) as caught:  # amq.* names are reserved
+        conn.channel().queue_declare(queue=f"amq.{unique_name}")
+    assert caught.value.reply_code == 403
+    with pytest.raises(RecoverableChannelError) as caught:  # exclusive to another connection
+        connect().channel().queue_declare(queue=unique_name, passive=True)
+    assert caught.value.reply_code == 405
+
+
+def test_async_channel_close_is_raised_from_drain_events(
     connect: Connect, unique_name: str
 ) -> None:
     conn = connect()
-    conn.channel().queue_declare(queue=unique_name, auto_delete=True)
-    with pytest.raises(PreconditionFailed) as caught:
-        conn.channel().queue_declare(queue=unique_name, durable=True, auto_delete=True)
-    assert caught.value.reply_code == 406
+    channel = conn.channel()
+    # Publishing is asynchronous: the broker's 404 arrives with the next read.
+    channel.basic_publish(channel.prepare_message(b"x"), exchange=f"{unique_name}-missing")
+    with pytest.raises(NotFound) as caught:
+        conn.drain_events(timeout=5)
+    assert not type(caught.value.__cause__).__module__.startswith("broker")  # raised from theirs
+    assert not channel.is_open
+    assert conn.is_open
 
 
-def test_access_refused_for_reserved_names(connect: Connect, unique_name: str) -> None:
-    with pytest.raises(AccessRefused) as caught:
-        connect().channel().queue_declare(queue=f"amq.{unique_name}")
-    assert caught.value.reply_code == 403
-
-
-def test_resource_locked_is_a_recoverable_channel_error(connect: Connect, unique_name: str) -> None:
-    connect().channel().queue_declare(queue=unique_name, exclusive=True)
-    with pytest.raises(RecoverableChannelError) as caught:
-        connect().channel().queue_declare(queue=unique_name, passive=True)
-    assert caught.value.reply_code == 405
+def test_connection_level_error_is_translated_and_drops_the_connection(
+    connect: Connect, unique_name: str
+) -> None:
+    conn = connect()
+    with pytest.raises(IrrecoverableConnectionError) as caught:
+        conn.channel().exchange_declare(unique_name, "no-such-type")
+    assert caught.value.reply_code == 503  # COMMAND_INVALID closes the whole connection
+    assert type(caught.value).__module__ == "broker.errors"
+    assert not conn.is_open
 
 
 # -- closing ------------------------------------------------------------------------------
@@ -384,37 +381,57 @@ def test_heartbeat_tick_translates_missed_heartbeats(connect: Connect, proxy: Fa
             time.sleep(0.1)
 
 
+def test_a_busy_owner_is_not_mistaken_for_a_dead_peer(connect: Connect) -> None:
+    conn = connect(heartbeat=1)
+    with pytest.raises(TimeoutError):
+        conn.drain_events(timeout=0.3)
+    stop = threading.Event()
+
+    def beat() -> None:  # what broker.heartbeat does for a busy owner
+        while not stop.wait(0.25):
+            conn.send_heartbeat()
+
+    beater = threading.Thread(target=beat)
+    beater.start()
+    try:
+        time.sleep(3)  # the owner is busy; the broker's heartbeats queue up unread
+        with pytest.raises(TimeoutError):  # not HeartbeatTimeout
+            conn.drain_events(timeout=0.5)
+    finally:
+        stop.set()
+        beater.join()
+    assert conn.is_open
+
+
 def test_send_heartbeat_from_another_thread_while_the_owner_drains(
     connect: Connect, unique_name: str
 ) -> None:
     conn = connect(heartbeat=2)
-    errors: list[BaseException] = []
     stop = threading.Event()
 
-    def beat() -> None:
-        try:
-            while not stop.is_set():
-                conn.send_heartbeat()
-                time.sleep(0.001)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+    def beat() -> int:
+        sent = 0
+        while not stop.is_set():
+            conn.send_heartbeat()
+            sent += 1
+            time.sleep(0.001)
+        return sent
 
-    helper = threading.Thread(target=beat)
-    helper.start()
-    try:
-        channel = conn.channel()
-        channel.queue_declare(queue=unique_name, auto_delete=True)
-        received: list[Any] = []
-        channel.basic_consume(queue=unique_name, callback=received.append, no_ack=True)
-        for i in range(200):
-            channel.basic_publish(channel.prepare_message(b"m%d" % i), routing_key=unique_name)
-        drain_until(conn, lambda: len(received) == 200)
-        with pytest.raises(TimeoutError):
-            conn.drain_events(timeout=0.5)
-    finally:
-        stop.set()
-        helper.join()
-    assert errors == []
+    with ThreadPoolExecutor(1) as pool:
+        beating = pool.submit(beat)
+        try:
+            channel = conn.channel()
+            channel.queue_declare(queue=unique_name, auto_delete=True)
+            received: list[Any] = []
+            channel.basic_consume(queue=unique_name, callback=received.append, no_ack=True)
+            for i in range(200):
+                channel.basic_publish(channel.prepare_message(b"m%d" % i), routing_key=unique_name)
+            drain_until(conn, lambda: len(received) == 200)
+            with pytest.raises(TimeoutError):
+                conn.drain_events(timeout=0.5)
+        finally:
+            stop.set()
+    assert beating.result() > 50  # re-raises whatever the helper thread hit
     assert [m.body for m in received] == [b"m%d" % i for i in range(200)]  # frames intact
     assert conn.is_open
 
@@ -446,11 +463,8 @@ def test_confirms_and_returns_reach_the_hooks(connect: Connect, unique_name: str
 def test_nacks_reach_the_nack_hook(connect: Connect, unique_name: str) -> None:
     conn = connect()
     channel = conn.channel()
-    channel.queue_declare(
-        queue=unique_name,
-        auto_delete=True,
-        arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
-    )
+    reject_all = {"x-max-length": 0, "x-overflow": "reject-publish"}
+    channel.queue_declare(queue=unique_name, auto_delete=True, arguments=reject_all)
     channel.confirm_select()
     nacks: list[tuple[int, bool]] = []
     channel.on_nack = lambda tag, multiple: nacks.append((tag, multiple))
@@ -484,28 +498,3 @@ def test_bad_parameters_raise_configuration_error(overrides: dict[str, Any], nam
     fields: dict[str, Any] = {"hostname": "127.0.0.1", "port": 1, **overrides}
     with pytest.raises(ConfigurationError, match=names):
         Transport().connect(ConnectionParams(**fields))
-
-
-def test_async_channel_close_is_raised_from_drain_events(
-    connect: Connect, unique_name: str
-) -> None:
-    conn = connect()
-    channel = conn.channel()
-    # Publishing is asynchronous: the broker's 404 arrives with the next read.
-    channel.basic_publish(channel.prepare_message(b"x"), exchange=f"{unique_name}-missing")
-    with pytest.raises(NotFound) as caught:
-        conn.drain_events(timeout=5)
-    assert not type(caught.value.__cause__).__module__.startswith("broker")  # raised from theirs
-    assert not channel.is_open
-    assert conn.is_open
-
-
-def test_connection_level_error_is_translated_and_drops_the_connection(
-    connect: Connect, unique_name: str
-) -> None:
-    conn = connect()
-    with pytest.raises(IrrecoverableConnectionError) as caught:
-        conn.channel().exchange_declare(unique_name, "no-such-type")
-    assert caught.value.reply_code == 503  # COMMAND_INVALID closes the whole connection
-    assert type(caught.value).__module__ == "broker.errors"
-    assert not conn.is_open

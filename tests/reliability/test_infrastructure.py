@@ -7,6 +7,8 @@ check that each fault looks to a client the way TESTING.md describes.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import socket
 import subprocess
 import time
@@ -175,6 +177,23 @@ def test_epmd_is_started_once_and_stopped_by_its_last_user() -> None:
     assert refuses(daemon.port)
 
 
+def test_epmd_still_used_by_another_process_is_stopped_when_that_one_is_done() -> None:
+    daemon = EpmdDaemon(free_epmd_port())
+    daemon.acquire()
+    pid = daemon.pid
+    assert pid is not None
+    # A second open file description stands for another process's shared lock.
+    other_user = os.open(daemon.lock_path, os.O_RDWR)
+    fcntl.flock(other_user, fcntl.LOCK_SH)
+    try:
+        daemon.release()
+        time.sleep(0.3)
+        assert pid_alive(pid)
+    finally:
+        os.close(other_user)
+    assert wait_gone(pid, 5.0)
+
+
 def test_epmd_started_by_someone_else_is_used_but_never_stopped() -> None:
     port = free_epmd_port()
     foreign = subprocess.Popen(["epmd", "-port", str(port), "-address", "127.0.0.1"])
@@ -244,9 +263,7 @@ def test_kill_refuses_at_once_and_restart_keeps_durable_messages(
         channel = conn.channel()
         channel.queue_declare(unique_name, durable=True, auto_delete=False)
         # Confirmed + persistent + durable queue: on disk before kill -9.
-        channel.basic_publish(
-            amqp.Message(b"survivor", delivery_mode=2), routing_key=unique_name
-        )
+        channel.basic_publish(amqp.Message(b"survivor", delivery_mode=2), routing_key=unique_name)
         killed_at = time.monotonic()
         rabbit_node.kill()
         assert refuses(rabbit_node.port)

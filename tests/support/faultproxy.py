@@ -1,32 +1,21 @@
 """A loopback TCP proxy that injects network faults between a client and a broker.
 
-No toxiproxy server can be installed here, so reliability tests put this
-proxy between the code under test and a RabbitMQ node and break the link on
-demand. One background thread runs a ``selectors`` loop for every connection,
-so hundreds of connections cost no extra threads.
-
-Usage::
+No toxiproxy server can be installed here, so reliability tests put this proxy
+between the code under test and a RabbitMQ node and break the link on demand.
+One background thread runs a ``selectors`` loop for all connections::
 
     with FaultProxy("127.0.0.1", node.port) as proxy:
         conn = amqp.Connection(host=proxy.host)   # or broker.Connection(proxy.url_for())
         proxy.cut(rst=True)                       # the client sees ConnectionResetError
 
-``FaultProxy(target_host, target_port, listen_port=0)``; fault controls (each
-returns once the loop thread has applied it):
-
-* :meth:`~FaultProxy.forward` / :meth:`~FaultProxy.heal` -- normal forwarding.
-* :meth:`~FaultProxy.cut` -- close every live connection with FIN or RST.
-* :meth:`~FaultProxy.refuse` / :meth:`~FaultProxy.accept` -- new connections
-  are refused (the listening socket is closed) / accepted again.
-* :meth:`~FaultProxy.latency` -- delay every chunk, both ways.
-* :meth:`~FaultProxy.blackhole` -- a silent dead peer: sockets stay open,
-  bytes are dropped both ways, closes are not passed on.
-
-Counters for assertions: ``connections_accepted``, ``bytes_client_to_server``,
-``bytes_server_to_client``, ``bytes_dropped``, ``active_connections``.
-
-When the target refuses or resets, the proxy resets the client connection
-(RST), the closest a proxy can get to passing on a refusal.
+Faults (each call returns once the loop thread has applied it): ``cut(rst)``
+closes live connections with FIN or RST; ``refuse()`` closes the port until
+``accept()``; ``latency(s)`` delays every chunk both ways; ``blackhole()`` makes
+a silent dead peer (sockets stay open, bytes and closes are dropped);
+``forward()`` / ``heal()`` undo them all. Counters: ``connections_accepted``,
+``bytes_client_to_server``, ``bytes_server_to_client``, ``bytes_dropped``,
+``active_connections``. A refusal or reset from the target reaches the client
+as a reset (RST), the closest a proxy can get to passing on a refusal.
 """
 
 from __future__ import annotations
@@ -41,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from types import TracebackType
 from typing import Any, TypeVar
 
 __all__ = ["PROXY_PORTS", "FaultProxy"]
@@ -100,9 +88,15 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
-def _close(sock: socket.socket | None, rst: bool = False) -> None:
-    if sock is None:
-        return
+def _listen_any(port: int) -> socket.socket:
+    """Listen on ``port``, or on the first free port of :data:`PROXY_PORTS` if 0."""
+    for candidate in [port] if port else PROXY_PORTS:
+        with contextlib.suppress(OSError):
+            return _listen(candidate)
+    return _listen(port or PROXY_PORTS[-1])  # raises the bind error
+
+
+def _close(sock: socket.socket, rst: bool = False) -> None:
     if rst:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -120,7 +114,7 @@ class FaultProxy:
 
     def __init__(self, target_host: str, target_port: int, listen_port: int = 0) -> None:
         self.target = (target_host, target_port)
-        self._listener: socket.socket | None = self._bind(listen_port)
+        self._listener: socket.socket | None = _listen_any(listen_port)
         self.port: int = self._listener.getsockname()[1]
         self.connections_accepted = 0
         self.bytes_client_to_server = 0
@@ -133,6 +127,7 @@ class FaultProxy:
             collections.deque()
         )
         self._stopping = False
+        self._error: BaseException | None = None
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -277,25 +272,10 @@ class FaultProxy:
     def __enter__(self) -> FaultProxy:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- the loop thread ----------------------------------------------------------
-
-    def _bind(self, port: int) -> socket.socket:
-        if port:
-            return _listen(port)
-        for candidate in PROXY_PORTS:
-            try:
-                return _listen(candidate)
-            except OSError:
-                continue
-        raise RuntimeError(f"no free proxy port in {PROXY_PORTS}")
 
     def _accept_again(self) -> None:
         self._listener = _listen(self.port)
@@ -304,7 +284,7 @@ class FaultProxy:
     def _call(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on the loop thread (which owns every socket) and wait for it."""
         if not self._thread.is_alive():
-            raise RuntimeError(f"{self!r} is closed")
+            raise RuntimeError(f"{self!r} is closed") from self._error
         done: Future[_T] = Future()
         self._commands.append((fn, done))
         self._wake_w.send(b"\0")
@@ -312,33 +292,40 @@ class FaultProxy:
 
     def _run(self) -> None:
         try:
-            while not self._stopping:
-                for key, mask in self._sel.select(self._next_timeout()):
-                    if key.data == "wake":
-                        self._wake_r.recv(4096)
-                    elif key.data == "listener":
-                        self._on_accept()
-                    else:
-                        link, side = key.data
-                        if link in self._links:
-                            self._on_ready(link, side, mask)
-                self._release_due()
-                while self._commands:
-                    fn, done = self._commands.popleft()
-                    try:
-                        done.set_result(fn())
-                    except BaseException as exc:
-                        done.set_exception(exc)
+            self._loop()
+        except BaseException as exc:  # kept for _call: a dead proxy must say why
+            self._error = exc
+            raise
         finally:
             for link in list(self._links):
                 self._drop(link, rst=False)
-            _close(self._listener)
-            self._listener = None
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
             self._sel.close()
             self._wake_r.close()
             self._wake_w.close()
             for _fn, done in self._commands:
                 done.set_exception(RuntimeError("FaultProxy closed"))
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            for key, mask in self._sel.select(self._next_timeout()):
+                if key.data == "wake":
+                    self._wake_r.recv(4096)
+                elif key.data == "listener":
+                    self._on_accept()
+                else:
+                    link, side = key.data
+                    if link in self._links and side.sock is not None:  # not closed yet
+                        self._on_ready(link, side, mask)
+            self._release_due()
+            while self._commands:
+                fn, done = self._commands.popleft()
+                try:
+                    done.set_result(fn())
+                except BaseException as exc:
+                    done.set_exception(exc)
 
     def _next_timeout(self) -> float | None:
         dues = [
@@ -426,14 +413,17 @@ class FaultProxy:
             self.bytes_server_to_client += sent
 
     def _release_due(self) -> None:
+        """Move delayed chunks whose time has come to the output buffers."""
         now = time.monotonic()
         for link in list(self._links):
-            for side in (link.client, link.server):
+            due = [s for s in (link.client, link.server) if s.later and s.later[0][0] <= now]
+            for side in due:
                 while side.later and side.later[0][0] <= now:
                     _due, data = side.later.popleft()
                     side.later_bytes -= len(data)
                     side.out += data
-            self._settle(link)
+            if due:
+                self._settle(link)
 
     def _settle(self, link: _Link) -> None:
         """Pass on half-closes once flushed, close finished links, update interest."""
@@ -487,24 +477,22 @@ class FaultProxy:
         if link in self._links:
             self._sync(link)
 
-    def _forget(self, link: _Link, side: _Side) -> None:
-        """Close one socket of a blackholed link; drop the link when both are gone."""
+    def _close_side(self, side: _Side, rst: bool = False) -> None:
         if side.sock is not None:
             if side.mask:
                 self._sel.unregister(side.sock)
                 side.mask = 0
-            side.sock.close()
+            _close(side.sock, rst)
             side.sock = None
+
+    def _forget(self, link: _Link, side: _Side) -> None:
+        """Close one socket of a blackholed link; drop the link when both are gone."""
+        self._close_side(side)
         if link.client.sock is None and link.server.sock is None:
             self._links.discard(link)
 
     def _drop(self, link: _Link, rst: bool) -> None:
         """Close both sockets of ``link`` (FIN, or RST when ``rst``)."""
         self._links.discard(link)
-        for side in (link.client, link.server):
-            if side.sock is not None:
-                if side.mask:
-                    self._sel.unregister(side.sock)
-                    side.mask = 0
-                _close(side.sock, rst)
-                side.sock = None
+        self._close_side(link.client, rst)
+        self._close_side(link.server, rst)

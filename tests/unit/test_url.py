@@ -95,6 +95,7 @@ def test_parse_good_urls(
             {"ssl": {"certfile": "/c d.pem", "keyfile": "k.pem"}},
         ),
         ("ssl_cert_reqs=required", {"ssl": {"cert_reqs": ssl.CERT_REQUIRED}}),
+        ("ssl_certfile=/home/me@corp/c.pem", {"ssl": {"certfile": "/home/me@corp/c.pem"}}),
         ("ssl_cert_reqs=CERT_NONE", {"ssl": {"cert_reqs": ssl.CERT_NONE}}),
         ("ssl_cert_reqs=Optional", {"ssl": {"cert_reqs": ssl.CERT_OPTIONAL}}),
         (
@@ -448,6 +449,8 @@ def test_password_never_shown() -> None:
         f"amqp://guest:{SECRET}/x@h//",  # raw '/' in the password
         f"amqp://guest:{SECRET}?x@h//",  # raw '?' in the password
         f"amqp://guest:{SECRET}#x@h//",  # raw '#' in the password
+        f"amqp://guest:x?{SECRET}=1@h//",  # raw '?' then '=' in the password
+        f"user:{SECRET}@amqp://h//",  # credentials before the scheme
         f"amqp://guest:{SECRET}",  # forgot '@host': the "port" is the password
         f"amqp://guest:{SECRET}//",
     ],
@@ -474,6 +477,15 @@ def test_password_not_in_list_error_messages(value: Any) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse_urls(value)
     assert SECRET not in str(info.value)
+
+
+def test_error_display_keeps_what_is_not_secret() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_url(f"amqp://guest:{SECRET}@rabbit:x//?ssl_certfile=/home/me@corp/c.pem")
+    assert "'amqp://guest:**@rabbit:x//?ssl_certfile=/home/me@corp/c.pem'" in str(info.value)
+    with pytest.raises(ConfigurationError) as info:
+        parse_url(f"amqp://guest:{SECRET}/x@rabbit//")
+    assert "'amqp://**@rabbit//'" in str(info.value)
 
 
 def test_mask_password_in_free_text() -> None:

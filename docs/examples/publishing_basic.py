@@ -1,0 +1,22 @@
+"""Publishing: an exchange, a queue bound to it, and a producer."""
+
+from broker import Connection, Exchange, Producer, Queue
+
+media = Exchange("media", type="direct")  # durable: messages are persistent by default
+video = Queue("video", exchange=media, routing_key="video")
+
+with Connection("memory://") as conn:
+    producer = Producer(conn, exchange=media, routing_key="video")
+    producer.publish(
+        {"name": "intro.mp4", "size": 1024},  # JSON by default
+        declare=[video],  # declared once per connection, then cached
+        headers={"trace-id": "abc123"},
+        message_id="video-1",
+    )
+    producer.publish(b"\x00\x01raw bytes", content_type="application/octet-stream")
+    producer.publish("a text message", compression="zlib")
+
+    message = video(conn).get()
+    assert message is not None
+    print(message.payload, message.headers, message.properties["delivery_mode"])
+    message.ack()

@@ -1,0 +1,40 @@
+"""Every code sample in the docs (docs/examples/*.py) and the README runs.
+
+Samples named ``*_rabbitmq.py`` need the local RabbitMQ; the rest run on
+``memory://`` or against nothing at all.
+"""
+
+from __future__ import annotations
+
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import RABBITMQ_HOST, RABBITMQ_PORT, require_service
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_doc_example_runs(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if path.stem.endswith("_rabbitmq"):
+        require_service("RabbitMQ", RABBITMQ_HOST, RABBITMQ_PORT)
+    runpy.run_path(str(path), run_name="__main__")
+
+
+def test_every_example_is_included_by_a_docs_page() -> None:
+    pages = "".join(p.read_text() for p in (ROOT / "docs").glob("*.rst"))
+    missing = [p.name for p in EXAMPLES if f"examples/{p.name}" not in pages]
+    assert not missing, f"examples no page includes: {missing}"
+
+
+def test_readme_quickstart_runs_on_memory() -> None:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, "the README has no python sample"
+    for block in blocks:
+        code = re.sub(r'Connection\("[^"]*"', 'Connection("memory://"', block)
+        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})

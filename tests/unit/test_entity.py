@@ -1,0 +1,221 @@
+"""Exchanges, queues and bindings: kombu-compatible shape, declaring, caching, recording."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from broker import Connection
+from broker.entity import Exchange, Queue, binding, maybe_declare
+from broker.errors import ConfigurationError, NotFound
+from transports.memory import inspect
+
+
+@pytest.fixture
+def conn() -> Iterator[Connection]:
+    connection = Connection("memory://")
+    yield connection
+    connection.close()
+
+
+# -- shape (no I/O) ----------------------------------------------------------------
+
+
+def test_kombu_style_queue_reads_the_same():
+    queue = Queue("video", Exchange("media", "direct"), "video")
+    assert queue.name == "video"
+    assert queue.exchange is not None
+    assert (queue.exchange.name, queue.exchange.type) == ("media", "direct")
+    assert queue.routing_key == "video"
+    assert (queue.durable, queue.exclusive, queue.auto_delete) == (True, False, False)
+
+
+def test_exchange_defaults_match_kombu():
+    ex = Exchange("x")
+    assert (ex.type, ex.durable, ex.auto_delete, ex.delivery_mode) == ("direct", True, False, None)
+    assert ex.default_delivery_mode == 2
+    assert Exchange("t", durable=False).default_delivery_mode == 1
+    assert Exchange("p", durable=False, delivery_mode="persistent").default_delivery_mode == 2
+
+
+def test_exchange_name_as_string_and_default_exchange():
+    assert Queue("q", "logs").exchange == Exchange("logs")
+    default = Queue("q").exchange
+    assert default is not None and default.name == ""
+
+
+def test_exclusive_implies_auto_delete():
+    assert Queue("q", exclusive=True).auto_delete is True
+
+
+def test_x_arguments_from_keywords_in_kombu_units():
+    queue = Queue(
+        "q",
+        message_ttl=1.5,
+        expires=60,
+        max_length=10,
+        max_length_bytes=1000,
+        max_priority=9,
+        queue_arguments={"x-queue-mode": "lazy"},
+    )
+    assert queue.declare_arguments == {
+        "x-queue-mode": "lazy",
+        "x-message-ttl": 1500,
+        "x-expires": 60000,
+        "x-max-length": 10,
+        "x-max-length-bytes": 1000,
+        "x-max-priority": 9,
+    }
+    assert Queue("plain").declare_arguments is None
+
+
+def test_queue_with_a_list_of_bindings():
+    b1 = binding(Exchange("a", "topic"), "x.*")
+    b2 = Exchange("b", "fanout").binding()
+    queue = Queue("q", [b1, b2])
+    assert queue.exchange is None
+    assert queue.bindings == [b1, b2]
+
+
+def test_bad_delivery_mode_and_names_are_configuration_errors():
+    with pytest.raises(ConfigurationError, match="delivery_mode must be 1, 2"):
+        Exchange("x", delivery_mode="sometimes")
+    with pytest.raises(ConfigurationError, match="exchange type"):
+        Exchange("x", type="")
+    with pytest.raises(ConfigurationError, match="queue name must be a str"):
+        Queue(42)  # type: ignore[arg-type]
+
+
+def test_equality_and_hash_follow_the_definition():
+    assert Exchange("x") == Exchange("x")
+    assert Exchange("x") != Exchange("x", "fanout")
+    assert Queue("q", Exchange("x"), "k") == Queue("q", Exchange("x"), "k")
+    assert Queue("q", Exchange("x"), "k") != Queue("q", Exchange("x"), "other")
+    assert len({Queue("q"), Queue("q")}) == 1
+
+
+def test_unbound_entity_says_how_to_bind_it():
+    with pytest.raises(ConfigurationError, match=r"not bound to a channel"):
+        Queue("q").declare()
+
+
+def test_repr_shows_name_exchange_and_binding_state(conn):
+    queue = Queue("q", Exchange("x", "topic"), "a.#")
+    assert repr(queue) == "<Queue 'q' -> 'x'(topic) -> 'a.#'>"
+    bound = queue(conn)
+    assert "bound to chan:" in repr(bound)
+    assert repr(Exchange("x", "fanout")) == "<Exchange 'x'(fanout)>"
+
+
+# -- declaring on memory:// --------------------------------------------------------
+
+
+def test_calling_an_entity_returns_a_bound_copy(conn):
+    queue = Queue("q")
+    bound = queue(conn)
+    assert bound is not queue
+    assert bound.is_bound and not queue.is_bound
+    assert bound.channel is conn.default_channel
+
+
+def test_declare_creates_exchange_queue_and_binding(conn):
+    queue = Queue("q1", Exchange("ex1", "topic"), "a.*")(conn)
+    assert queue.declare() == "q1"
+    queues, exchanges = inspect()
+    assert "q1" in queues and queues["q1"].durable
+    assert exchanges["ex1"].type == "topic"
+    assert ("q1", "a.*", {}) in exchanges["ex1"].bindings
+
+
+def test_declarations_are_cached_per_connection(conn):
+    queue = Queue("q2", Exchange("ex2"), "k")
+    assert maybe_declare(queue, conn) is True
+    assert maybe_declare(queue, conn) is False
+    assert queue.declaration_key in conn.declared_entities
+    # A reconnect forgets the cache (the broker may have lost them).
+    conn.collect()
+    assert not conn.declared_entities
+
+
+def test_auto_delete_entities_are_never_cached(conn):
+    queue = Queue("q3", auto_delete=True)
+    assert maybe_declare(queue, conn) is True
+    assert maybe_declare(queue, conn) is True
+
+
+def test_declarations_are_recorded_in_the_topology(conn):
+    queue = Queue("q4", Exchange("ex4"), "k", bindings=[binding(Exchange("ex4b", "fanout"))])
+    maybe_declare(queue, conn)
+    topo = conn.topology
+    assert [e.name for e in topo.exchanges] == ["ex4", "ex4b"]
+    assert [q.name for q in topo.queues] == ["q4"]
+    assert [(b.queue.name, b.exchange, b.routing_key) for b in topo.bindings] == [
+        ("q4", "ex4", "k"),
+        ("q4", "ex4b", ""),
+    ]
+
+
+def test_no_declare_and_recover_false_stay_out_of_the_record(conn):
+    conn.default_channel.queue_declare("existing")
+    assert maybe_declare(Queue("existing", no_declare=True), conn) is False
+    Queue("private", recover=False)(conn).declare()
+    assert conn.topology.queues == []
+    assert "private" in inspect()[0]
+
+
+def test_server_named_queue_gets_its_name_written_back(conn):
+    queue = Queue("", exclusive=True)(conn)
+    name = queue.declare()
+    assert name.startswith("amq.gen-")
+    assert queue.name == name and queue.server_named
+    assert conn.topology.queues == [queue]
+
+
+def test_passive_declare_checks_existence_without_recording(conn):
+    queue = Queue("nope")(conn)
+    with pytest.raises(NotFound):
+        queue.queue_declare(passive=True)
+    assert conn.topology.queues == []
+
+
+def test_bind_to_and_unbind_from_update_broker_and_record(conn):
+    Exchange("ex5", "fanout")(conn).declare()
+    queue = Queue("q5")(conn)
+    queue.declare()
+    queue.bind_to("ex5")
+    assert ("q5", "", {}) in inspect()[1]["ex5"].bindings
+    assert [b.exchange for b in conn.topology.bindings] == ["ex5"]
+    queue.unbind_from("ex5")
+    assert inspect()[1]["ex5"].bindings == ()
+    assert conn.topology.bindings == []
+
+
+def test_delete_and_purge(conn):
+    queue = Queue("q6", Exchange("ex6"), "k")(conn)
+    queue.declare()
+    ch = conn.default_channel
+    for _ in range(3):
+        ch.basic_publish(ch.prepare_message(b"x"), "ex6", "k")
+    assert queue.purge() == 3
+    queue.delete()
+    assert "q6" not in inspect()[0]
+    assert conn.topology.queues == []
+    queue.exchange.delete()
+    assert "ex6" not in inspect()[1]
+    assert conn.topology.exchanges == []
+
+
+def test_queue_get_returns_a_message_or_none(conn):
+    queue = Queue("q7")(conn)
+    queue.declare()
+    assert queue.get() is None
+    conn.default_channel.basic_publish(
+        conn.default_channel.prepare_message(b'{"a": 1}', content_type="application/json"),
+        "",
+        "q7",
+    )
+    message = queue.get()
+    assert message is not None
+    assert message.payload == {"a": 1}
+    message.ack()

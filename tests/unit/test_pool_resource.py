@@ -1,0 +1,740 @@
+"""The generic pool (pools.resource.ResourcePool) with fake items: no I/O, fake clocks."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import pools
+from broker.errors import (
+    BrokerConnectionError,
+    ConfigurationError,
+    LimitExceeded,
+)
+from pools import Lease, PoolClosed, ResourcePool, ResourceReleased
+
+
+class Item:
+    """A fake pooled object that remembers how it was disposed of."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.healthy = True
+        self.disposed: str | None = None
+        self.pid = os.getpid()
+
+    def ping(self) -> str:
+        return f"pong {self.number}"
+
+    def __repr__(self) -> str:
+        return f"<Item {self.number}>"
+
+
+class FakePool(ResourcePool[Item]):
+    def __init__(self, limit: int | None = None, **kwargs: object) -> None:
+        self.created: list[Item] = []
+        self.disposed: list[tuple[Item, str]] = []
+        self.fail_creation: BaseException | None = None  # raised once, then cleared
+        super().__init__(limit, **kwargs)  # type: ignore[arg-type]
+
+    def create_resource(self) -> Item:
+        exc, self.fail_creation = self.fail_creation, None
+        if exc is not None:
+            raise exc
+        item = Item(len(self.created))
+        self.created.append(item)
+        return item
+
+    def dispose_resource(self, obj: Item, reason: str) -> None:
+        assert obj.disposed is None, f"{obj} disposed twice"
+        obj.disposed = reason
+        self.disposed.append((obj, reason))
+
+    def check_out(self, obj: Item) -> bool:
+        return obj.healthy
+
+    def is_broken_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, BrokerConnectionError)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def idle_items(pool: FakePool) -> list[Item]:
+    """Idle items, bottom of the stack first."""
+    return [entry.obj for entry in pool._idle]
+
+
+def wait_until(predicate: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
+
+
+@pytest.fixture
+def pool() -> Iterator[FakePool]:
+    p = FakePool(3)
+    yield p
+    p.close()
+
+
+# -- basics ------------------------------------------------------------------------
+
+
+def test_items_are_created_on_demand_and_reused(pool: FakePool) -> None:
+    with pool.acquire() as lease:
+        first = lease.resource
+    with pool.acquire() as lease:
+        assert lease.resource is first
+    assert len(pool.created) == 1
+
+
+def test_idle_items_are_handed_out_last_in_first_out(pool: FakePool) -> None:
+    a, b, c = pool.acquire(), pool.acquire(), pool.acquire()
+    items = [a.resource, b.resource, c.resource]
+    for lease in (a, b, c):
+        lease.release()
+    assert idle_items(pool) == items
+    assert [pool.acquire().resource for _ in range(3)] == items[::-1]
+
+
+def test_lease_forwards_attributes_to_the_item(pool: FakePool) -> None:
+    lease = pool.acquire()
+    assert lease.ping() == "pong 0"
+    assert lease.number == 0
+    with pytest.raises(AttributeError):
+        lease._private  # noqa: B018
+    lease.release()
+    assert lease.is_released
+    with pytest.raises(ResourceReleased, match="released"):
+        lease.ping()
+    with pytest.raises(ResourceReleased):
+        lease.resource  # noqa: B018
+
+
+def test_limit_none_means_the_global_default() -> None:
+    assert pools.get_limit() == pools.DEFAULT_LIMIT == 10
+    p = FakePool()
+    assert p.limit == 10
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "3", True])
+def test_bad_limits_are_configuration_errors(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="limit"):
+        FakePool(bad)  # type: ignore[arg-type]
+
+
+def test_bad_settings_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="preload=5 is larger than limit=2"):
+        FakePool(2, preload=5)
+    with pytest.raises(ConfigurationError, match="preload"):
+        FakePool(2, preload=-1)
+    with pytest.raises(ConfigurationError, match="max_idle_time"):
+        FakePool(2, max_idle_time=0)
+    with pytest.raises(ConfigurationError, match="max_lifetime"):
+        FakePool(2, max_lifetime="1")
+    p = FakePool(1)
+    p.acquire()
+    with pytest.raises(ConfigurationError, match="timeout"):
+        p.acquire(block=True, timeout=-1)
+
+
+def test_preload_creates_items_in_the_constructor() -> None:
+    p = FakePool(4, preload=3)
+    assert len(p.created) == 3
+    assert (p.in_use, p.idle) == (0, 3)
+
+
+def test_preload_failure_propagates_and_closes_what_was_made() -> None:
+    class Flaky(FakePool):
+        def create_resource(self) -> Item:
+            if len(self.created) == 2:
+                raise BrokerConnectionError("refused")
+            return super().create_resource()
+
+    with pytest.raises(BrokerConnectionError):
+        Flaky(4, preload=3)
+
+
+def test_repr_shows_the_counts(pool: FakePool) -> None:
+    held = pool.acquire()
+    pool.acquire().release()
+    assert repr(pool) == "<FakePool limit=3 in_use=1 idle=1 waiting=0>"
+    held.release()
+    pool.close()
+    assert repr(pool) == "<FakePool limit=3 in_use=0 idle=0 waiting=0 closed>"
+
+
+# -- limit, blocking and timeouts ----------------------------------------------------
+
+
+def test_at_the_limit_acquire_raises_at_once(pool: FakePool) -> None:
+    held = [pool.acquire() for _ in range(3)]
+    started = time.monotonic()
+    with pytest.raises(LimitExceeded, match="limit of 3 reached"):
+        pool.acquire()
+    assert time.monotonic() - started < 0.1
+    item = held[0].resource
+    held[0].release()
+    assert pool.acquire().resource is item
+
+
+def test_blocking_acquire_times_out_after_about_the_timeout(pool: FakePool) -> None:
+    for _ in range(3):
+        pool.acquire()
+    started = time.monotonic()
+    with pytest.raises(LimitExceeded, match=r"waited 0\.2 s"):
+        pool.acquire(block=True, timeout=0.2)
+    elapsed = time.monotonic() - started
+    assert 0.15 < elapsed < 1.0
+    assert pool.waiting == 0
+
+
+def test_blocking_acquire_with_zero_timeout_raises_at_once(pool: FakePool) -> None:
+    for _ in range(3):
+        pool.acquire()
+    with pytest.raises(LimitExceeded):
+        pool.acquire(block=True, timeout=0)
+
+
+def test_blocking_acquire_without_timeout_waits_for_a_release(pool: FakePool) -> None:
+    held = [pool.acquire() for _ in range(3)]
+    got: list[Item] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire(block=True).resource))
+    waiter.start()
+    wait_until(lambda: pool.waiting == 1)
+    item = held[1].resource
+    held[1].release()
+    waiter.join(5)
+    assert got == [item]
+    assert pool.in_use == 3
+
+
+def test_waiters_are_served_in_arrival_order() -> None:
+    pool = FakePool(1)
+    held = pool.acquire()
+    order: list[int] = []
+
+    def waiter(i: int) -> None:
+        with pool.acquire(block=True, timeout=10):
+            order.append(i)
+
+    threads = []
+    for i in range(6):
+        thread = threading.Thread(target=waiter, args=(i,))
+        thread.start()
+        threads.append(thread)
+        wait_until(lambda n=i + 1: pool.waiting == n)
+    held.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == list(range(6))
+    assert (pool.in_use, pool.idle, len(pool.created)) == (0, 1, 1)
+
+
+def test_items_released_one_by_one_go_to_the_earliest_waiters() -> None:
+    pool = FakePool(3)
+    held = [pool.acquire() for _ in range(3)]
+    got: dict[int, Lease[Item]] = {}
+    go = threading.Event()
+
+    def waiter(i: int) -> None:
+        lease = pool.acquire(block=True, timeout=10)
+        got[i] = lease
+        go.wait(10)
+        lease.release()
+
+    threads = []
+    for i in range(5):
+        thread = threading.Thread(target=waiter, args=(i,))
+        thread.start()
+        threads.append(thread)
+        wait_until(lambda n=i + 1: pool.waiting == n)
+    for released, lease in enumerate(held, start=1):
+        lease.release()
+        wait_until(lambda n=released: len(got) == n)
+        assert set(got) == set(range(released))
+    go.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(got) == [0, 1, 2, 3, 4]
+    assert len(pool.created) == 3
+
+
+def test_a_running_thread_cannot_starve_a_waiter() -> None:
+    pool = FakePool(1)
+    stop = threading.Event()
+    served = threading.Event()
+
+    def hog() -> None:
+        while not stop.is_set():
+            with pool.acquire(block=True, timeout=10):
+                pass
+
+    hogger = threading.Thread(target=hog)
+    hogger.start()
+    try:
+        with pool.acquire(block=True, timeout=5):
+            served.set()
+    finally:
+        stop.set()
+        hogger.join(10)
+    assert served.is_set()
+
+
+def test_threads_with_timeouts_discards_and_resizes_keep_the_books_straight() -> None:
+    import random
+
+    pool = FakePool(4)
+    lock = threading.Lock()
+    out = peak = timeouts = 0
+    failures: list[BaseException] = []
+    stop_resizing = threading.Event()
+
+    def worker(seed: int) -> None:
+        nonlocal out, peak, timeouts
+        rng = random.Random(seed)
+        try:
+            for _ in range(1000):
+                try:
+                    lease = pool.acquire(block=True, timeout=rng.choice([None, 0, 0.001, 0.05]))
+                except LimitExceeded:
+                    with lock:
+                        timeouts += 1
+                    continue
+                with lock:
+                    out += 1
+                    peak = max(peak, out)
+                    assert not lease.resource.disposed or lease.resource.disposed == "forced"
+                if rng.random() < 0.3:
+                    time.sleep(0)
+                with lock:
+                    out -= 1
+                lease.discard() if rng.random() < 0.05 else lease.release()
+        except BaseException as exc:
+            failures.append(exc)
+
+    def resizer() -> None:
+        rng = random.Random(99)
+        while not stop_resizing.is_set():
+            pool.resize(rng.randint(1, 6))
+            time.sleep(0.002)
+        pool.resize(4)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(16)]
+    resizing = threading.Thread(target=resizer)
+    resizing.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    stop_resizing.set()
+    resizing.join(10)
+    assert not failures, failures[:3]
+    assert not any(t.is_alive() for t in threads)
+    assert (pool.in_use, pool.waiting) == (0, 0)
+    assert pool.idle <= 4 and len(pool._entries) == pool.idle
+    assert peak <= 6
+    assert timeouts > 0  # the timeout paths were exercised
+    live = {id(entry.obj) for entry in pool._idle}
+    assert all(item.disposed is None for item in pool.created if id(item) in live)
+
+
+# -- returning, double release, broken items ----------------------------------------
+
+
+def test_releasing_twice_is_a_no_op(pool: FakePool) -> None:
+    lease = pool.acquire()
+    lease.release()
+    lease.release()
+    pool.release(lease)
+    assert (pool.in_use, pool.idle) == (0, 1)
+
+
+def test_release_inside_with_then_exit_returns_once(pool: FakePool) -> None:
+    with pool.acquire() as lease:
+        lease.release()
+    assert (pool.in_use, pool.idle) == (0, 1)
+
+
+def test_a_stale_lease_cannot_release_the_next_borrowers_item(pool: FakePool) -> None:
+    first = pool.acquire()
+    item = first.resource
+    first.release()
+    second = pool.acquire()
+    assert second.resource is item
+    first.release()  # stale: must not give back the item now lent to `second`
+    assert (pool.in_use, pool.idle) == (1, 0)
+    second.release()
+    assert (pool.in_use, pool.idle) == (0, 1)
+
+
+def test_pool_release_takes_leases_only(pool: FakePool) -> None:
+    lease = pool.acquire()
+    with pytest.raises(ConfigurationError, match="lease"):
+        pool.release(lease.resource)
+    with pytest.raises(ConfigurationError, match="not acquired from"):
+        FakePool(1).release(lease)
+    pool.release(lease)
+    assert pool.idle == 1
+
+
+def test_an_item_broken_inside_with_is_disposed_and_replaced(pool: FakePool) -> None:
+    with pytest.raises(BrokerConnectionError), pool.acquire() as lease:
+        broken = lease.resource
+        raise BrokerConnectionError("reset by peer")
+    assert broken.disposed == "broken"
+    assert (pool.in_use, pool.idle) == (0, 0)
+    with pool.acquire() as lease:
+        assert lease.resource is not broken
+
+
+def test_other_errors_inside_with_keep_the_item(pool: FakePool) -> None:
+    with pytest.raises(ValueError), pool.acquire() as lease:
+        item = lease.resource
+        raise ValueError("application bug")
+    assert item.disposed is None
+    assert idle_items(pool) == [item]
+
+
+def test_discard_disposes_of_the_item(pool: FakePool) -> None:
+    lease = pool.acquire()
+    item = lease.resource
+    lease.discard()
+    assert item.disposed == "broken"
+    assert (pool.in_use, pool.idle) == (0, 0)
+
+
+def test_an_idle_item_that_died_is_replaced_on_checkout(pool: FakePool) -> None:
+    pool.acquire().release()
+    dead = idle_items(pool)[0]
+    dead.healthy = False
+    with pool.acquire() as lease:
+        assert lease.resource is not dead
+    assert dead.disposed == "broken"
+    assert (pool.in_use, pool.idle, len(pool.created)) == (0, 1, 2)
+
+
+def test_failed_creation_gives_the_slot_back() -> None:
+    pool = FakePool(1)
+    pool.fail_creation = BrokerConnectionError("refused")
+    with pytest.raises(BrokerConnectionError):
+        pool.acquire()
+    assert pool.in_use == 0
+    pool.fail_creation = None
+    assert pool.acquire().resource.number == 0
+
+
+def test_failed_creation_wakes_the_next_waiter() -> None:
+    pool = FakePool(1)
+    held = pool.acquire()
+    results: list[object] = []
+
+    def waiter() -> None:
+        try:
+            results.append(pool.acquire(block=True, timeout=5).resource)
+        except BrokerConnectionError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=waiter) for _ in range(2)]
+    for i, thread in enumerate(threads):
+        thread.start()
+        wait_until(lambda n=i + 1: pool.waiting == n)
+    pool.fail_creation = BrokerConnectionError("refused")
+    held.discard()  # frees the slot: the first waiter tries to create and fails...
+    for thread in threads:  # ...and gives the slot to the second, which succeeds
+        thread.join(5)
+    assert isinstance(results[0], BrokerConnectionError)
+    assert isinstance(results[1], Item)
+
+
+# -- resize, force_close_all, close --------------------------------------------------
+
+
+def test_growing_wakes_waiters(pool: FakePool) -> None:
+    for _ in range(3):
+        pool.acquire()
+    got: list[Item] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire(block=True).resource))
+    waiter.start()
+    wait_until(lambda: pool.waiting == 1)
+    pool.resize(4)
+    waiter.join(5)
+    assert len(got) == 1 and pool.in_use == 4
+
+
+def test_shrinking_with_items_out_closes_idle_now_and_borrowed_on_return() -> None:
+    pool = FakePool(5)
+    held = [pool.acquire() for _ in range(4)]
+    held.pop().release()  # 3 out, 1 idle
+    idle = idle_items(pool)[0]
+    pool.resize(2)
+    assert idle.disposed == "shrink"
+    assert (pool.limit, pool.in_use, pool.idle) == (2, 3, 0)
+    with pytest.raises(LimitExceeded):
+        pool.acquire()
+    first = held[0].resource
+    held[0].release()  # 3 out > 2: closed, not kept
+    assert first.disposed == "shrink"
+    assert (pool.in_use, pool.idle) == (2, 0)
+    second = held[1].resource
+    held[1].release()  # now it fits: kept
+    assert second.disposed is None
+    assert (pool.in_use, pool.idle) == (1, 1)
+
+
+def test_shrinking_closes_the_least_recently_used_idle_items(pool: FakePool) -> None:
+    leases = [pool.acquire() for _ in range(3)]
+    items = [lease.resource for lease in leases]
+    for lease in leases:
+        lease.release()
+    pool.resize(1)
+    assert [i.disposed for i in items] == ["shrink", "shrink", None]
+
+
+def test_force_close_all_closes_idle_and_borrowed_and_pool_stays_usable(pool: FakePool) -> None:
+    out = pool.acquire()
+    pool.acquire().release()
+    idle = idle_items(pool)[0]
+    pool.force_close_all()
+    assert idle.disposed == "closed"
+    assert out.resource.disposed == "forced"
+    assert (pool.in_use, pool.idle) == (1, 0)
+    out.release()  # discarded, not disposed twice, slot freed
+    assert (pool.in_use, pool.idle) == (0, 0)
+    with pool.acquire() as fresh:
+        assert fresh.resource.disposed is None
+
+
+def test_close_makes_the_pool_unusable(pool: FakePool) -> None:
+    out = pool.acquire()
+    pool.acquire().release()
+    pool.close()
+    pool.close()
+    assert pool.is_closed and pool.idle == 0
+    with pytest.raises(PoolClosed, match="closed"):
+        pool.acquire()
+    out.release()
+    assert out.is_released
+    assert [reason for _, reason in pool.disposed] == ["closed", "closed"]
+
+
+def test_close_wakes_waiters_with_a_clear_error() -> None:
+    pool = FakePool(1)
+    pool.acquire()
+    errors: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            pool.acquire(block=True, timeout=5)
+        except PoolClosed as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    wait_until(lambda: pool.waiting == 1)
+    pool.close()
+    thread.join(5)
+    assert len(errors) == 1 and "closed" in str(errors[0])
+
+
+def test_pool_is_a_context_manager() -> None:
+    with FakePool(2, preload=1) as p:
+        assert p.idle == 1
+    assert p.is_closed
+
+
+# -- recycling with a fake clock -------------------------------------------------------
+
+
+def test_max_idle_time_replaces_items_idle_too_long() -> None:
+    clock = FakeClock()
+    pool = FakePool(3, max_idle_time=30, clock=clock)
+    pool.acquire().release()
+    clock.now += 29
+    with pool.acquire() as lease:
+        kept = lease.resource
+    clock.now += 31
+    with pool.acquire() as lease:
+        assert lease.resource is not kept
+    assert kept.disposed == "expired"
+
+
+def test_max_idle_time_closes_stale_items_at_the_bottom_on_release() -> None:
+    clock = FakeClock()
+    pool = FakePool(3, max_idle_time=30, clock=clock)
+    a, b = pool.acquire(), pool.acquire()
+    stale = a.resource
+    a.release()
+    clock.now += 31
+    b.release()  # the LIFO stack keeps stale ones at the bottom: dropped here
+    assert stale.disposed == "idle"
+    assert pool.idle == 1
+
+
+def test_max_lifetime_retires_old_items() -> None:
+    clock = FakeClock()
+    pool = FakePool(3, max_lifetime=60, clock=clock)
+    lease = pool.acquire()
+    old = lease.resource
+    clock.now += 61
+    lease.release()  # too old to keep
+    assert old.disposed == "expired"
+    pool.acquire().release()
+    young = idle_items(pool)[0]
+    clock.now += 61
+    with pool.acquire() as lease:  # too old to hand out
+        assert lease.resource is not young
+    assert young.disposed == "expired"
+
+
+def test_prune_closes_expired_idle_items_now() -> None:
+    clock = FakeClock()
+    pool = FakePool(3, max_idle_time=10, clock=clock)
+    leases = [pool.acquire() for _ in range(2)]
+    for lease in leases:
+        lease.release()
+    assert pool.prune() == 0
+    clock.now += 11
+    assert pool.prune() == 2
+    assert pool.idle == 0 and pool.in_use == 0
+
+
+# -- fork --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_gets_or_closes_the_parents_items(pool: FakePool) -> None:
+    pool.acquire().release()
+    borrowed = pool.acquire()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status, never raise
+        code = 0
+        try:
+            if (pool.in_use, pool.idle) != (0, 0):
+                code = 10
+            with pool.acquire() as lease:
+                if lease.resource.pid != os.getpid() or len(pool.created) != 2:
+                    code = 11
+            borrowed.release()  # inherited: forgotten, never disposed of
+            if pool.disposed or (pool.in_use, pool.idle) != (0, 1):
+                code = 12
+        except BaseException:
+            code = 13
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (pool.in_use, pool.idle) == (1, 0)  # the parent is undisturbed
+    borrowed.release()
+    assert pool.disposed == []
+
+
+# -- the stateful test ---------------------------------------------------------------------
+
+
+class PoolMachine(RuleBasedStateMachine):
+    """Random acquire/release/break/resize/force_close_all sequences keep the invariants.
+
+    Invariants (after a shrink with items out, ``in_use`` may exceed the limit;
+    then nothing is idle and no acquire succeeds until it fits again):
+
+    * ``idle <= max(0, limit - in_use)``;
+    * an acquire succeeds only while ``in_use < limit``;
+    * no item is twice in the idle stack, nor idle and borrowed at once;
+    * a disposed item is never handed out again;
+    * an acquire with an idle item available reuses it (creates nothing).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = FakePool(3)
+        self.held: list[Lease[Item]] = []
+        self.released: list[Lease[Item]] = []
+
+    @rule()
+    def acquire(self) -> None:
+        pool = self.pool
+        in_use, idle, created = pool.in_use, pool.idle, len(pool.created)
+        top = idle_items(pool)[-1] if idle else None
+        try:
+            lease = pool.acquire()
+        except LimitExceeded:
+            assert idle == 0 and in_use >= pool.limit
+            return
+        assert in_use < pool.limit
+        if top is not None and top.healthy:
+            assert len(pool.created) == created, "a healthy idle item was available"
+            assert lease.resource is top, "idle items are reused last in, first out"
+        elif top is not None:
+            assert top.disposed == "broken" and lease.resource is not top
+        assert lease.resource.disposed is None
+        self.held.append(lease)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        lease = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+        lease.release()
+        self.released.append(lease)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def break_and_release(self, data: st.DataObject) -> None:
+        lease = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+        item = lease.resource
+        already_forced = item.disposed == "forced"
+        lease.discard()
+        assert item.disposed == ("forced" if already_forced else "broken")
+
+    @precondition(lambda self: self.released)
+    @rule(data=st.data())
+    def release_again(self, data: st.DataObject) -> None:
+        before = (self.pool.in_use, self.pool.idle)
+        self.released[data.draw(st.integers(0, len(self.released) - 1))].release()
+        assert (self.pool.in_use, self.pool.idle) == before
+
+    @precondition(lambda self: self.pool.idle)
+    @rule()
+    def an_idle_item_dies(self) -> None:
+        idle_items(self.pool)[-1].healthy = False
+
+    @rule(limit=st.integers(1, 5))
+    def resize(self, limit: int) -> None:
+        self.pool.resize(limit)
+
+    @rule()
+    def force_close_all(self) -> None:
+        self.pool.force_close_all()
+        assert self.pool.idle == 0
+        assert all(lease.resource.disposed == "forced" for lease in self.held)
+
+    @invariant()
+    def counts_fit_the_limit(self) -> None:
+        pool = self.pool
+        assert pool.in_use == len(self.held)
+        assert pool.idle <= max(0, pool.limit - pool.in_use)
+
+    @invariant()
+    def no_item_twice(self) -> None:
+        idle = idle_items(self.pool)
+        assert len({id(i) for i in idle}) == len(idle)
+        held = {id(lease.resource) for lease in self.held}
+        assert not held & {id(i) for i in idle}
+        assert all(i.disposed is None for i in idle)
+
+
+PoolMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+test_pool_state_machine = PoolMachine.TestCase
