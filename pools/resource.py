@@ -144,7 +144,9 @@ class ResourcePool(PoolAdmin[T]):
         ``reason`` is ``'broken'`` (failed a check or raised a breaking error:
         tear down fast), ``'forced'`` (borrowed when :meth:`force_close_all`
         ran: tear down fast), or a graceful one: ``'expired'``, ``'idle'``,
-        ``'shrink'``, ``'closed'``.
+        ``'shrink'``, ``'closed'``. Must be idempotent: an item torn down as
+        ``'forced'`` is disposed of again (``'closed'``) when it comes back,
+        in case its borrower reopened it meanwhile.
         """
 
     def check_out(self, obj: T) -> bool:
@@ -214,8 +216,10 @@ class ResourcePool(PoolAdmin[T]):
         handed = self._wait(waiter, timeout)
         if handed is None:  # a slot was freed for us
             self._create_for(lease)
-        elif (self._checks_out and not self.check_out(handed.obj)) or (
-            self._timed and self._expired(handed, self._clock())
+        elif (
+            handed.gen != self._gen  # force_close_all() ran before we woke up
+            or (self._checks_out and not self.check_out(handed.obj))
+            or (self._timed and self._expired(handed, self._clock()))
         ):
             self._replace(lease, handed)
         return lease
@@ -266,7 +270,9 @@ class ResourcePool(PoolAdmin[T]):
         now = self._clock() if self._timed else 0.0
         reason = None
         if entry not in self._entries:
-            reason = "forced"  # already torn down by force_close_all()
+            # Torn down by force_close_all() while borrowed; close it again in
+            # case the borrower reopened it meanwhile (disposal is idempotent).
+            reason = "closed"
         elif broken:
             reason = "broken"
         elif self._closed or entry.gen != self._gen:
@@ -277,10 +283,7 @@ class ResourcePool(PoolAdmin[T]):
             reason = "expired"  # (idle time does not count while borrowed)
         if reason is not None:
             self._size -= 1
-            if reason == "forced":
-                reason = None
-            else:
-                self._entries.discard(entry)
+            self._entries.discard(entry)
             self._grant_free_slots()
         elif self._waiters and _monotonic() - self._waiters[0].since >= self.fairness_window:
             # The first waiter has waited long enough: hand the item straight over.

@@ -5,8 +5,10 @@ Each override fixes one behaviour brokerpool needs and py-amqp 5.4 lacks:
 * :class:`TLSSocketTransport` wraps the socket with a caller-supplied
   :class:`ssl.SSLContext` (py-amqp only builds its own), bounds the TLS
   handshake by the connect deadline, resets the socket to blocking afterwards
-  (py-amqp leaves ``connect_timeout`` on it, so reads time out later), and
-  never does a TLS shutdown handshake on close (it can block on a dead peer).
+  (py-amqp leaves ``connect_timeout`` on it, so reads time out later), never
+  does a TLS shutdown handshake on close (it can block on a dead peer), and
+  serialises reads with writes: an OpenSSL connection must not be read by the
+  owner thread while the heartbeat thread writes to it.
 * :class:`DriverChannel` is *closed* after the broker closes it with an error
   (py-amqp silently re-opens it) and delivers bodies as ``bytes``.
 * :class:`Driver` never reconnects behind our back when its transport is gone,
@@ -21,6 +23,7 @@ Only the AMQP transport modules import this; nothing here translates errors.
 from __future__ import annotations
 
 import ssl
+import threading
 from time import monotonic
 from typing import Any
 
@@ -60,6 +63,18 @@ class TLSSocketTransport(SSLTransport):  # type: ignore[misc]
         self.tls_context = context
         self.server_hostname = server_hostname
         self.deadline = deadline
+        # Plain sockets allow one reader and one writer at once; an SSL object
+        # does not. Reads are bounded (the transport slices its waits), so a
+        # heartbeat write waits at most one slice.
+        self._io_lock = threading.RLock()
+
+    def read_frame(self, *args: Any, **kwargs: Any) -> Any:
+        with self._io_lock:
+            return super().read_frame(*args, **kwargs)
+
+    def write(self, s: Any) -> None:
+        with self._io_lock:
+            super().write(s)
 
     def _setup_transport(self) -> None:
         self.sock = self.tls_context.wrap_socket(

@@ -239,9 +239,8 @@ class AmqpConnection(base.TransportConnection):
 
         Unlike the owner's calls, a failure here does not tear the connection
         down (that would race with the owner); the owner finds out on its next call.
-        Over TLS the write and the owner's read share one OpenSSL connection
-        object, which OpenSSL does not promise to be thread-safe; prefer
-        :meth:`heartbeat_tick` from the owner thread there when you can.
+        Over TLS the transport serialises this write with the owner's reads,
+        since one OpenSSL connection must not be read and written at once.
         """
         self._require_open()
         try:

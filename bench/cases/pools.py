@@ -19,7 +19,7 @@ from bench.harness import BROKERPOOL, KOMBU, Case, Env, Runner, throughput
 __all__ = ["cases"]
 
 #: Seconds each round runs the acquire/release loop.
-ROUND_SECONDS = 0.4
+ROUND_SECONDS = 1.0
 QUICK_ROUND_SECONDS = 0.05
 
 

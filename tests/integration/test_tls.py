@@ -263,3 +263,61 @@ def _drain_until(conn: AmqpConnection, done: Callable[[], bool], timeout: float 
             raise AssertionError("the broker did not send the expected event in time")
         with contextlib.suppress(TimeoutError):
             conn.drain_events(timeout=min(remaining, 0.5))
+
+
+# -- through the Connection façade ------------------------------------------------------
+
+
+def test_facade_amqps_url_with_ca_option_verifies(tls_broker: TLSBroker) -> None:
+    from broker import Connection
+
+    url = f"amqps://guest:guest@localhost:{TLS_PORT}//?ssl_ca_certs={tls_broker.ca}"
+    with Connection(url) as conn:
+        assert conn.as_uri().startswith(f"amqps://guest:**@localhost:{TLS_PORT}/")
+        conn.default_channel.queue_declare(queue="", exclusive=True)
+
+
+def test_heartbeat_writes_during_tls_reads_neither_corrupt_nor_stall(
+    tls_broker: TLSBroker, unique_name: str
+) -> None:
+    """Heartbeat writes from other threads while the owner reads large messages over TLS.
+
+    Reads and writes share a lock over TLS (OpenSSL does not allow one
+    connection to be read and written at once); this checks that the lock
+    neither stalls the owner nor lets a frame be damaged.
+    """
+    import threading
+
+    from broker import Connection
+
+    conn = Connection(
+        f"amqps://guest:guest@127.0.0.1:{TLS_PORT}//", ssl={"ca_certs": tls_broker.ca}, heartbeat=1
+    )
+    channel = conn.channel()
+    channel.queue_declare(queue=unique_name, auto_delete=True)
+    body = b"x" * 40_000  # several TLS records per message
+    for _ in range(300):
+        channel.basic_publish(channel.prepare_message(body), routing_key=unique_name)
+    stop = threading.Event()
+    transport_conn = conn.transport_connection
+    assert transport_conn is not None
+
+    def hammer() -> None:
+        while not stop.is_set():
+            transport_conn.send_heartbeat()
+
+    thread = threading.Thread(target=hammer, daemon=True)
+    thread.start()
+    received: list[bytes] = []
+    channel.basic_consume(
+        queue=unique_name, no_ack=True, callback=lambda m: received.append(m.body)
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(received) < 300 and time.monotonic() < deadline:
+            conn.drain_events(timeout=5)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert len(received) == 300 and all(b == body for b in received)
+    conn.close()
