@@ -6,14 +6,14 @@ Mixed into :class:`broker.Connection`; each imports its module lazily so that
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from transports.base import Channel
 
 if TYPE_CHECKING:
+    from broker.connection import Connection
     from broker.messaging import Consumer, Producer
     from broker.simple import SimpleBuffer, SimpleQueue
-
     from pools import ChannelPool, ConnectionPool
 
 __all__ = ["ConnectionFactories"]
@@ -26,13 +26,13 @@ class ConnectionFactories:
         """A pool of connections like this one (see :class:`pools.ConnectionPool`)."""
         from pools import ConnectionPool
 
-        return ConnectionPool(self, limit=limit, **kwargs)
+        return ConnectionPool(cast("Connection", self), limit=limit, **kwargs)
 
     def ChannelPool(self, limit: int | None = None, **kwargs: Any) -> ChannelPool:
         """A pool of channels on this connection (see :class:`pools.ChannelPool`)."""
         from pools import ChannelPool
 
-        return ChannelPool(self, limit=limit, **kwargs)
+        return ChannelPool(cast("Connection", self), limit=limit, **kwargs)
 
     def Producer(self, channel: Channel | None = None, **kwargs: Any) -> Producer:
         """A :class:`broker.Producer` on ``channel`` (or on this connection)."""

@@ -3,14 +3,14 @@
 Content types, encodings and the ``compression`` header follow kombu's wire
 conventions, so messages flow both ways between brokerpool and kombu:
 
-=========  =================================  ===========  =====================
-name       content type                       encoding     body
-=========  =================================  ===========  =====================
-``json``   ``application/json``               ``utf-8``    any JSON value
-``text``   ``text/plain``                     ``utf-8``    :class:`str`
-``raw``    ``application/data``               ``binary``   :class:`bytes`
-``pickle`` ``application/x-python-serialize`` ``binary``   any picklable object
-=========  =================================  ===========  =====================
+==========  ==================================  ==========  ====================
+name        content type                        encoding    body
+==========  ==================================  ==========  ====================
+``json``    ``application/json``                ``utf-8``   any JSON value
+``text``    ``text/plain``                      ``utf-8``   :class:`str`
+``raw``     ``application/data``                ``binary``  :class:`bytes`
+``pickle``  ``application/x-python-serialize``  ``binary``  any picklable object
+==========  ==================================  ==========  ====================
 
 Without an explicit serializer, :class:`bytes` go out raw, :class:`str` as
 text and everything else as JSON (the default serializer).

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 project = "brokerpool"
 author = "brokerpool developers"
-copyright = "2026, brokerpool developers"  # noqa: A001
+copyright = "2026, brokerpool developers"
 release = "0.1.0"
 
 extensions = [

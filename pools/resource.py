@@ -301,7 +301,7 @@ class ResourcePool(PoolAdmin[T]):
                     victims.append(idle.pop(0))
                 self._forget(victims)
                 self._size -= len(victims)
-            self._notify_head()
+            self._grant_free_slots()  # (it also notifies the first waiter)
         return reason, victims
 
     # -- the slow paths of acquire ----------------------------------------------------
@@ -318,7 +318,6 @@ class ResourcePool(PoolAdmin[T]):
         check_seconds(timeout, "timeout", allow_zero=True)
         waiter = Waiter(lease)
         self._waiters.append(waiter)
-        logger.debug("%r: waiting (timeout=%s)", self, timeout)
         return waiter
 
     def _wait(self, waiter: Waiter, timeout: float | None) -> Entry[T] | None:
@@ -328,6 +327,7 @@ class ResourcePool(PoolAdmin[T]):
         running thread may have taken it within the fairness window); if not,
         it waits again, keeping its place at the head of the queue.
         """
+        logger.debug("%r: waiting (timeout=%s)", self, timeout)
         deadline = None if timeout is None else _monotonic() + timeout
         gate = waiter.gate
         while True:
@@ -357,8 +357,9 @@ class ResourcePool(PoolAdmin[T]):
                     gate.acquire()  # notified just as the timeout fired: shut the gate
                 waiters.remove(waiter)
                 self._notify_head()
-                logger.debug("%r: gave up waiting after %s s", self, timeout)
-                raise self.LimitExceeded(f"{self._limit_message()} (waited {timeout} s)")
+                message = f"{self._limit_message()} (waited {timeout} s)"
+            logger.debug("%r: gave up waiting after %s s", self, timeout)
+            raise self.LimitExceeded(message)
 
     def _create_for(self, lease: Lease[T]) -> None:
         """Fill a reserved slot; on failure give it back and wake the next waiter."""

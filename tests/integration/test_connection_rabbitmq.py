@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
 
 import pytest
 
@@ -28,7 +27,9 @@ def test_connect_channel_declare_publish_get(rabbitmq_url: str, unique_name: str
     with Connection(rabbitmq_url) as conn:
         ch = conn.default_channel
         ch.queue_declare(queue=unique_name, auto_delete=True)
-        msg = ch.prepare_message(b"payload", content_type="text/plain", application_headers={"k": 1})
+        msg = ch.prepare_message(
+            b"payload", content_type="text/plain", application_headers={"k": 1}
+        )
         ch.basic_publish(msg, exchange="", routing_key=unique_name)
         got = ch.basic_get(queue=unique_name, no_ack=True)
         assert got is not None and got.body == b"payload"

@@ -29,6 +29,20 @@ def _fresh_groups() -> Iterator[None]:
     pools.reset()
 
 
+def message_count(channel: Any, queue: str, expected: int, timeout: float = 5.0) -> int:
+    """The queue's message count, polled until it reaches ``expected`` or ``timeout``.
+
+    Publishes made on other connections may still be in flight.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        declared = channel.queue_declare(queue=queue, passive=True)
+        count = declared.message_count if declared is not None else -1
+        if count >= expected or time.monotonic() > deadline:
+            return int(count)
+        time.sleep(0.02)
+
+
 class Borrowed:
     """Counts leases out at once and remembers the peak."""
 
@@ -118,8 +132,7 @@ def test_connection_pool_under_64_threads(rabbitmq_url: str, unique_name: str) -
             assert pool.in_use == 0 and pool.waiting == 0
             assert pool.idle <= 8
             assert raised["connection"] > 0 and raised["ValueError"] > 0
-            declared = admin.default_channel.queue_declare(queue=unique_name, passive=True)
-            assert declared is not None and declared.message_count == published
+            assert message_count(admin.default_channel, unique_name, published) == published
         finally:
             pool.close()
             admin.default_channel.queue_delete(queue=unique_name)
@@ -220,3 +233,25 @@ def test_after_fork_the_child_uses_a_connection_it_opened_itself(unique_name: st
             ch.basic_publish(ch.prepare_message(b"from parent"), routing_key=unique_name)
             assert ch.basic_get(unique_name, no_ack=True).body == b"from parent"
             ch.queue_delete(queue=unique_name)
+
+
+def test_producer_pool_publishes_from_threads(rabbitmq_url: str, unique_name: str) -> None:
+    conn = Connection(rabbitmq_url)
+    with pools.connections[conn].acquire_channel() as (_, channel):
+        channel.queue_declare(queue=unique_name, auto_delete=False)
+
+    def publish(n: int) -> None:
+        for i in range(25):
+            with pools.producers[conn].acquire(block=True, timeout=10) as producer:
+                producer.publish({"n": n, "i": i}, routing_key=unique_name)
+
+    threads = [threading.Thread(target=publish, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    producers = pools.producers[conn]
+    assert (producers.in_use, pools.connections[conn].in_use) == (0, 0)
+    with pools.connections[conn].acquire_channel() as (_, channel):
+        assert message_count(channel, unique_name, 200) == 200
+        channel.queue_delete(queue=unique_name)

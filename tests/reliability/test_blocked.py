@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from broker import Connection
-from broker.errors import ConnectionBlockedTimeout
+from broker import Connection, Producer
+from broker.errors import ConfirmTimeout, ConnectionBlockedTimeout
 from tests.support.rabbitnode import RabbitNode
 
 
@@ -61,4 +61,29 @@ def test_blocked_longer_than_the_timeout_raises(rabbit_node: RabbitNode, unique_
         assert not conn.connected
     finally:
         rabbit_node.set_memory_alarm(False)
+    conn.close()
+
+
+def test_confirm_timeout_while_blocked_does_not_fail_over(
+    rabbit_nodes: tuple[RabbitNode, RabbitNode], unique_name: str
+) -> None:
+    a, b = rabbit_nodes
+    lost: list[BaseException | None] = []
+    conn = Connection(f"{a.url};{b.url}", on_close=lambda c, exc: lost.append(exc))
+    producer = Producer(conn, confirm_publish=True)
+    conn.default_channel.queue_declare(queue=unique_name, auto_delete=True)
+    producer.publish(b"before", routing_key=unique_name)
+    a.set_memory_alarm(True)
+    try:
+        start = time.monotonic()
+        with pytest.raises(ConfirmTimeout):
+            producer.publish(b"during", routing_key=unique_name, retry=True, confirm_timeout=2)
+        assert time.monotonic() - start < 4
+        assert conn.is_blocked
+        assert conn.connected and conn.host == f"127.0.0.1:{a.port}" and lost == []
+    finally:
+        a.set_memory_alarm(False)
+    _drain_until(conn, lambda: not conn.is_blocked)
+    producer.publish(b"after", routing_key=unique_name)
+    assert conn.host == f"127.0.0.1:{a.port}" and lost == []
     conn.close()

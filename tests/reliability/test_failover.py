@@ -45,9 +45,7 @@ def test_kill_minus_9_during_autoretry_fails_over_to_the_other_node(
     conn.close()
 
 
-def test_on_close_receives_the_error_of_a_cut_link(
-    fault_proxy: Any, rabbitmq_url: str
-) -> None:
+def test_on_close_receives_the_error_of_a_cut_link(fault_proxy: Any, rabbitmq_url: str) -> None:
     proxy: FaultProxy = fault_proxy(5672)
     closed: list[BaseException | None] = []
     conn = Connection(proxy.url_for(), on_close=lambda c, exc: closed.append(exc))

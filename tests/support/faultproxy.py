@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import random
 import selectors
 import socket
 import struct
@@ -89,8 +90,13 @@ def _listen(port: int) -> socket.socket:
 
 
 def _listen_any(port: int) -> socket.socket:
-    """Listen on ``port``, or on the first free port of :data:`PROXY_PORTS` if 0."""
-    for candidate in [port] if port else PROXY_PORTS:
+    """Listen on ``port``, or if 0 on a free one of :data:`PROXY_PORTS`.
+
+    The search starts at a random offset so that a port freed by ``refuse()``
+    is unlikely to be taken by a proxy of another pytest process meanwhile.
+    """
+    start = random.randrange(len(PROXY_PORTS))
+    for candidate in [port] if port else [*PROXY_PORTS[start:], *PROXY_PORTS[:start]]:
         with contextlib.suppress(OSError):
             return _listen(candidate)
     return _listen(port or PROXY_PORTS[-1])  # raises the bind error
@@ -198,11 +204,7 @@ class FaultProxy:
     heal = forward
 
     def cut(self, rst: bool = False) -> int:
-        """Close every live connection on both sides; return how many.
-
-        Args:
-            rst: Reset (``SO_LINGER (1, 0)``) instead of an orderly FIN.
-        """
+        """Close every live connection on both sides (FIN, or RST if ``rst``); return how many."""
 
         def apply() -> int:
             links = list(self._links)
@@ -237,10 +239,7 @@ class FaultProxy:
         if seconds < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {seconds!r}")
 
-        def apply() -> None:
-            self._delay = float(seconds)
-
-        self._call(apply)
+        self._call(lambda: setattr(self, "_delay", float(seconds)))
 
     def blackhole(self) -> None:
         """Turn every live and new connection into a silent dead peer.
@@ -253,21 +252,16 @@ class FaultProxy:
 
         def apply() -> None:
             self._blackhole = True
-            for link in self._links:
+            for link in list(self._links):
                 self._silence(link)
 
         self._call(apply)
 
     def close(self) -> None:
         """Stop the thread and close every socket (FIN to both sides)."""
-        if self._stopping or not self._thread.is_alive():
-            return
-
-        def apply() -> None:
-            self._stopping = True
-
-        self._call(apply)
-        self._thread.join(10.0)
+        if not self._stopping and self._thread.is_alive():
+            self._call(lambda: setattr(self, "_stopping", True))
+            self._thread.join(10.0)
 
     def __enter__(self) -> FaultProxy:
         return self
