@@ -364,21 +364,26 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
             ConnectionBlockedTimeout: blocked longer than ``blocked_connection_timeout``.
             RecoverableConnectionError: the link broke (the connection is dropped).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
         conn = self._connection()
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._run_pending_callbacks()
-            self._check_blocked()
+            if self._pending:
+                self._run_pending_callbacks()
+            if self._blocked_since is not None:
+                self._check_blocked()
             wait = _DRAIN_SLICE
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic())
                 if wait <= 0:
                     raise TimeoutError("timed out")
             try:
-                self._guard(lambda w=wait: conn.drain_events(timeout=w))  # type: ignore[misc]
+                conn.drain_events(timeout=wait)
                 return
             except TimeoutError:
                 continue
+            except self.recoverable_connection_errors as exc:
+                self._connection_lost(exc)
+                raise
 
     def _guard(self, call: Callable[[], R]) -> R:
         """Run a transport call; a recoverable connection error drops the connection."""

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import transports.memory
 from tests.support.services import RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_URL, require_service
 
 
@@ -27,8 +28,4 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 def _fresh_memory_broker() -> Iterator[None]:
     """Every test starts with an empty in-process broker."""
     yield
-    try:
-        from transports.memory import reset
-    except ImportError:  # memory transport not importable: nothing to reset
-        return
-    reset()
+    transports.memory.reset()

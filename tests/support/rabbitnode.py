@@ -78,11 +78,8 @@ def install_problem() -> str | None:
     return None
 
 
-# -- processes: always by pid, never by name ----------------------------------------
-
-
 def _stat(pid: int | str) -> list[str] | None:
-    """Fields of ``/proc/PID/stat`` after the command name (state is [0], sid [3])."""
+    """Fields of ``/proc/PID/stat`` after the command name: state [0], ppid [1], ..."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -104,21 +101,25 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return not pid_alive(pid)
 
 
-def session_pids(sid: int) -> set[int]:
-    """Live pids whose session id is ``sid``."""
-    stats = {int(e): _stat(e) for e in os.listdir("/proc") if e.isdigit()}
-    return {pid for pid, f in stats.items() if f and int(f[3]) == sid and f[0] != "Z"}
+def process_tree(*roots: int) -> set[int]:
+    """``roots`` and their descendants, by parent pid: erl_child_setup and
+    inet_gethost call setsid, so neither session nor process group finds them."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        fields = _stat(entry) if entry.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = set(roots), list(roots)
+    while todo:
+        kids = [kid for kid in children.get(todo.pop(), []) if kid not in found]
+        found.update(kids)
+        todo += kids
+    return found
 
 
-def _kill_session(sid: int) -> None:
-    """SIGKILL every process of session ``sid`` (the process group), pid by pid."""
-    for pid in session_pids(sid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        wait_gone(pid, 5.0)
-
-
-# -- the private epmd ---------------------------------------------------------------
+def _sigkill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _detached(*args: str) -> subprocess.Popen[bytes]:
@@ -344,17 +345,22 @@ class RabbitNode:
             self.kill()  # whatever is left of the session
 
     def kill(self) -> None:
-        """SIGKILL the beam and its session; the port refuses connections at once."""
+        """SIGKILL the beam and every process under it; the port refuses at once."""
         with self._lock:
-            proc, self._proc = self._proc, None
-            beam, self._beam = self.beam_pid, None
+            proc, beam = self._proc, self.beam_pid
+            tree = self._tree()  # before the dying beam's helpers are reparented
             if beam is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(beam, signal.SIGKILL)
-                wait_gone(beam, 5.0)
+                _sigkill(beam)
+            if proc is not None and beam is not None:  # reaps it once all threads are gone
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10.0)
+            for pid in tree:  # erl_child_setup, inet_gethost, a beam still booting
+                _sigkill(pid)
+            for pid in tree:
+                wait_gone(pid, 5.0)
             if proc is not None:
-                _kill_session(proc.pid)  # launcher, erl_child_setup, inet_gethost
                 proc.wait(5.0)
+            self._proc = self._beam = None
             self.pid_file.unlink(missing_ok=True)  # stale: its pid may be reused
 
     def restart(self, graceful: bool = True) -> None:
@@ -405,10 +411,12 @@ class RabbitNode:
             self.set_memory_alarm(False)
 
     def pids(self) -> set[int]:
-        """Live pids of the node: its launcher's session and the beam."""
-        proc, beam = self._proc, self.beam_pid
-        found = session_pids(proc.pid) if proc is not None else set()
-        return found | ({beam} if beam is not None else set())
+        """Live pids of the node: launcher, beam and everything they started."""
+        return {pid for pid in self._tree() if pid_alive(pid)}
+
+    def _tree(self) -> set[int]:
+        roots = (self._proc.pid if self._proc else None, self.beam_pid)
+        return process_tree(*(pid for pid in roots if pid is not None))
 
     def _write_files(self, config_lines: Sequence[str], advanced_config: str) -> None:
         base = self.base_dir
