@@ -242,6 +242,11 @@ class Driver(amqp.Connection):  # type: ignore[misc]
                     return
             except TimeoutError:
                 if deadline is not None and monotonic() >= deadline:
+                    if interval:
+                        # Callers that wait in short slices (Connection.drain_events)
+                        # end every slice here: a read that timed out proves the
+                        # socket was silent, so check for a dead peer first.
+                        self.heartbeat_tick()
                     raise
             if interval:
                 # Tick after reading, never before: frames that queued up while

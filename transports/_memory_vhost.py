@@ -1,17 +1,16 @@
 """Virtual hosts of the in-process broker: exchanges, routing, declarations.
 
-Routing follows AMQP 0-9-1 as RabbitMQ implements it:
+Matching rules per exchange type are in :mod:`transports._memory_match`; the
+default exchange ``''`` routes to the queue named by the routing key.
 
-* direct: the binding key equals the routing key.
-* fanout: every bound queue.
-* topic: keys are dot-separated words; ``*`` matches exactly one word and
-  ``#`` zero or more. An empty key has no words, so ``#`` matches it and
-  ``*`` does not.
-* headers: ``x-match`` ``all`` (the default) or ``any`` over the binding's
-  arguments, ignoring keys that start with ``x-``; ``all-with-x`` and
-  ``any-with-x`` include them. A binding value of ``None`` only requires the
-  header to be present.
-* the default exchange ``''`` routes to the queue named by the routing key.
+Exchange-to-exchange bindings (RabbitMQ's ``exchange.bind``): a message
+published to a source exchange also goes to every destination exchange whose
+binding matches it by the *source's* type, and from there on by each
+destination's own bindings, recursively (:func:`route_all`). Each exchange is
+visited once per publish, so cycles end, and each queue gets one copy however
+many paths lead to it. Deleting an exchange removes every binding it is the
+source or the destination of; an auto-delete exchange goes away when its last
+binding as a source does, which may cascade to the exchanges bound to it.
 
 Methods of :class:`Exchange` and :class:`VHost` expect
 :data:`transports._memory_broker.LOCK` to be held; :func:`open_session` and
@@ -34,6 +33,15 @@ from transports._memory_broker import (
     not_found,
     precondition,
 )
+from transports._memory_match import (
+    X_MATCH_MODES,
+    binding_matches,
+    freeze,
+    headers_match,
+    match_words,
+    topic_matches,
+    words,
+)
 
 __all__ = [
     "Exchange",
@@ -42,6 +50,7 @@ __all__ = [
     "headers_match",
     "open_session",
     "reset",
+    "route_all",
     "topic_matches",
     "vhosts",
 ]
@@ -54,64 +63,13 @@ _vhosts: dict[str, VHost] = {}
 BindingKey = tuple[str, str, Hashable]
 
 
-def freeze(value: Any) -> Hashable:
-    """A hashable, order-independent form of an AMQP table value."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value  # type: ignore[no-any-return]
-
-
-def _words(key: str) -> tuple[str, ...]:
-    return tuple(key.split(".")) if key else ()
-
-
-def _match_words(pattern: Sequence[str], words: Sequence[str]) -> bool:
-    # The set of word positions the pattern prefix can end at; no backtracking blow-up.
-    count = len(words)
-    positions = {0}
-    for part in pattern:
-        if part == "#":
-            positions = set(range(min(positions), count + 1))
-        elif part == "*":
-            positions = {i + 1 for i in positions if i < count}
-        else:
-            positions = {i + 1 for i in positions if i < count and words[i] == part}
-        if not positions:
-            return False
-    return count in positions
-
-
-def topic_matches(pattern: str, routing_key: str) -> bool:
-    """Whether a topic binding ``pattern`` matches ``routing_key``.
-
-    >>> topic_matches("stock.#", "stock.usd.nyse"), topic_matches("*.usd", "usd")
-    (True, False)
-    """
-    return _match_words(_words(pattern), _words(routing_key))
-
-
-def headers_match(arguments: Mapping[str, Any], headers: Mapping[str, Any] | None) -> bool:
-    """Whether a headers-exchange binding with ``arguments`` matches message ``headers``."""
-    headers = headers or {}
-    mode = arguments.get("x-match", "all")
-    with_x = mode in ("all-with-x", "any-with-x")
-    wanted = [
-        (key, value)
-        for key, value in arguments.items()
-        if key != "x-match" and (with_x or not key.startswith("x-"))
-    ]
-    hits = (key in headers and (value is None or headers[key] == value) for key, value in wanted)
-    return any(hits) if mode.startswith("any") else all(hits)
-
-
 class Exchange:
-    """One exchange: its declaration and bindings, with indexes rebuilt on change."""
+    """One exchange: its declaration and bindings, with indexes rebuilt on change.
+
+    ``bindings`` holds its queue bindings (indexed for :meth:`route`);
+    ``outbound`` its bindings to destination exchanges and ``sources`` the
+    names of the exchanges bound to it (both usually empty).
+    """
 
     __slots__ = (
         "_all",
@@ -123,6 +81,8 @@ class Exchange:
         "bindings",
         "durable",
         "name",
+        "outbound",
+        "sources",
         "type",
     )
 
@@ -135,10 +95,19 @@ class Exchange:
         self.auto_delete = auto_delete
         self.arguments = dict(arguments)
         self.bindings: dict[BindingKey, tuple[Queue, str, dict[str, Any]]] = {}
+        self.outbound: dict[BindingKey, tuple[Exchange, str, dict[str, Any]]] = {}
+        self.sources: set[str] = set()
         self._direct: dict[str, tuple[Queue, ...]] = {}
         self._all: tuple[Queue, ...] = ()
         self._patterns: list[tuple[tuple[str, ...], Queue]] = []
         self._cache: dict[str, tuple[Queue, ...]] = {}
+
+    @property
+    def in_use(self) -> bool:
+        """Whether it is the source of any binding (``if_unused``, auto-delete)."""
+        return bool(self.bindings or self.outbound)
+
+    # -- queue bindings ------------------------------------------------------------
 
     def bind(self, queue: Queue, routing_key: str, arguments: Mapping[str, Any]) -> None:
         key = (queue.name, routing_key, freeze(arguments))
@@ -164,8 +133,39 @@ class Exchange:
     def bound_queues(self) -> list[Queue]:
         return list({id(q): q for q, _, _ in self.bindings.values()}.values())
 
+    # -- exchange bindings (this exchange is the source) --------------------------
+
+    def bind_exchange(
+        self, destination: Exchange, routing_key: str, arguments: Mapping[str, Any]
+    ) -> None:
+        key = (destination.name, routing_key, freeze(arguments))
+        if key not in self.outbound:
+            self.outbound[key] = (destination, routing_key, dict(arguments))
+
+    def unbind_exchange(
+        self, destination: Exchange, routing_key: str, arguments: Mapping[str, Any]
+    ) -> bool:
+        """Remove one exchange binding; return whether it existed."""
+        key = (destination.name, routing_key, freeze(arguments))
+        return self.outbound.pop(key, None) is not None
+
+    def is_bound_to(self, destination: Exchange) -> bool:
+        return any(bound is destination for bound, _, _ in self.outbound.values())
+
+    def remove_destination(self, destination: Exchange) -> None:
+        """Drop every binding to ``destination`` (it is being deleted)."""
+        self.outbound = {k: b for k, b in self.outbound.items() if b[0] is not destination}
+
+    def destinations(self) -> list[Exchange]:
+        return list({id(x): x for x, _, _ in self.outbound.values()}.values())
+
+    # -- routing -------------------------------------------------------------------
+
     def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> Sequence[Queue]:
-        """The queues a message with this routing key and headers goes to, each once."""
+        """The queues bound here that take a message with this key and headers, each once.
+
+        Exchange-to-exchange bindings are not followed: see :func:`route_all`.
+        """
         kind = self.type
         if kind == "direct":
             return self._direct.get(routing_key, ())
@@ -174,13 +174,24 @@ class Exchange:
         if kind == "topic":
             found = self._cache.get(routing_key)
             if found is None:
-                words = _words(routing_key)
-                found = _unique(q for pattern, q in self._patterns if _match_words(pattern, words))
+                key_words = words(routing_key)
+                found = _unique(q for pattern, q in self._patterns if match_words(pattern, key_words))
                 if len(self._cache) >= _TOPIC_CACHE_SIZE:
                     self._cache.clear()
                 self._cache[routing_key] = found
             return found
         return _unique(q for q, _, args in self.bindings.values() if headers_match(args, headers))
+
+    def matching_destinations(
+        self, routing_key: str, headers: Mapping[str, Any] | None
+    ) -> list[Exchange]:
+        """The destination exchanges whose binding takes this message (by this type)."""
+        kind = self.type
+        return [
+            destination
+            for destination, key, args in self.outbound.values()
+            if binding_matches(kind, key, args, routing_key, headers)
+        ]
 
     def _reindex(self) -> None:
         direct: dict[str, list[Queue]] = {}
@@ -190,16 +201,42 @@ class Exchange:
                 targets.append(queue)
         self._direct = {key: tuple(queues) for key, queues in direct.items()}
         self._all = _unique(q for q, _, _ in self.bindings.values())
-        self._patterns = [(_words(rk), q) for q, rk, _ in self.bindings.values()]
+        self._patterns = [(words(rk), q) for q, rk, _ in self.bindings.values()]
         self._cache.clear()
 
     def __repr__(self) -> str:
-        return f"<memory exchange {self.name!r} type={self.type} bindings={len(self.bindings)}>"
+        return (
+            f"<memory exchange {self.name!r} type={self.type} bindings={len(self.bindings)} "
+            f"exchange_bindings={len(self.outbound)}>"
+        )
 
 
 def _unique(queues: Any) -> tuple[Queue, ...]:
     # A queue bound several ways still gets one copy of a message.
     return tuple({id(q): q for q in queues}.values())
+
+
+def route_all(
+    exchange: Exchange, routing_key: str, headers: Mapping[str, Any] | None
+) -> tuple[Queue, ...]:
+    """The queues a message published to ``exchange`` reaches, following exchange bindings.
+
+    Each exchange is visited once, so cycles end; each queue appears once,
+    however many paths lead to it.
+    """
+    found = {id(q): q for q in exchange.route(routing_key, headers)}
+    visited = {id(exchange)}
+    pending = [exchange]
+    while pending:
+        for destination in pending.pop().matching_destinations(routing_key, headers):
+            if id(destination) in visited:
+                continue
+            visited.add(id(destination))
+            for queue in destination.route(routing_key, headers):
+                found.setdefault(id(queue), queue)
+            if destination.outbound:
+                pending.append(destination)
+    return tuple(found.values())
 
 
 class VHost:
@@ -252,11 +289,25 @@ class VHost:
         exchange = self.exchanges.get(name)
         if exchange is None:
             return  # deleting a missing exchange succeeds, as on RabbitMQ
-        if if_unused and exchange.bindings:
+        if if_unused and exchange.in_use:
             raise precondition(f"exchange '{name}' in vhost '{self.name}' in use")
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        """Delete a registered exchange and every binding it is the source or destination of."""
+        name = exchange.name
+        del self.exchanges[name]
         for queue in exchange.bound_queues():
             queue.exchanges.discard(name)
-        del self.exchanges[name]
+        for destination in exchange.destinations():
+            destination.sources.discard(name)
+        exchange.outbound.clear()
+        for source_name in exchange.sources:
+            source = self.exchanges.get(source_name)
+            if source is not None:  # None: a binding to itself, or a source being removed
+                source.remove_destination(exchange)
+                self._maybe_auto_delete(source)
+        exchange.sources.clear()
 
     def declare_queue(
         self,
@@ -328,13 +379,7 @@ class VHost:
         if exchange_name == "":
             raise access_refused("operation not permitted on the default exchange")
         exchange = self.exchange(exchange_name)
-        if exchange.type == "headers":
-            mode = args.get("x-match", "all")
-            if mode not in ("all", "any", "all-with-x", "any-with-x"):
-                raise precondition(
-                    f"Invalid x-match field value {mode!r}; expected all, any, all-with-x, "
-                    "or any-with-x"
-                )
+        _check_binding_arguments(exchange, args)
         exchange.bind(queue, routing_key, args)
         queue.exchanges.add(exchange_name)
 
@@ -349,14 +394,53 @@ class VHost:
                 queue.exchanges.discard(exchange_name)
             self._maybe_auto_delete(exchange)
 
+    def bind_exchange(
+        self, destination: str, source: str, routing_key: str, args: Mapping[str, Any]
+    ) -> None:
+        """Bind exchange ``destination`` to exchange ``source`` (both must exist)."""
+        if not destination or not source:
+            raise access_refused("operation not permitted on the default exchange")
+        # RabbitMQ names the source when both are missing.
+        found_source = self.exchange(source)
+        found_destination = self.exchange(destination)
+        _check_binding_arguments(found_source, args)
+        found_source.bind_exchange(found_destination, routing_key, args)
+        found_destination.sources.add(source)
+
+    def unbind_exchange(
+        self, destination: str, source: str, routing_key: str, args: Mapping[str, Any]
+    ) -> None:
+        """Remove an exchange binding; a missing binding or exchange is not an error."""
+        if not destination or not source:
+            raise access_refused("operation not permitted on the default exchange")
+        found_source = self.exchanges.get(source)
+        found_destination = self.exchanges.get(destination)
+        if found_source is None or found_destination is None:
+            return  # as on RabbitMQ
+        if found_source.unbind_exchange(found_destination, routing_key, args):
+            if not found_source.is_bound_to(found_destination):
+                found_destination.sources.discard(source)
+            self._maybe_auto_delete(found_source)
+
     def _maybe_auto_delete(self, exchange: Exchange) -> None:
-        # An auto-delete exchange goes away when its last binding is removed.
+        # An auto-delete exchange goes away when its last binding as a source is
+        # removed; that removes its own inbound bindings, which may cascade.
         if (
             exchange.auto_delete
-            and not exchange.bindings
+            and not exchange.in_use
             and self.exchanges.get(exchange.name) is exchange
         ):
-            del self.exchanges[exchange.name]
+            self._remove_exchange(exchange)
+
+
+def _check_binding_arguments(source: Exchange, args: Mapping[str, Any]) -> None:
+    if source.type == "headers":
+        mode = args.get("x-match", "all")
+        if mode not in X_MATCH_MODES:
+            raise precondition(
+                f"Invalid x-match field value {mode!r}; expected all, any, all-with-x, "
+                "or any-with-x"
+            )
 
 
 def open_session(virtual_host: str) -> Session:

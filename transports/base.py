@@ -163,6 +163,34 @@ class Channel(Protocol):
         self, exchange: str, if_unused: bool = False, nowait: bool = False
     ) -> None: ...
 
+    def exchange_bind(
+        self,
+        destination: str,
+        source: str = "",
+        routing_key: str = "",
+        nowait: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Bind exchange ``destination`` to exchange ``source`` (a RabbitMQ extension).
+
+        Messages published to ``source`` that match the binding (by the
+        source's type) are routed on through ``destination``, once per queue
+        however many paths lead there. A missing exchange raises
+        :class:`~broker.errors.NotFound`.
+        """
+        ...
+
+    def exchange_unbind(
+        self,
+        destination: str,
+        source: str = "",
+        routing_key: str = "",
+        nowait: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Remove an exchange-to-exchange binding."""
+        ...
+
     def queue_declare(
         self,
         queue: str = "",

@@ -8,7 +8,8 @@ Fixtures:
 ``rabbit_node`` -> :class:`~tests.support.rabbitnode.RabbitNode`
     A node shared by the whole session, handed to each test running and
     free of memory alarms. A test may kill, stop or restart it: the next
-    test that asks for it gets it started again (5-8 s).
+    test that asks for it gets it started again (5-8 s). Raise alarms with
+    ``set_memory_alarm`` (tracked, so undone here), not a raw ``ctl``.
 ``rabbit_nodes`` -> ``tuple[RabbitNode, RabbitNode]``
     Two independent (unclustered) nodes A and B, same sharing rules;
     A is the ``rabbit_node``. Nodes that need a boot start in parallel.

@@ -29,8 +29,8 @@ ProxyFactory = Callable[..., FaultProxy]
 
 def connect(host: str, **kwargs: object) -> amqp.Connection:
     """An open py-amqp connection as guest; reads time out so a dead peer cannot hang close()."""
-    kwargs.setdefault("read_timeout", 3)
-    kwargs.setdefault("write_timeout", 3)
+    kwargs.setdefault("read_timeout", 1)
+    kwargs.setdefault("write_timeout", 1)
     conn = amqp.Connection(host=host, userid="guest", password="guest", connect_timeout=2, **kwargs)
     conn.connect()
     return conn
@@ -203,6 +203,7 @@ def test_epmd_still_used_by_another_process_is_stopped_when_that_one_is_done() -
     finally:
         os.close(other_user)
     assert wait_gone(pid, 5.0)
+    assert daemon.pid is None
 
 
 def test_epmd_started_by_someone_else_is_used_but_never_stopped() -> None:
@@ -295,6 +296,7 @@ def test_close_stops_every_process_and_removes_the_data(
     node.start()
     pids = node.pids()
     assert node.beam_pid in pids
+    assert len(pids) >= 3  # launcher, beam, erl_child_setup (which calls setsid)
     node.stop()  # graceful: the beam removes its pid file
     assert not node.is_running
     assert not node.pid_file.exists()

@@ -43,7 +43,6 @@ EPMD_PORT = 4370
 AMQP_PORTS = range(5673, 5680)
 DIST_PORT_OFFSET = 20000
 LOCK_DIR = Path(tempfile.gettempdir()) / "brokerpool-rabbitnode"
-DEFAULT_MEMORY_WATERMARK = "0.4"
 #: Each node's own files and directories, under ``base_dir``, by RABBITMQ_* variable.
 _FILES = {
     "MNESIA_BASE": "mnesia",
@@ -256,8 +255,8 @@ class RabbitNode:
         nodename: ``rabbitPORT@<short hostname>``, for ``rabbitmqctl -n``.
         host: ``"127.0.0.1:PORT"``, the form py-amqp's ``host=`` takes.
         url: ``amqp://guest:guest@127.0.0.1:PORT//`` (guest works from loopback).
-        base_dir: Temporary directory with the node's data, logs and config.
-        pid_file: Where the beam writes its own pid.
+        base_dir: Temporary directory with the node's data, logs, config and
+            ``pid_file`` (where the beam writes its pid).
     """
 
     def __init__(
@@ -280,7 +279,6 @@ class RabbitNode:
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
         self.start_timeout = start_timeout
         self._epmd = epmd_daemon(epmd_port)
-        self._holds_epmd = False
         self._proc: subprocess.Popen[bytes] | None = None  # the launcher script
         self._beam: int | None = None
         self._alarm = False
@@ -290,6 +288,8 @@ class RabbitNode:
         self.pid_file = self.base_dir / "rabbit.pid"
         self._write_files(config_lines, advanced_config)
         self._env = self._make_env()
+        # Before any beam: otherwise erl would spawn an `epmd -daemon` nobody owns.
+        self._epmd.acquire()
         _LIVE.add(self)
 
     @property
@@ -375,9 +375,7 @@ class RabbitNode:
                 return
             self.kill()  # the data is deleted: a graceful stop would only cost time
             self._closed = True
-            if self._holds_epmd:
-                self._holds_epmd = False
-                self._epmd.release()
+            self._epmd.release()
             os.close(self._port_lock)
             shutil.rmtree(self.base_dir, ignore_errors=True)
             _LIVE.discard(self)
@@ -401,7 +399,7 @@ class RabbitNode:
 
     def set_memory_alarm(self, active: bool) -> None:
         """Raise (watermark 0) or clear (0.4) the alarm that blocks publishers."""
-        self.ctl("set_vm_memory_high_watermark", "0" if active else DEFAULT_MEMORY_WATERMARK)
+        self.ctl("set_vm_memory_high_watermark", "0" if active else "0.4")
         self._alarm = active
 
     def reset(self) -> None:
@@ -449,10 +447,6 @@ class RabbitNode:
         return env
 
     def _launch(self) -> None:
-        if not self._holds_epmd:
-            # Before the beam: otherwise erl would spawn an `epmd -daemon` nobody owns.
-            self._epmd.acquire()
-            self._holds_epmd = True
         self.pid_file.unlink(missing_ok=True)
         self._beam = None
         self._alarm = False  # a fresh boot has the configured watermark again
