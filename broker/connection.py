@@ -207,7 +207,8 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
 
     def verify(self) -> bool:
         """Non-blocking liveness check: False when closed or known broken."""
-        return self._conn is not None and self._conn.is_open and self._conn.verify()
+        conn = self._conn
+        return conn is not None and conn.verify()
 
     def _implicit_policy(self) -> RetryPolicy:
         # Implicit connects (channel(), default_channel, drain_events, publish)

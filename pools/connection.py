@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from broker.connection import Connection
     from transports.base import Channel
 
-__all__ = ["ConnectionPool", "PooledConnection"]
+__all__ = ["VERIFY_AFTER", "ConnectionPool", "PooledConnection"]
+
+#: Seconds a connection may sit idle before checkout verifies its socket (a
+#: ``poll`` system call). Connections returned more recently are handed out
+#: unchecked: if one broke meanwhile, its first call raises a recoverable
+#: error and the pool replaces it when the ``with`` block ends.
+VERIFY_AFTER = 1.0
 
 # Errors that mean the connection itself is gone (transports translate the
 # driver's errors into these, so nothing else needs listing).
@@ -76,6 +82,7 @@ class ConnectionPool(ResourcePool["Connection"]):
         max_idle_time: float | None = None,
         max_lifetime: float | None = None,
         *,
+        verify_after: float = VERIFY_AFTER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connection = connection
@@ -84,6 +91,7 @@ class ConnectionPool(ResourcePool["Connection"]):
             preload=preload,
             max_idle_time=max_idle_time,
             max_lifetime=max_lifetime,
+            verify_after=verify_after,
             clock=clock,
         )
 
@@ -124,7 +132,7 @@ class ConnectionPool(ResourcePool["Connection"]):
         # A clone that never connected (or whose link was noticed closed) is
         # fine: it connects on first use. Only a link that claims to be open
         # but is dead underneath needs replacing.
-        return not obj.connected or obj.verify()
+        return obj.verify() or not obj.connected
 
     def is_broken_error(self, exc: BaseException) -> bool:
         return isinstance(exc, _CONNECTION_BROKEN)

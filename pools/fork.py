@@ -1,8 +1,10 @@
 """Fork handling shared by every pool: after ``os.fork()`` the child starts empty.
 
 Every pool registers here. In a forked child, :func:`os.register_at_fork`
-runs each pool's reset (and pools also compare ``os.getpid()`` on acquire, for
-forks made by C code that skips the hooks). Items inherited from the parent
+runs each pool's reset and updates :data:`pid`, which pools compare with the
+pid they were made in on every acquire. The hook runs for ``os.fork()``,
+multiprocessing, gunicorn and uwsgi (which calls ``PyOS_AfterFork_Child``);
+a fork made by C code that skips it is not detected. Items inherited from the parent
 are *abandoned*: never closed (a close handshake or ``shutdown()`` on a
 socket the parent still uses would break the parent's connection), only kept
 referenced here, so that no finalizer can run on them. Their file
@@ -27,6 +29,10 @@ class _ForkAware(Protocol):
     def abandon_resource(self, obj: Any) -> None: ...
 
 
+#: This process's id, kept current by the fork hook, so that pools can check
+#: it on every acquire without a system call.
+pid = os.getpid()
+
 _live_pools: weakref.WeakSet[Any] = weakref.WeakSet()
 _inherited: list[object] = []
 
@@ -46,6 +52,8 @@ def abandon(pool: _ForkAware, obj: object) -> None:
 
 
 def _reset_all_after_fork() -> None:
+    global pid
+    pid = os.getpid()
     for pool in list(_live_pools):
         pool._reset_after_fork()
 

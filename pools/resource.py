@@ -54,7 +54,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger("broker.pool")
 
-# Bound once: the pid check runs on every acquire.
 _getpid = os.getpid
 _monotonic = time.monotonic
 
@@ -75,7 +74,12 @@ class ResourcePool(PoolAdmin[T]):
             of handed out; ``None`` keeps idle items forever.
         max_lifetime: seconds after creation when an item is retired (closed
             at its next checkout or return); ``None`` for no limit.
-        clock: the monotonic time source for the two durations (tests inject one).
+        verify_after: an idle item is checked with :meth:`check_out` on checkout
+            only when it has been idle at least this many seconds (``0``: on
+            every checkout). An item returned healthy a moment ago is handed
+            out without the check; if it broke meanwhile, the first call on it
+            raises and the pool replaces it when it comes back.
+        clock: the monotonic time source for the durations (tests inject one).
 
     Raises:
         ConfigurationError: a bad ``limit``, ``preload`` or duration.
@@ -96,6 +100,7 @@ class ResourcePool(PoolAdmin[T]):
         preload: int | None = None,
         max_idle_time: float | None = None,
         max_lifetime: float | None = None,
+        verify_after: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limit = get_limit() if limit is None else check_limit(limit)
@@ -109,6 +114,10 @@ class ResourcePool(PoolAdmin[T]):
             )
         self._max_idle_time = check_seconds(max_idle_time, "max_idle_time")
         self._max_lifetime = check_seconds(max_lifetime, "max_lifetime")
+        checked = check_seconds(verify_after, "verify_after", allow_zero=True)
+        if checked is None:
+            raise ConfigurationError("verify_after must be a number of seconds >= 0, got None")
+        self._verify_after = checked
         self._timed = self._max_idle_time is not None or self._max_lifetime is not None
         self._clock = clock
         # Skip hook calls on the hot path when a subclass keeps the defaults.
@@ -184,7 +193,9 @@ class ResourcePool(PoolAdmin[T]):
                 e.g. ``ConnectionLimitExceeded``).
             PoolClosed: the pool was closed.
         """
-        if self._pid != _getpid():
+        # The fork hook keeps fork.pid current, so this pid check costs no
+        # system call (os.getpid() is one, and this is every checkout).
+        if self._pid != fork.pid:
             self._reset_after_fork()
         lease = self.lease_class()
         lease._pool = self
@@ -205,10 +216,14 @@ class ResourcePool(PoolAdmin[T]):
         finally:
             lock.release()
         if entry is not None:  # the hot path: an idle item, checked outside the lock
-            if (self._checks_out and not self.check_out(entry.obj)) or (
-                self._timed and self._expired(entry, self._clock())
-            ):
-                self._replace(lease, entry)
+            if self._checks_out or self._timed:
+                now = self._clock()
+                if (
+                    self._checks_out
+                    and now - entry.idle_since >= self._verify_after
+                    and not self.check_out(entry.obj)
+                ) or (self._timed and self._expired(entry, now)):
+                    self._replace(lease, entry)
             return lease
         if waiter is None:  # a free slot was reserved for us
             self._create_for(lease)
@@ -247,6 +262,8 @@ class ResourcePool(PoolAdmin[T]):
             ):
                 reason, victims = self._checkin_slow(entry, broken)
             else:
+                if self._checks_out:
+                    entry.idle_since = self._clock()
                 self._idle.append(entry)
                 return
         finally:

@@ -32,6 +32,7 @@ from transports._memory_broker import (
     not_found,
     not_implemented,
 )
+from transports._memory_exchange import route_all
 from transports._memory_message import Message, coerce_body, copy_value, received, snapshot
 
 __all__ = ["EXCHANGE_TYPES", "MemoryChannel"]
@@ -143,6 +144,34 @@ class MemoryChannel(ChannelCore):
         with self._guard:
             self.vhost.delete_exchange(exchange, if_unused)
 
+    def exchange_bind(
+        self,
+        destination: str,
+        source: str = "",
+        routing_key: str = "",
+        nowait: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Route what ``source`` takes by this binding on through ``destination``.
+
+        Raises :class:`~broker.errors.NotFound` (closing the channel) when
+        either exchange is missing.
+        """
+        with self._guard:
+            self.vhost.bind_exchange(destination, source, routing_key, arguments or {})
+
+    def exchange_unbind(
+        self,
+        destination: str,
+        source: str = "",
+        routing_key: str = "",
+        nowait: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Remove an exchange binding (a missing binding or exchange is not an error)."""
+        with self._guard:
+            self.vhost.unbind_exchange(destination, source, routing_key, arguments or {})
+
     def queue_declare(
         self,
         queue: str = "",
@@ -248,7 +277,10 @@ class MemoryChannel(ChannelCore):
                 found = self.vhost.exchanges.get(exchange)
                 if found is None:
                     self._fail_locked(not_found("exchange", exchange, self.vhost.name))
-                queues = found.route(routing_key, properties.get("application_headers"))
+                if not found.outbound:
+                    queues = found.route(routing_key, properties.get("application_headers"))
+                else:  # exchange-to-exchange bindings: walk them
+                    queues = route_all(found, routing_key, properties.get("application_headers"))
             else:
                 target = self.vhost.queues.get(routing_key)
                 queues = (target,) if target is not None else ()

@@ -117,6 +117,7 @@ class AmqpConnection(base.TransportConnection):
         self._on_unblocked = on_unblocked
         self._blocked = False
         self._closed = False
+        self._poller: select.poll | None = None  # made on the first verify()
         self._errors = ErrorTranslator(
             self.display_url, is_lost=self.is_lost, after=self._after_error
         )
@@ -254,12 +255,19 @@ class AmqpConnection(base.TransportConnection):
 
     def verify(self) -> bool:
         """Non-blocking liveness check: False when the socket is closed, reset or at EOF."""
-        if not self.is_open:
+        transport = self._driver._transport
+        if self._closed or transport is None or not transport.connected:
             return False
-        sock = self._driver._transport.sock
+        sock = transport.sock
         if sock is None or sock.fileno() < 0:
             return False
-        return _socket_alive(sock)
+        poller = self._poller
+        if poller is None:
+            # Pools verify on every checkout: one registered poller makes the
+            # common case a single poll(0) system call.
+            poller = self._poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return _socket_alive(sock, poller)
 
     # -- closing ----------------------------------------------------------------------
 
@@ -324,9 +332,7 @@ class AmqpConnection(base.TransportConnection):
             self._on_unblocked()
 
 
-def _socket_alive(sock: socket.socket) -> bool:
-    poller = select.poll()
-    poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+def _socket_alive(sock: socket.socket, poller: select.poll) -> bool:
     for _fd, events in poller.poll(0):
         if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
             return False

@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
-from bench.cases.common import BODY_100, amqp_connection, need
+from bench.cases.common import BODY_100, PRODUCER_PROPERTIES, amqp_connection, need
 from bench.cases.publish import capped_queue, pika_connection, rate
 from bench.harness import BROKERPOOL, KOMBU, PIKA, RAW, Case, Env, Skip, throughput
 
@@ -45,7 +45,10 @@ def _raw_per_message(env: Env) -> Iterator[Callable[[], float]]:
             ch = conn.channel()
             n = env.n(1000, 100)
             yield lambda: rate(
-                n, lambda: ch.basic_publish(amqp.Message(BODY_100), exchange="", routing_key=queue)
+                n,
+                lambda: ch.basic_publish(
+                    amqp.Message(BODY_100, **PRODUCER_PROPERTIES), exchange="", routing_key=queue
+                ),
             )
         finally:
             conn.close()
@@ -110,7 +113,11 @@ def _raw_pipelined(env: Env) -> Iterator[Callable[[], float]]:
                 started = time.perf_counter()
                 target = state["acked"] + n
                 for _ in range(n):
-                    ch.basic_publish(amqp.Message(BODY_100), exchange="", routing_key=queue)
+                    ch.basic_publish(
+                        amqp.Message(BODY_100, **PRODUCER_PROPERTIES),
+                        exchange="",
+                        routing_key=queue,
+                    )
                 while state["acked"] < target:
                     conn.drain_events(timeout=30)
                 if state["nacked"]:

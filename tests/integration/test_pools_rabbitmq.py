@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import pools
-from broker import Connection
+from broker import Connection, Producer
 from broker.errors import NotFound, RecoverableConnectionError
 from tests.support.faultproxy import FaultProxy
 from tests.support.services import RABBITMQ_HOST, RABBITMQ_PORT
@@ -111,9 +111,12 @@ def test_connection_pool_under_64_threads(rabbitmq_url: str, unique_name: str) -
     count_lock = threading.Lock()
 
     def publish(conn: Any) -> None:
+        # Confirmed: some connections are torn down abruptly later (the
+        # simulated connection errors), and only a confirmed publish is sure
+        # to have reached the queue.
         nonlocal published
-        channel = conn.default_channel
-        channel.basic_publish(channel.prepare_message(b"x"), routing_key=unique_name)
+        with Producer(conn, confirm_publish=True) as producer:
+            producer.publish(b"x", routing_key=unique_name)
         with count_lock:
             published += 1
 
@@ -178,7 +181,7 @@ def test_a_channel_closed_by_the_broker_is_not_handed_out_again(
 
 def test_an_idle_connection_whose_link_died_is_replaced_on_checkout(unique_name: str) -> None:
     with FaultProxy(RABBITMQ_HOST, RABBITMQ_PORT) as proxy:
-        pool = Connection(proxy.url_for()).Pool(2)
+        pool = Connection(proxy.url_for()).Pool(2, verify_after=0)
         with pool.acquire() as conn:
             conn.default_channel.queue_declare(queue=unique_name, auto_delete=False)
             dead = conn.resource

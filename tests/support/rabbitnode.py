@@ -342,7 +342,7 @@ class RabbitNode:
             if pid is not None:
                 os.kill(pid, signal.SIGTERM)
                 wait_gone(pid, timeout)
-            self.kill()  # whatever is left of the session
+            self.kill()  # the launcher and helpers, and the beam after a timeout
 
     def kill(self) -> None:
         """SIGKILL the beam and every process under it; the port refuses at once."""

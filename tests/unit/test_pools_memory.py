@@ -20,6 +20,7 @@ from broker.errors import (
     RecoverableConnectionError,
 )
 from pools import ChannelPool, ConnectionPool, PooledChannel, PooledConnection
+from pools.connection import VERIFY_AFTER
 
 
 @pytest.fixture
@@ -120,20 +121,50 @@ def test_a_connection_error_inside_with_collects_it_and_frees_the_slot(
         assert conn.resource is not broken
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_an_idle_connection_found_dead_on_checkout_is_replaced(
     connection: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool = connection.Pool(2)
+    clock = FakeClock()
+    pool = connection.Pool(2, clock=clock)
     with pool.acquire() as conn:
         conn.default_channel  # noqa: B018 - connect
         dead = conn.resource
     # Its socket died underneath: still "connected", but the liveness probe says no.
     monkeypatch.setattr(dead, "verify", lambda: False)
+    clock.now += VERIFY_AFTER
     with pool.acquire() as conn:
         assert conn.resource is not dead
         assert publish_and_get(conn, "q-replaced") == b"hello"
     assert not dead.connected
     assert (pool.in_use, pool.idle) == (0, 1)
+
+
+def test_a_connection_returned_moments_ago_is_not_probed(
+    connection: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    pool = connection.Pool(2, clock=clock)
+    with pool.acquire() as conn:
+        conn.default_channel  # noqa: B018 - connect
+        warm = conn.resource
+    probes: list[int] = []
+    monkeypatch.setattr(warm, "verify", lambda: probes.append(1) or True)
+    clock.now += VERIFY_AFTER / 2
+    with pool.acquire() as conn:
+        assert conn.resource is warm
+    assert probes == []
+    clock.now += VERIFY_AFTER
+    with pool.acquire() as conn:
+        assert conn.resource is warm
+    assert probes == [1]
 
 
 def test_acquire_channel_yields_connection_and_default_channel(connection: Connection) -> None:
