@@ -183,11 +183,6 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
             )
         return target
 
-    @property
-    def alternate_count(self) -> int:
-        """How many brokers this connection can fail over between."""
-        return len(self._targets)
-
     def maybe_switch_next(self) -> None:
         """Move to the next alternate (per the failover strategy), if there is one."""
         if len(self._targets) > 1:
@@ -198,10 +193,6 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         self.close()
         self._init_args = dict(self._init_args, hostname=url, alternates=None)
         self._set_targets()
-
-    def describe_alternates(self) -> str:
-        """Every alternate's URL, passwords masked, separated by ``;``."""
-        return ";".join(t.as_uri() for t in self._targets)
 
     # -- connecting ------------------------------------------------------------
 
@@ -399,17 +390,6 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         if self._conn is not None:
             conn = self._conn
             self._guard(lambda: conn.heartbeat_tick(rate))
-
-    def get_heartbeat_interval(self) -> float:
-        """The negotiated heartbeat interval (the requested one before connecting)."""
-        if self._conn is not None:
-            return self._conn.heartbeat
-        return self._current.params.heartbeat
-
-    @property
-    def heartbeat(self) -> float:
-        """Alias of :meth:`get_heartbeat_interval`."""
-        return self.get_heartbeat_interval()
 
     # -- retrying ----------------------------------------------------------------
 

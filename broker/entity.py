@@ -4,6 +4,9 @@
 *bound* to a channel by calling it (``queue(channel)`` returns a bound copy;
 a :class:`broker.Connection` may be passed instead, meaning its default
 channel). Bound entities declare, bind, purge and delete themselves.
+:class:`Exchange` and :class:`binding` live in :mod:`broker.entity_exchange`
+and are re-exported here; an exchange can also be bound to another exchange
+(:meth:`Exchange.bind_to <broker.entity_exchange.Exchange.bind_to>`).
 
 Declarations made through a channel that belongs to a :class:`broker.Connection`
 are remembered twice:
@@ -13,7 +16,8 @@ are remembered twice:
   and expiring entities are never cached: they can vanish behind our back.
 * in ``connection.topology`` (:class:`broker.topology.Topology`), so they are
   declared again after a reconnect -- unless ``no_declare=True`` or
-  ``recover=False`` was given.
+  ``recover=False`` was given. Bindings (queue-to-exchange and
+  exchange-to-exchange) are recorded the same way and forgotten on unbind.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from broker.entity_base import (
 )
 from broker.entity_base import freeze as _freeze
 from broker.entity_base import queue_arguments as _queue_arguments
+from broker.entity_exchange import Exchange, binding
 from broker.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -49,187 +54,6 @@ __all__ = [
     "maybe_declare",
     "normalize_delivery_mode",
 ]
-
-
-class Exchange(Entity):
-    """An AMQP exchange.
-
-    Args:
-        name: the exchange name; ``''`` is the default exchange (never declared).
-        type: ``direct``, ``topic``, ``fanout``, ``headers`` or a plugin type.
-        channel: a channel or connection to bind to.
-        durable: survive a broker restart.
-        auto_delete: delete when the last queue is unbound.
-        delivery_mode: default for messages published to it (1/``'transient'``
-            or 2/``'persistent'``); ``None`` means persistent when durable.
-        arguments: extra declare arguments.
-        no_declare: never declare (it exists already); also not recorded.
-        passive: declare only checks that the exchange exists.
-        recover: record the exchange for replay after a reconnect.
-    """
-
-    def __init__(
-        self,
-        name: str = "",
-        type: str = "direct",
-        channel: Any = None,
-        durable: bool = True,
-        auto_delete: bool = False,
-        delivery_mode: int | str | None = None,
-        arguments: Mapping[str, Any] | None = None,
-        no_declare: bool = False,
-        passive: bool = False,
-        recover: bool = True,
-    ) -> None:
-        if not isinstance(name, str):
-            raise ConfigurationError(f"exchange name must be a str, got {name!r}")
-        if not type or not isinstance(type, str):
-            raise ConfigurationError(f"exchange type must be a non-empty str, got {type!r}")
-        self.name = name
-        self.type = type
-        self.durable = bool(durable)
-        self.auto_delete = bool(auto_delete)
-        self.delivery_mode = normalize_delivery_mode(delivery_mode)
-        self.arguments = dict(arguments) if arguments else None
-        self.no_declare = bool(no_declare)
-        self.passive = bool(passive)
-        self.recover = bool(recover)
-        if channel is not None:
-            self.revive(channel)
-
-    @property
-    def default_delivery_mode(self) -> int:
-        """The delivery mode used when a publish does not give one."""
-        if self.delivery_mode is not None:
-            return self.delivery_mode
-        return PERSISTENT if self.durable else TRANSIENT
-
-    @property
-    def declaration_key(self) -> tuple[Any, ...]:
-        """What identifies this declaration in ``connection.declared_entities``."""
-        return (
-            "exchange",
-            self.name,
-            self.type,
-            self.durable,
-            self.auto_delete,
-            _freeze(self.arguments),
-        )
-
-    @property
-    def can_cache_declaration(self) -> bool:
-        """Auto-delete exchanges may vanish, so they are declared every time."""
-        return not self.auto_delete
-
-    def declare(
-        self, nowait: bool = False, passive: bool | None = None, channel: Channel | None = None
-    ) -> None:
-        """Declare the exchange (or, when passive, check that it exists).
-
-        The default exchange ``''`` and ``no_declare`` exchanges are skipped.
-        """
-        if self.no_declare or not self.name:
-            return
-        passive = self.passive if passive is None else passive
-        chan, client = self._target(channel)
-        chan.exchange_declare(
-            exchange=self.name,
-            type=self.type,
-            passive=passive,
-            durable=self.durable,
-            auto_delete=self.auto_delete,
-            nowait=nowait,
-            arguments=self.arguments,
-        )
-        if client is not None and not passive:
-            self._note_declared(client)
-            if self.recover:
-                client.topology.record_exchange(self)
-
-    def delete(self, if_unused: bool = False, nowait: bool = False) -> None:
-        """Delete the exchange and forget it for recovery."""
-        chan, client = self._target(None)
-        chan.exchange_delete(exchange=self.name, if_unused=if_unused, nowait=nowait)
-        if client is not None:
-            self._forget_declared(client)
-            client.topology.forget_exchange(self)
-
-    def binding(self, routing_key: str = "", arguments: Mapping[str, Any] | None = None) -> binding:
-        """A :class:`binding` from this exchange, for ``Queue(bindings=[...])``."""
-        return binding(self, routing_key, arguments)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Exchange):
-            return NotImplemented
-        return self.declaration_key == other.declaration_key and (
-            self.delivery_mode == other.delivery_mode
-        )
-
-    def __hash__(self) -> int:
-        return hash(("E", self.name))
-
-    def __repr__(self) -> str:
-        where = f" bound to chan:{self._channel.channel_id}" if self._channel is not None else ""
-        return f"<Exchange {self.name!r}({self.type}){where}>"
-
-
-class binding:  # kombu's name, lower case
-    """One binding of a queue to an exchange, for ``Queue(bindings=[...])``.
-
-    Args:
-        exchange: the exchange (declared with the queue unless ``no_declare``).
-        routing_key: the binding key.
-        arguments: binding arguments (e.g. for headers exchanges).
-    """
-
-    def __init__(
-        self,
-        exchange: Exchange | str | None = None,
-        routing_key: str = "",
-        arguments: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.exchange = Exchange(exchange) if isinstance(exchange, str) else exchange
-        self.routing_key = routing_key
-        self.arguments = dict(arguments) if arguments else None
-
-    @property
-    def exchange_name(self) -> str:
-        """The exchange's name (``''`` when none)."""
-        return self.exchange.name if self.exchange is not None else ""
-
-    def declare(self, channel: Channel, nowait: bool = False) -> None:
-        """Declare the binding's exchange."""
-        if self.exchange is not None:
-            self.exchange.declare(nowait=nowait, channel=channel)
-
-    def bind(self, entity: Queue, nowait: bool = False, channel: Channel | None = None) -> None:
-        """Bind ``entity`` (a queue) with this binding."""
-        entity.bind_to(
-            self.exchange_name, self.routing_key, self.arguments, nowait=nowait, channel=channel
-        )
-
-    def unbind(self, entity: Queue, nowait: bool = False, channel: Channel | None = None) -> None:
-        """Remove this binding from ``entity``."""
-        entity.unbind_from(
-            self.exchange_name, self.routing_key, self.arguments, nowait=nowait, channel=channel
-        )
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        """Hashable identity of the binding."""
-        ex = self.exchange.declaration_key if self.exchange is not None else None
-        return (ex, self.routing_key, _freeze(self.arguments))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, binding):
-            return NotImplemented
-        return self.key == other.key
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-    def __repr__(self) -> str:
-        return f"<binding: {self.exchange_name!r} -> {self.routing_key!r}>"
 
 
 class Queue(Entity):

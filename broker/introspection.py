@@ -31,6 +31,26 @@ class ConnectionInfo:
     _transport_for: Callable[[Target], Transport]
 
     @property
+    def alternate_count(self) -> int:
+        """How many brokers this connection can fail over between."""
+        return len(self._targets)
+
+    def describe_alternates(self) -> str:
+        """Every alternate's URL, passwords masked, separated by ``;``."""
+        return ";".join(t.as_uri() for t in self._targets)
+
+    def get_heartbeat_interval(self) -> float:
+        """The negotiated heartbeat interval (the requested one before connecting)."""
+        if self._conn is not None:
+            return self._conn.heartbeat
+        return self._current.params.heartbeat
+
+    @property
+    def heartbeat(self) -> float:
+        """Alias of :meth:`get_heartbeat_interval`."""
+        return self.get_heartbeat_interval()
+
+    @property
     def connected(self) -> bool:
         """Whether a live transport connection exists."""
         return self._conn is not None and self._conn.is_open

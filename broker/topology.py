@@ -6,8 +6,10 @@ and bindings are recorded when they are declared through the messaging layer
 :meth:`Queue.declare <broker.entity.Queue.declare>`, producers' and consumers'
 automatic declarations), consumers when they start consuming. After every
 reconnect the connection calls :meth:`Topology.replay`, which declares
-exchanges, then queues, then bindings on a fresh channel, and finally revives
-each consumer so it keeps delivering to the same callbacks.
+exchanges, then exchange-to-exchange bindings
+(:meth:`Exchange.bind_to <broker.entity.Exchange.bind_to>`), then queues, then
+queue bindings on a fresh channel, and finally revives each consumer so it
+keeps delivering to the same callbacks.
 
 The record holds **strong** references, in declaration order. (aio-pika keeps
 weak references, so an entity the application stopped referencing is silently
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from broker.entity import Exchange, Queue
     from transports.base import Channel
 
-__all__ = ["BindingRecord", "ReplayFailure", "Revivable", "Topology"]
+__all__ = ["BindingRecord", "ExchangeBindingRecord", "ReplayFailure", "Revivable", "Topology"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,15 @@ class BindingRecord(NamedTuple):
 
     queue: Queue
     exchange: str
+    routing_key: str
+    arguments: Mapping[str, Any] | None
+
+
+class ExchangeBindingRecord(NamedTuple):
+    """One exchange-to-exchange binding: ``destination`` receives from ``source``."""
+
+    destination: str
+    source: str
     routing_key: str
     arguments: Mapping[str, Any] | None
 
@@ -85,6 +96,7 @@ class Topology:
         self._exchanges: dict[str, Exchange] = {}
         self._queues: dict[object, Queue] = {}
         self._bindings: dict[tuple[object, ...], BindingRecord] = {}
+        self._exchange_bindings: dict[tuple[object, ...], ExchangeBindingRecord] = {}
         self._consumers: dict[int, Revivable] = {}
 
     # -- recording ----------------------------------------------------------------
@@ -96,12 +108,16 @@ class Topology:
                 self._exchanges[exchange.name] = exchange
 
     def forget_exchange(self, exchange: Exchange | str) -> None:
-        """Drop an exchange and every binding to it."""
+        """Drop an exchange and every binding to it or from it."""
         name = exchange if isinstance(exchange, str) else exchange.name
         with self._lock:
             self._exchanges.pop(name, None)
             for key in [k for k, b in self._bindings.items() if b.exchange == name]:
                 del self._bindings[key]
+            for key in [
+                k for k, e in self._exchange_bindings.items() if name in (e.source, e.destination)
+            ]:
+                del self._exchange_bindings[key]
 
     def record_queue(self, queue: Queue) -> None:
         """Remember ``queue`` (the latest definition of a name wins)."""
@@ -142,6 +158,32 @@ class Topology:
         with self._lock:
             self._bindings.pop(key, None)
 
+    def record_exchange_binding(
+        self,
+        destination: str,
+        source: str,
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Remember that exchange ``destination`` is bound to exchange ``source``."""
+        key = (destination, source, routing_key, freeze(arguments))
+        with self._lock:
+            self._exchange_bindings[key] = ExchangeBindingRecord(
+                destination, source, routing_key, arguments
+            )
+
+    def forget_exchange_binding(
+        self,
+        destination: str,
+        source: str,
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Drop one exchange-to-exchange binding."""
+        key = (destination, source, routing_key, freeze(arguments))
+        with self._lock:
+            self._exchange_bindings.pop(key, None)
+
     def record_consumer(self, consumer: Revivable) -> None:
         """Remember a consuming consumer (held strongly until forgotten)."""
         with self._lock:
@@ -158,6 +200,7 @@ class Topology:
             self._exchanges.clear()
             self._queues.clear()
             self._bindings.clear()
+            self._exchange_bindings.clear()
             self._consumers.clear()
 
     # -- reading ------------------------------------------------------------------
@@ -181,6 +224,12 @@ class Topology:
             return list(self._bindings.values())
 
     @property
+    def exchange_bindings(self) -> list[ExchangeBindingRecord]:
+        """Recorded exchange-to-exchange bindings in declaration order."""
+        with self._lock:
+            return list(self._exchange_bindings.values())
+
+    @property
     def consumers(self) -> list[Revivable]:
         """Recorded consumers in the order they started."""
         with self._lock:
@@ -192,6 +241,7 @@ class Topology:
                 len(self._exchanges)
                 + len(self._queues)
                 + len(self._bindings)
+                + len(self._exchange_bindings)
                 + len(self._consumers)
             )
 
@@ -202,7 +252,9 @@ class Topology:
         with self._lock:
             return (
                 f"<Topology exchanges={len(self._exchanges)} queues={len(self._queues)} "
-                f"bindings={len(self._bindings)} consumers={len(self._consumers)}>"
+                f"bindings={len(self._bindings)} "
+                f"exchange_bindings={len(self._exchange_bindings)} "
+                f"consumers={len(self._consumers)}>"
             )
 
     # -- replay -------------------------------------------------------------------
@@ -210,9 +262,9 @@ class Topology:
     def replay(self, connection: Any) -> list[ReplayFailure]:
         """Declare everything again on ``connection``, then revive the consumers.
 
-        Order: exchanges, queues, bindings (on one fresh channel, closed
-        afterwards), then for each consumer ``consumer.revive(connection)``
-        and ``consumer.consume()``.
+        Order: exchanges, exchange-to-exchange bindings, queues, queue
+        bindings (on one fresh channel, closed afterwards), then for each
+        consumer ``consumer.revive(connection)`` and ``consumer.consume()``.
 
         A channel error for one entity (for instance a queue now declared by
         someone else with other arguments) is logged and reported in the
@@ -229,12 +281,15 @@ class Topology:
             exchanges = list(self._exchanges.values())
             queues = list(self._queues.values())
             bindings = list(self._bindings.values())
+            exchange_bindings = list(self._exchange_bindings.values())
             consumers = list(self._consumers.values())
         failures: list[ReplayFailure] = []
         replayer = _Replayer(connection, failures)
         try:
             for exchange in exchanges:
                 replayer.run(exchange, lambda ch, e=exchange: e.declare(channel=ch))
+            for link in exchange_bindings:
+                replayer.run(link, lambda ch, r=link: _bind_exchange(r, ch))
             for queue in queues:
                 replayer.run(queue, lambda ch, q=queue: replayer.declare_queue(q, ch))
             for record in bindings:
@@ -273,6 +328,15 @@ def _bind(record: BindingRecord, channel: Channel) -> None:
     channel.queue_bind(
         queue=record.queue.name,
         exchange=record.exchange,
+        routing_key=record.routing_key,
+        arguments=record.arguments,
+    )
+
+
+def _bind_exchange(record: ExchangeBindingRecord, channel: Channel) -> None:
+    channel.exchange_bind(
+        destination=record.destination,
+        source=record.source,
         routing_key=record.routing_key,
         arguments=record.arguments,
     )

@@ -1,4 +1,4 @@
-"""Inspection and administration of a pool: counts, resize, close, prune.
+"""Inspection and administration of a pool: counts, resize, close, prune, fork reset.
 
 Mixed into :class:`pools.resource.ResourcePool`, which owns the state these
 methods read and the helpers they call.
@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from broker.errors import ConfigurationError
+from pools import fork
 from pools.lease import CLOSED, Entry, Lease, Waiter
 from pools.limits import check_limit
 
@@ -34,6 +36,7 @@ class PoolAdmin(Generic[T]):
     _entries: set[Entry[T]]
     _waiters: collections.deque[Waiter]
     _gen: int
+    _pid: int
     _closed: bool
     _timed: bool
     _clock: Callable[[], float]
@@ -43,6 +46,7 @@ class PoolAdmin(Generic[T]):
     _expired: Callable[[Entry[T], float], bool]
     _dispose_all: Callable[[list[Entry[T]], str], None]
     _release: Callable[[Lease[T], bool], None]
+    abandon_resource: Callable[[T], None]
     lease_class: ClassVar[type[Lease[Any]]]
 
     @property
@@ -176,3 +180,29 @@ class PoolAdmin(Generic[T]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # -- fork ---------------------------------------------------------------------
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's items and start empty.
+
+        The old lock may have been held by a parent thread at fork time, so it
+        is replaced, never acquired.
+        """
+        if self._pid == os.getpid():
+            return
+        self._lock = threading.Lock()
+        inherited = list(self._entries)
+        self._idle = []
+        self._entries = set()
+        self._waiters = collections.deque()
+        self._size = 0
+        self._gen += 1
+        self._pid = os.getpid()
+        for entry in inherited:
+            fork.abandon(self, entry.obj)
+        self._after_fork()
+        logger.debug("%r reset after fork (%d inherited items dropped)", self, len(inherited))
+
+    def _after_fork(self) -> None:
+        """Subclass hook run in the child after the generic reset."""

@@ -478,27 +478,3 @@ class ResourcePool(PoolAdmin[T]):
     def _dispose_all(self, entries: list[Entry[T]], reason: str) -> None:
         for entry in entries:
             self._dispose(entry, reason)
-
-    def _reset_after_fork(self) -> None:
-        """In a forked child: forget the parent's items and start empty.
-
-        The old lock may have been held by a parent thread at fork time, so it
-        is replaced, never acquired.
-        """
-        if self._pid == _getpid():
-            return
-        self._lock = threading.Lock()
-        inherited = list(self._entries)
-        self._idle = []
-        self._entries = set()
-        self._waiters = collections.deque()
-        self._size = 0
-        self._gen += 1
-        self._pid = _getpid()
-        for entry in inherited:
-            fork.abandon(self, entry.obj)
-        self._after_fork()
-        logger.debug("%r reset after fork (%d inherited items dropped)", self, len(inherited))
-
-    def _after_fork(self) -> None:
-        """Subclass hook run in the child after the generic reset."""

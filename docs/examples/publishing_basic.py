@@ -4,9 +4,14 @@ from broker import Connection, Exchange, Producer, Queue
 
 media = Exchange("media", type="direct")  # durable: messages are persistent by default
 video = Queue("video", exchange=media, routing_key="video")
+# An exchange bound to an exchange (RabbitMQ's extension; memory:// has it too).
+archive = Exchange("archive", type="fanout")
+archived = Queue("archived", exchange=archive)
 
 with Connection("memory://") as conn:
-    producer = Producer(conn, exchange=media, routing_key="video")
+    producer = Producer(conn, exchange=media, routing_key="video")  # declares media
+    archived(conn).declare()  # declares the archive exchange and binds the queue
+    archive(conn).bind_to(media, routing_key="video")  # gets what media routes by "video"
     producer.publish(
         {"name": "intro.mp4", "size": 1024},  # JSON by default
         declare=[video],  # declared once per connection, then cached
@@ -20,3 +25,5 @@ with Connection("memory://") as conn:
     assert message is not None
     print(message.payload, message.headers, message.properties["delivery_mode"])
     message.ack()
+    copy = archived(conn).get(no_ack=True)  # the archive got a copy of each message
+    assert copy is not None and copy.payload == message.payload

@@ -203,3 +203,60 @@ def test_simple_queue_round_trip(conn, unique_name, cleanup):
         tasks.get(timeout=0.2)
     assert time.monotonic() - started < 3
     tasks.close()
+
+
+# -- exchange-to-exchange bindings ---------------------------------------------------
+
+
+def get_within(queue: Queue, timeout: float = 5.0) -> Message | None:
+    """basic_get until a message arrives (RabbitMQ routes asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while (message := queue.get(no_ack=True)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return message
+
+
+def test_exchange_bind_to_routes_through_the_destination(conn, unique_name, cleanup):
+    source = Exchange(f"{unique_name}-src", "topic", durable=False)
+    destination = Exchange(f"{unique_name}-dst", "fanout", durable=False)
+    queue = Queue(unique_name, destination, durable=False)(conn)
+    cleanup.extend([queue, source, destination])
+    source(conn).declare()
+    queue.declare()
+    queue.exchange.bind_to(source, "order.#")
+    producer = Producer(conn, exchange=source)
+    producer.publish("filtered by the source", routing_key="user.created")
+    producer.publish("routed", routing_key="order.created")
+    message = get_within(queue)
+    assert message is not None
+    assert (message.payload, message.delivery_info["exchange"]) == ("routed", source.name)
+    assert queue.get() is None  # the first publish went nowhere
+
+    queue.exchange.unbind_from(source.name, "order.#")
+    producer.publish("no longer routed", routing_key="order.created")
+    producer.publish("marker", routing_key=queue.name, exchange="")  # arrives after it
+    assert conn.topology.exchange_bindings == []
+    message = get_within(queue)
+    assert message is not None and message.payload == "marker"
+    assert queue.get() is None
+
+
+def test_replay_restores_an_exchange_binding_after_a_reconnect(
+    conn, rabbitmq_url, unique_name, cleanup
+):
+    source = Exchange(f"{unique_name}-src", "direct", durable=False)
+    destination = Exchange(f"{unique_name}-dst", "fanout", durable=False)
+    queue = Queue(unique_name, destination, durable=False)
+    cleanup.extend([queue, source, destination])
+    source(conn).declare()
+    queue(conn).declare()
+    destination(conn).bind_to(source, "invoice")
+
+    conn.collect()
+    with Connection(rabbitmq_url) as other:  # the broker loses the binding meanwhile
+        other.default_channel.exchange_unbind(destination.name, source.name, "invoice")
+    conn.connect()  # replays exchanges, exchange bindings, queues, queue bindings
+
+    Producer(conn, exchange=source).publish("restored", routing_key="invoice")
+    message = get_within(queue(conn))
+    assert message is not None and message.payload == "restored"

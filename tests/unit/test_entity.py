@@ -9,7 +9,8 @@ import pytest
 from broker import Connection
 from broker.entity import Exchange, Queue, binding, maybe_declare
 from broker.errors import ConfigurationError, NotFound
-from transports.memory import inspect
+from broker.topology import ExchangeBindingRecord
+from transports.memory import inspect, reset
 
 
 @pytest.fixture
@@ -219,3 +220,88 @@ def test_queue_get_returns_a_message_or_none(conn):
     assert message is not None
     assert message.payload == {"a": 1}
     message.ack()
+
+
+# -- exchange-to-exchange bindings ---------------------------------------------------
+
+
+def publish(conn: Connection, exchange: str, routing_key: str, body: bytes) -> None:
+    channel = conn.default_channel
+    channel.basic_publish(channel.prepare_message(body), exchange, routing_key)
+
+
+def test_exchange_bind_to_routes_through_the_destination_and_is_recorded(conn):
+    source = Exchange("orders", "topic")(conn)
+    source.declare()
+    destination = Exchange("audit", "fanout")
+    queue = Queue("audit-log", destination)(conn)
+    queue.declare()
+    queue.exchange.bind_to(source, "order.#")
+    publish(conn, "orders", "order.created", b"routed")
+    publish(conn, "orders", "user.created", b"filtered by the source")
+    assert [m.body for m in iter(queue.get, None)] == [b"routed"]
+    assert conn.topology.exchange_bindings == [
+        ExchangeBindingRecord("audit", "orders", "order.#", None)
+    ]
+
+    queue.exchange.unbind_from("orders", "order.#")  # by name this time
+    publish(conn, "orders", "order.created", b"no longer routed")
+    assert queue.get() is None
+    assert conn.topology.exchange_bindings == []
+
+
+def test_exchange_bind_to_refuses_bad_input_before_asking_the_broker(conn):
+    exchange = Exchange("x", "direct")(conn)
+    exchange.declare()
+    with pytest.raises(ConfigurationError, match=r"Exchange or an exchange name.*42"):
+        exchange.bind_to(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="default exchange"):
+        exchange.bind_to("")
+    with pytest.raises(ConfigurationError, match="default exchange"):
+        Exchange("")(conn).bind_to(exchange)
+    assert conn.default_channel.is_open
+    assert conn.topology.exchange_bindings == []
+
+
+def test_exchange_bind_to_a_missing_source_raises_not_found_and_records_nothing(conn):
+    exchange = Exchange("x", "direct")(conn)
+    exchange.declare()
+    with pytest.raises(NotFound):
+        exchange.bind_to("no-such-exchange")
+    assert conn.topology.exchange_bindings == []
+
+
+def test_deleting_an_exchange_forgets_its_exchange_bindings(conn):
+    a, b, c = (Exchange(name, "fanout")(conn) for name in "abc")
+    for exchange in (a, b, c):
+        exchange.declare()
+    b.bind_to(a)
+    c.bind_to(b)
+    unrecovered = Exchange("d", "fanout", recover=False)(conn)
+    unrecovered.declare()
+    unrecovered.bind_to(a)
+    assert [(r.source, r.destination) for r in conn.topology.exchange_bindings] == [
+        ("a", "b"),
+        ("b", "c"),
+    ]
+    assert "exchange_bindings=2" in repr(conn.topology)
+    b.delete()  # the source of one binding, the destination of the other
+    assert conn.topology.exchange_bindings == []
+
+
+def test_replay_restores_exchange_bindings_after_a_reconnect(conn, caplog):
+    source = Exchange("events", "direct", auto_delete=True)(conn)
+    source.declare()
+    queue = Queue("billing", Exchange("billing-in", "fanout", auto_delete=True))(conn)
+    queue.declare()
+    queue.exchange.bind_to(source, "invoice")
+
+    conn.collect()
+    reset()  # the broker lost everything, like a restarted node
+    conn.connect()  # exchanges, exchange bindings, queues, queue bindings
+
+    assert not [r for r in caplog.records if r.name == "broker.topology"]
+    assert {"events", "billing-in"} <= inspect()[1].keys()
+    publish(conn, "events", "invoice", b"restored")
+    publish(conn, "events", "refund", b"not bound")
+    assert [m.body for m in iter(Queue("billing")(conn).get, None)] == [b"restored"]
