@@ -38,3 +38,13 @@ def test_readme_quickstart_runs_on_memory() -> None:
     for block in blocks:
         code = re.sub(r'Connection\("[^"]*"', 'Connection("memory://"', block)
         exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+
+
+def test_docs_have_no_inline_python_that_escapes_the_tests() -> None:
+    """Python samples live in docs/examples (and run above), never inline in a page."""
+    offenders = []
+    for page in sorted((ROOT / "docs").glob("*.rst")):
+        text = page.read_text()
+        if ".. code-block:: python" in text or re.search(r"::\n\n\s+(from|import) \w", text):
+            offenders.append(page.name)
+    assert not offenders, f"inline Python samples in {offenders}: move them to docs/examples/"
