@@ -69,7 +69,7 @@ SERVER_PROPERTIES: Mapping[str, Any] = MappingProxyType(
                 "publisher_confirms": True,
                 "basic.nack": True,
                 "consumer_cancel_notify": True,
-                "exchange_exchange_bindings": False,
+                "exchange_exchange_bindings": True,
                 "connection.blocked": False,
                 "authentication_failure_close": True,
                 "per_consumer_qos": True,

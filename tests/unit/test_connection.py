@@ -304,3 +304,11 @@ def test_autoretry_returns_value_and_channel() -> None:
     value, channel = conn.autoretry(declare)("auto-q")
     assert value == "auto-q" and channel is conn.default_channel
     conn.close()
+
+
+def test_memory_broker_announces_its_capabilities() -> None:
+    with Connection("memory://") as conn:
+        conn.connect()
+        assert conn.publisher_confirms and conn.basic_nack
+        assert conn.exchange_exchange_bindings
+        assert conn.server_properties["product"] == "brokerpool-memory"
