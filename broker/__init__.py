@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from broker.retry import Constant, Exponential, FullJitter, Linear, RetryPolicy
     from broker.simple import SimpleBuffer, SimpleQueue
     from broker.url import BrokerURL, parse_url, parse_urls
+    from pools import ChannelPool, ConnectionPool, ProducerPool
 
 __version__ = "0.1.0"
 
@@ -74,6 +75,9 @@ _LAZY: dict[str, str] = {
     "Exponential": "broker.retry",
     "FullJitter": "broker.retry",
     "BrokerURL": "broker.url",
+    "ConnectionPool": "pools",
+    "ChannelPool": "pools",
+    "ProducerPool": "pools",
     "parse_url": "broker.url",
     "parse_urls": "broker.url",
 }
@@ -86,11 +90,13 @@ __all__ = [
     "BrokerURL",
     "ChannelError",
     "ChannelLimitExceeded",
+    "ChannelPool",
     "ConfigurationError",
     "ConfirmTimeout",
     "Connection",
     "ConnectionBlockedTimeout",
     "ConnectionLimitExceeded",
+    "ConnectionPool",
     "Constant",
     "Consumer",
     "ConsumerLoop",
@@ -111,6 +117,7 @@ __all__ = [
     "OperationalError",
     "PreconditionFailed",
     "Producer",
+    "ProducerPool",
     "PublishError",
     "Queue",
     "RecoverableChannelError",
