@@ -356,23 +356,30 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
             ConnectionBlockedTimeout: blocked longer than ``blocked_connection_timeout``.
             RecoverableConnectionError: the link broke (the connection is dropped).
         """
-        conn = self._connection()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            conn = self._connection()
+        # Waits are sliced so callbacks queued from other threads run and a
+        # blocked connection is noticed; the first slice needs no clock read.
+        wait = _DRAIN_SLICE
+        deadline = None
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            if timeout < wait:
+                wait = timeout
         while True:
             if self._pending:
                 self._run_pending_callbacks()
             if self._blocked_since is not None:
                 self._check_blocked()
-            wait = _DRAIN_SLICE
-            if deadline is not None:
-                wait = min(wait, deadline - time.monotonic())
-                if wait <= 0:
-                    raise TimeoutError("timed out")
+            if wait <= 0:
+                raise TimeoutError("timed out")
             try:
                 conn.drain_events(timeout=wait)
                 return
             except TimeoutError:
-                continue
+                if deadline is not None:
+                    wait = min(_DRAIN_SLICE, deadline - time.monotonic())
             except self.recoverable_connection_errors as exc:
                 self._connection_lost(exc)
                 raise

@@ -113,8 +113,9 @@ class Producer:
             channel = None  # confirm on a channel of our own, not the shared one
         if channel is not None:
             self._attach(channel)
-        elif auto_declare and self._exchange.name and not self._exchange.no_declare:
-            self._get_channel()  # declare now, as kombu does
+        # Made from a connection, the producer does no I/O until its first
+        # publish (which opens the channel and declares the exchange), so that
+        # publish(retry=True) covers a broker that fails in between.
 
     # -- configuration ------------------------------------------------------------
 
@@ -302,9 +303,16 @@ class Producer:
             return
         # The plain path, inlined: it is most of what a producer does.
         try:
-            channel.basic_publish(
-                channel.prepare_message(body, **properties), exchange_name, routing_key, mandatory
-            )
+            if len(properties) == 3:  # only the three set above: keywords beat ** unpacking
+                msg = channel.prepare_message(
+                    body,
+                    content_type=content_type,
+                    content_encoding=content_encoding,
+                    delivery_mode=properties["delivery_mode"],
+                )
+            else:
+                msg = channel.prepare_message(body, **properties)
+            channel.basic_publish(msg, exchange_name, routing_key, mandatory)
         except RecoverableChannelError:
             if not self._follows_default or channel.is_open:
                 raise

@@ -157,20 +157,21 @@ class SimpleQueue:
             SimpleQueue.Empty: nothing arrived in time (at once when ``block`` is False
                 and the queue is empty).
         """
-        if not block:
-            return self.get_nowait()
         buffer = self.buffer
         if buffer:
             return buffer.popleft()
+        if not block:
+            return self.get_nowait()
         if not self.consumer.is_consuming:
             self.consumer.consume()
-        deadline = None if timeout is None else time.monotonic() + timeout
         drain = self._connection.drain_events
-        while not buffer:
-            if deadline is None:
+        if timeout is None:
+            while not buffer:
                 drain(timeout=None)
-                continue
-            remaining = deadline - time.monotonic()
+            return buffer.popleft()
+        deadline = time.monotonic() + timeout
+        remaining = timeout  # the first wait needs no second clock read
+        while True:
             if remaining <= 0:
                 raise self.Empty(f"no message in {self.name!r} within {timeout:g} s")
             try:
@@ -178,7 +179,9 @@ class SimpleQueue:
             except TimeoutError:
                 if not buffer:
                     raise self.Empty(f"no message in {self.name!r} within {timeout:g} s") from None
-        return buffer.popleft()
+            if buffer:
+                return buffer.popleft()
+            remaining = deadline - time.monotonic()
 
     def get_nowait(self) -> Message:
         """Return a message if one is ready now.

@@ -136,6 +136,8 @@ class Consumer:
         self.unacked = 0
 
 
+_new_entry = Entry.__new__
+
 #: A pushed delivery waiting in a connection's ready queue; entry None = cancel notice.
 Ready = tuple[Consumer, Entry | None, int, bool]
 
@@ -179,8 +181,34 @@ class Queue:
 
     def put(self, body: bytes, properties: dict[str, Any], exchange: str, routing_key: str) -> None:
         self.seq += 1
-        self.messages.append(Entry(self.seq, body, properties, exchange, routing_key))
-        if self.consumers:
+        # Entry(...), without the cost of a call to __init__.
+        entry = _new_entry(Entry)
+        entry.seq = self.seq
+        entry.body = body
+        entry.properties = properties
+        entry.exchange = exchange
+        entry.routing_key = routing_key
+        entry.redelivered = False
+        consumers = self.consumers
+        if len(consumers) == 1 and not self.messages:
+            # The common case, inlined: one consumer, nothing queued before this
+            # message; it goes straight to that consumer if it has credit.
+            consumer = consumers[0]
+            channel = consumer.channel
+            if not channel.prefetch_count or _has_credit(consumer):
+                channel.next_tag += 1
+                tag = channel.next_tag
+                if not consumer.no_ack:
+                    channel.unacked[tag] = (self, entry, consumer)
+                    consumer.unacked += 1
+                    channel.pushed += 1
+                session = channel.session
+                session.ready.append((consumer, entry, tag, False))
+                if session.waiting:
+                    session.cond.notify()
+                return
+        self.messages.append(entry)
+        if consumers:
             dispatch(self)
 
     def requeue(self, entry: Entry) -> None:
@@ -336,11 +364,10 @@ class ChannelCore:
             dispatch(queue)
 
     def credit_returned_locked(self, consumer: Consumer) -> None:
-        """One pushed delivery of ``consumer`` was acked: more may be dispatched."""
-        consumer.unacked -= 1
-        self.pushed -= 1
-        if not self.prefetch_count:
-            return  # no limit, so nothing was held back
+        """A pushed delivery of ``consumer`` was acked under a prefetch limit: dispatch more.
+
+        The caller has already taken it off ``consumer.unacked`` and ``pushed``.
+        """
         if self.prefetch_global:
             for other in list(self.consumers.values()):
                 dispatch(other.queue)

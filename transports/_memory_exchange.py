@@ -35,7 +35,9 @@ BindingKey = tuple[str, str, Hashable]
 class Exchange:
     """One exchange: its declaration and bindings, with indexes rebuilt on change.
 
-    ``bindings`` holds its queue bindings (indexed for :meth:`route`);
+    ``bindings`` holds its queue bindings (indexed for :meth:`route`;
+    ``direct_index`` maps a routing key to its queues, which is all a direct
+    exchange needs);
     ``outbound`` its bindings to destination exchanges and ``sources`` the
     names of the exchanges bound to it (both usually empty).
     """
@@ -43,11 +45,11 @@ class Exchange:
     __slots__ = (
         "_all",
         "_cache",
-        "_direct",
-        "_patterns",
+                "_patterns",
         "arguments",
         "auto_delete",
         "bindings",
+        "direct_index",
         "durable",
         "name",
         "outbound",
@@ -66,7 +68,7 @@ class Exchange:
         self.bindings: dict[BindingKey, tuple[Queue, str, dict[str, Any]]] = {}
         self.outbound: dict[BindingKey, tuple[Exchange, str, dict[str, Any]]] = {}
         self.sources: set[str] = set()
-        self._direct: dict[str, tuple[Queue, ...]] = {}
+        self.direct_index: dict[str, tuple[Queue, ...]] = {}
         self._all: tuple[Queue, ...] = ()
         self._patterns: list[tuple[tuple[str, ...], Queue]] = []
         self._cache: dict[str, tuple[Queue, ...]] = {}
@@ -137,7 +139,7 @@ class Exchange:
         """
         kind = self.type
         if kind == "direct":
-            return self._direct.get(routing_key, ())
+            return self.direct_index.get(routing_key, ())
         if kind == "fanout":
             return self._all
         if kind == "topic":
@@ -170,7 +172,7 @@ class Exchange:
             targets = direct.setdefault(routing_key, [])
             if queue not in targets:
                 targets.append(queue)
-        self._direct = {key: tuple(queues) for key, queues in direct.items()}
+        self.direct_index = {key: tuple(queues) for key, queues in direct.items()}
         self._all = _unique(q for q, _, _ in self.bindings.values())
         self._patterns = [(words(rk), q) for q, rk, _ in self.bindings.values()]
         self._cache.clear()

@@ -44,6 +44,8 @@ from transports import base
 from transports._memory_broker import LOCK, Ready, Session
 from transports._memory_channel import EXCHANGE_TYPES, MemoryChannel
 from transports._memory_message import Message, received
+
+_new_message = Message.__new__
 from transports._memory_vhost import open_session, reset, vhosts
 
 __all__ = [
@@ -127,35 +129,60 @@ class MemoryConnection(base.TransportConnection):
         """
         session = self._session
         ready = session.ready
-        with LOCK:  # the lock of session.cond
+        # The lock of session.cond, taken without ``with`` (half the cost).
+        LOCK.acquire()
+        try:
             if not ready:
-                deadline = None if timeout is None else time.monotonic() + timeout
-                session.waiting += 1
-                try:
-                    while not ready and session.open:
-                        if deadline is None:
-                            session.cond.wait()
-                            continue
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            raise TimeoutError("timed out")
-                        session.cond.wait(remaining)
-                finally:
-                    session.waiting -= 1
+                self._wait_locked(session, timeout)
             if not session.open:
                 raise self._closed_error()
             item = ready.popleft()
             budget = len(ready)
-        self._deliver(item)
+        finally:
+            LOCK.release()
+        # The usual delivery, inlined: one message to a consumer with a callback.
+        consumer, entry, tag, redelivered = item
+        callback = consumer.callback
+        if entry is not None and callback is not None:
+            message = _new_message(Message)
+            message.body = entry.body
+            message.channel = consumer.channel  # type: ignore[assignment]
+            message.delivery_tag = tag
+            message._properties = None
+            message._info = None
+            message._source = (entry, redelivered, consumer.tag, None)
+            callback(message)
+        else:
+            self._deliver(item)
         # Dispatch what was ready on arrival, one at a time: a callback may close
         # its channel, which takes the remaining deliveries back.
         while budget:
             budget -= 1
-            with LOCK:
+            LOCK.acquire()
+            try:
                 if not ready:
                     return
                 item = ready.popleft()
+            finally:
+                LOCK.release()
             self._deliver(item)
+
+    def _wait_locked(self, session: Session, timeout: float | None) -> None:
+        """Wait on the session's condition until a delivery is ready or it closes."""
+        ready = session.ready
+        deadline = None if timeout is None else time.monotonic() + timeout
+        session.waiting += 1
+        try:
+            while not ready and session.open:
+                if deadline is None:
+                    session.cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("timed out")
+                session.cond.wait(remaining)
+        finally:
+            session.waiting -= 1
 
     def _deliver(self, item: Ready) -> None:
         consumer, entry, tag, redelivered = item
@@ -166,14 +193,7 @@ class MemoryConnection(base.TransportConnection):
         if consumer.callback is None:
             return  # stays unacked until the channel closes, then goes back
         channel: Any = consumer.channel
-        info = {
-            "consumer_tag": consumer.tag,
-            "delivery_tag": tag,
-            "redelivered": redelivered,
-            "exchange": entry.exchange,
-            "routing_key": entry.routing_key,
-        }
-        consumer.callback(received(entry, channel, info))
+        consumer.callback(received(entry, channel, tag, redelivered, consumer.tag, None))
 
     def heartbeat_tick(self, rate: int = 2) -> None:
         """Nothing to do: there is no link that could go silent."""

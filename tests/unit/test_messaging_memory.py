@@ -66,8 +66,10 @@ def test_kombu_style_hello_world(conn):
     assert message.acknowledged
 
 
-def test_producer_from_connection_declares_its_exchange(conn):
-    Producer(conn, exchange=Exchange("logs", "fanout"))
+def test_producer_from_connection_declares_its_exchange_on_first_publish(conn):
+    producer = Producer(conn, exchange=Exchange("logs", "fanout"))
+    assert "logs" not in inspect()[1]  # constructing does no I/O
+    producer.publish({"line": 1})
     assert inspect()[1]["logs"].type == "fanout"
 
 
