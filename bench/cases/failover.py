@@ -128,9 +128,9 @@ def cases() -> list[Case]:
                 "A is SIGKILLed, and the next publish (confirm_publish, through "
                 "Connection.ensure with max_retries=20, interval_start=0, interval_step=0.1) is "
                 "timed until B confirms it. The killed node restarts in the background and the "
-                "roles swap. 3 rounds, no warm-up (each round costs a node restart)."
+                "roles swap. 5 rounds, no warm-up (each round costs a node restart)."
             ),
-            rounds=3,
+            rounds=5,
             warmup=False,
             fixture=_nodes,
             needs=frozenset({"nodes"}),
