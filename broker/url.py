@@ -34,178 +34,30 @@ part, the bad value and what is allowed. Passwords never appear in messages,
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
-import math
 import re
-import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, unquote
 
 from broker.errors import ConfigurationError
+from broker.url_options import URL_OPTIONS, URLOption
+from broker.url_options import InvalidValue as _Invalid
+from broker.url_options import normalise_options as _normalise_options
+from broker.url_options import unknown_option as _unknown_option
 
 __all__ = ["URL_OPTIONS", "BrokerURL", "URLOption", "format_url", "mask_password", "parse_url",
            "parse_urls"]  # fmt: skip
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_FLOAT_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 # scheme://user:PASSWORD@ -- the password runs to the last '@' before a '/', '?', '#' or space.
 _CREDENTIALS_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*:)[^\s/?#]+@")
 _PORTISH_RE = re.compile(r"[-+0-9.:]*")  # shown in errors; anything else may be a password
 _HOST_FORBIDDEN = frozenset("/?#@[]\\")
 _ENCODING_HINT = "percent-encode '/', '?', '#', '@' and ';' in the user name, password and vhost"
 _FORM = "scheme://[user[:password]@][host][:port][/vhost][?key=value&...]"
-
-
-class _Invalid(ValueError):
-    """Internal: a rejected value; callers add the context (which URL)."""
-
-
-@dataclass(frozen=True, slots=True)
-class URLOption:
-    """One known query option: converter, writer and a one-line description."""
-
-    name: str
-    convert: Callable[[object], Any]
-    to_text: Callable[[Any], str]
-    description: str
-
-
-def _float_text(value: float) -> str:
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-
-
-def _number(minimum: float, *, inclusive: bool) -> Callable[[object], float]:
-    allowed = f"a finite number {'>=' if inclusive else '>'} {minimum:g}"
-
-    def convert(value: object) -> float:
-        if isinstance(value, str) and _FLOAT_RE.fullmatch(value):
-            value = float(value)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Invalid(f"expected {allowed}")
-        number = float(value)
-        if not math.isfinite(number) or number < minimum or (number == minimum and not inclusive):
-            raise _Invalid(f"expected {allowed}")
-        return number
-
-    return convert
-
-
-def _integer(low: int, high: int) -> Callable[[object], int]:
-    def convert(value: object) -> int:
-        if isinstance(value, str) and value.isascii() and value.isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise _Invalid(f"expected an integer in {low}..{high}")
-        return value
-
-    return convert
-
-
-_BOOLS = {"true": True, "1": True, "yes": True, "on": True,
-          "false": False, "0": False, "no": False, "off": False}  # fmt: skip
-
-
-def _boolean(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _BOOLS:
-        return _BOOLS[value.lower()]
-    raise _Invalid("expected one of true/false, 1/0, yes/no, on/off")
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise _Invalid("expected a non-empty string")
-    return value
-
-
-def _login_method(value: object) -> str:
-    if isinstance(value, str) and value.upper() in ("AMQPLAIN", "PLAIN", "EXTERNAL"):
-        return value.upper()
-    raise _Invalid("expected one of AMQPLAIN, PLAIN, EXTERNAL")
-
-
-_CERT_REQS = {mode.name[5:].lower(): mode for mode in ssl.VerifyMode}  # none/optional/required
-
-
-def _cert_reqs(value: object) -> ssl.VerifyMode:
-    if isinstance(value, ssl.VerifyMode):
-        return value
-    if isinstance(value, str):
-        name = value.lower().removeprefix("cert_")
-        if name in _CERT_REQS:
-            return _CERT_REQS[name]
-    raise _Invalid("expected none, optional or required (or CERT_NONE, CERT_OPTIONAL, ...)")
-
-
-_bool_text: Callable[[bool], str] = lambda value: str(value).lower()  # noqa: E731
-_OPTIONS = (
-    URLOption("heartbeat", _number(0, inclusive=True), _float_text,
-              "heartbeat interval in seconds; 0 turns heartbeats off"),
-    URLOption("connect_timeout", _number(0, inclusive=False), _float_text,
-              "seconds allowed for the TCP connect and AMQP handshake"),
-    URLOption("login_method", _login_method, str, "SASL mechanism: AMQPLAIN, PLAIN or EXTERNAL"),
-    URLOption("ssl", _boolean, _bool_text, "use TLS with default settings (true/false)"),
-    URLOption("ssl_ca_certs", _text, str, "file of CA certificates to trust"),
-    URLOption("ssl_certfile", _text, str, "client certificate file"),
-    URLOption("ssl_keyfile", _text, str, "client private key file"),
-    URLOption("ssl_cert_reqs", _cert_reqs, lambda m: m.name[5:].lower(),
-              "server certificate check: none, optional or required"),
-    URLOption("ssl_check_hostname", _boolean, _bool_text,
-              "check that the certificate matches the host name"),
-    URLOption("ssl_server_hostname", _text, str,
-              "host name sent for SNI and checked against the certificate"),
-    URLOption("connection_name", _text, str,
-              "name shown for the connection in the broker's management UI"),
-    URLOption("frame_max", _integer(4096, 2**31 - 1), str, "largest frame size in bytes"),
-    URLOption("channel_max", _integer(1, 65535), str, "most channels per connection"),
-)  # fmt: skip
-
-#: Every query key a broker URL accepts, in the order :meth:`BrokerURL.as_uri` writes them.
-URL_OPTIONS: Mapping[str, URLOption] = MappingProxyType({o.name: o for o in _OPTIONS})
-_SSL_KEYS = {name: name[4:] for name in URL_OPTIONS if name.startswith("ssl_")}
-
-
-def _unknown_option(key: object) -> _Invalid:
-    close = difflib.get_close_matches(str(key).lower(), list(URL_OPTIONS), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return _Invalid(f"unknown option {key!r}{hint}; valid options: {', '.join(URL_OPTIONS)}")
-
-
-def _normalise_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate and convert options given as URL strings or as converted values."""
-    flat: dict[str, Any] = {}
-    for key, value in options.items():
-        if key == "ssl" and isinstance(value, Mapping):
-            flat["ssl"] = True
-            for sub, sub_value in value.items():
-                if f"ssl_{sub}" not in _SSL_KEYS:
-                    allowed = ", ".join(_SSL_KEYS.values())
-                    raise _Invalid(f"unknown ssl option {sub!r}; allowed: {allowed}")
-                flat[f"ssl_{sub}"] = sub_value
-        elif key in URL_OPTIONS:
-            flat[key] = value
-        else:
-            raise _unknown_option(key)
-    result: dict[str, Any] = {}
-    ssl_options: dict[str, Any] = {}
-    for name, option in URL_OPTIONS.items():  # canonical order, so equal options format alike
-        if name in flat:
-            try:
-                value = option.convert(flat[name])
-            except _Invalid as exc:
-                raise _Invalid(f"option {name}={flat[name]!r} is invalid: {exc}") from None
-            (ssl_options if name in _SSL_KEYS else result)[_SSL_KEYS.get(name, name)] = value
-    if ssl_options:
-        if result.get("ssl") is False:
-            given = ", ".join(f"ssl_{k}" for k in ssl_options)
-            raise _Invalid(f"option ssl=false contradicts {given}; drop one or the other")
-        result["ssl"] = ssl_options
-    return result
 
 
 def _check_host(host: str) -> None:

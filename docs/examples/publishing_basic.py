@@ -9,7 +9,8 @@ archive = Exchange("archive", type="fanout")
 archived = Queue("archived", exchange=archive)
 
 with Connection("memory://") as conn:
-    producer = Producer(conn, exchange=media, routing_key="video")  # declares media
+    producer = Producer(conn, exchange=media, routing_key="video")  # no I/O yet
+    media(conn).declare()  # the first publish would declare it; the binding needs it now
     archived(conn).declare()  # declares the archive exchange and binds the queue
     archive(conn).bind_to(media, routing_key="video")  # gets what media routes by "video"
     producer.publish(
