@@ -9,7 +9,13 @@ which publishes are still outstanding without asking the broker anything.
 * Per-message confirms publish, then wait for that one tag
   (:meth:`ConfirmTracker.wait`), draining the connection with the time left.
 * A :class:`ConfirmBatch` (``with producer.confirms() as batch:``) keeps many
-  publishes in flight and waits once, at exit.
+  publishes in flight and waits once, at exit. Where the channel offers
+  ``buffered_writes()`` (the AMQP transport), the batch holds the channel's
+  frames meanwhile and they leave in large socket writes: when enough have
+  gathered, whenever the connection is read (waiting for confirms), and
+  when the batch ends, also by an exception. A channel error (say, a missing
+  exchange) is then noticed when the batch next reads, not by the publish
+  that follows it.
 
 On the memory transport a publish is confirmed when ``basic_publish`` returns
 (and an unroutable ``mandatory`` message is handed back before it returns), so
@@ -260,6 +266,7 @@ class ConfirmBatch:
         self._first_tag = 0
         self._first_seq = 0
         self._ids: dict[int, Any] = {}  # tag -> message_id, only when one was given
+        self._held: Any = None  # the tracker channel's buffered_writes(), if it has them
 
     def __enter__(self) -> ConfirmBatch:
         self._deadline = time.monotonic() + self.timeout
@@ -303,6 +310,7 @@ class ConfirmBatch:
 
     def _switch(self, tracker: ConfirmTracker, tag: int) -> None:
         # A new channel (after a reconnect): what the old one still owed is unknown.
+        self._release_writes(quiet=True)
         self._settle_segment(final=True)
         self._tracker = tracker
         self._first_tag = tag
@@ -310,13 +318,27 @@ class ConfirmBatch:
         self._ids = {}
         tracker.nacked.clear()
         tracker.returns.clear()
+        buffered_writes = getattr(tracker.channel, "buffered_writes", None)
+        if buffered_writes is not None:
+            held = buffered_writes()
+            held.start()
+            self._held = held
+
+    def _release_writes(self, quiet: bool) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.release(quiet=quiet)
 
     def _close_out(self, wait: bool) -> None:
         tracker = self._tracker
-        if tracker is not None and wait and not tracker.broken:
-            tracker.wait_below(0, self._deadline, self.producer._drain)
-        self._settle_segment(final=True)
-        self._tracker = None
+        try:
+            # Everything held leaves first, so the wait below can be answered.
+            self._release_writes(quiet=not wait)
+            if tracker is not None and wait and not tracker.broken:
+                tracker.wait_below(0, self._deadline, self.producer._drain)
+        finally:
+            self._settle_segment(final=True)
+            self._tracker = None
 
     def _settle_segment(self, final: bool) -> None:
         tracker = self._tracker

@@ -370,12 +370,14 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         while True:
             if self._pending:
                 self._run_pending_callbacks()
+                if deadline is not None:  # the time they took counts
+                    wait = min(_DRAIN_SLICE, deadline - time.monotonic())
             if self._blocked_since is not None:
                 self._check_blocked()
             if wait <= 0:
                 raise TimeoutError("timed out")
             try:
-                conn.drain_events(timeout=wait)
+                conn.drain_events(wait)
                 return
             except TimeoutError:
                 if deadline is not None:

@@ -175,7 +175,7 @@ class SimpleQueue:
             if remaining <= 0:
                 raise self.Empty(f"no message in {self.name!r} within {timeout:g} s")
             try:
-                drain(timeout=remaining)
+                drain(remaining)
             except TimeoutError:
                 if not buffer:
                     raise self.Empty(f"no message in {self.name!r} within {timeout:g} s") from None

@@ -15,6 +15,19 @@ call). :attr:`AmqpChannel.events` is py-amqp's listener table
 (``'basic_ack'``, ``'basic_nack'``, ``'basic_return'`` → set of callables) for
 code that needs several listeners.
 
+Publishing sends what py-amqp's ``basic_publish`` sends, more cheaply: like
+py-amqp, it first dispatches whatever has arrived (so a ``connection.blocked``,
+a returned message or the error an earlier publish caused is seen now), but
+finds out that nothing has with one ``poll`` (py-amqp: a non-blocking read and
+two ``settimeout`` calls); and the encoded method arguments are reused.
+
+Pipelined publishing (:meth:`AmqpChannel.buffered_writes`): inside the
+block, the connection's outgoing frames are sent in chunks of about 64 KB
+rather than one system call per frame, and publishes on this channel do not
+look for incoming frames first (whoever pipelines reads the connection when
+it waits for confirms, and every read sends what is held first). Any other
+operation sends what is held at once.
+
 Delivered messages are py-amqp ``Message`` objects (bodies as ``bytes``).
 Acknowledge them through this channel (:meth:`AmqpChannel.basic_ack`), not
 with ``message.ack()``, which talks to py-amqp directly and bypasses the
@@ -29,8 +42,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import amqp
+from amqp import spec
+from amqp.serialization import dumps
 
 from broker.errors import BrokerConnectionError, BrokerError, RecoverableChannelError
+from transports._amqp_buffer import DEFAULT_LIMIT, HeldWrites
 from transports._amqp_errors import DRIVER_ERRORS, ErrorTranslator
 from transports.base import MessageCallback, QueueDeclareOk, RawMessage
 
@@ -45,6 +61,10 @@ logger = logging.getLogger(__name__)
 ReturnCallback = Callable[[int, str, str, str, Any], None]
 #: ``on_ack(delivery_tag, multiple)`` / ``on_nack(delivery_tag, multiple)``.
 AckCallback = Callable[[int, bool], None]
+
+_BASIC_PUBLISH = spec.Basic.Publish
+#: Encoded basic.publish arguments kept per channel (one per exchange and key, mostly).
+_ARGS_CACHE_SIZE = 64
 
 
 class AmqpChannel:
@@ -61,10 +81,13 @@ class AmqpChannel:
     __slots__ = (
         "_chan",
         "_conn",
+        "_driver",
         "_errors",
+        "_holds",
         "_on_ack",
         "_on_nack",
         "_publish",
+        "_publish_args",
         "channel_id",
         "client",
         "on_return",
@@ -79,7 +102,10 @@ class AmqpChannel:
         self._on_ack: AckCallback | None = None
         self._on_nack: AckCallback | None = None
         # Bound once: basic_publish is the hot path.
-        self._publish = chan.basic_publish
+        self._publish = self._publish_polled
+        self._driver = connection._driver
+        self._holds = 0  # active buffered_writes() blocks on this channel
+        self._publish_args: dict[tuple[str, str, bool, bool], bytes] = {}
         self._errors = ErrorTranslator(
             connection.display_url, is_lost=connection.is_lost, after=self._after_error
         )
@@ -211,6 +237,8 @@ class AmqpChannel:
         """Publish ``msg`` (from :meth:`prepare_message`); does not wait for a confirm."""
         try:
             self._publish(msg, exchange, routing_key, mandatory, immediate)
+            if self._driver.write_buffer is not None and not self._holds:
+                self._send_held()  # another channel is buffering: this one is not
         except DRIVER_ERRORS as exc:
             raise self._fail(exc) from exc
 
@@ -218,14 +246,93 @@ class AmqpChannel:
         """Acknowledge one delivery (or all up to it with ``multiple``)."""
         try:
             self._chan.basic_ack(delivery_tag, multiple)
+            if self._driver.write_buffer is not None:
+                self._send_held()
         except DRIVER_ERRORS as exc:
             raise self._fail(exc) from exc
+
+    # -- pipelined publishing ------------------------------------------------------
+
+    def buffered_writes(self, limit: int = DEFAULT_LIMIT) -> HeldWrites:
+        """Send this connection's frames in chunks of about ``limit`` bytes meanwhile.
+
+        ``with channel.buffered_writes(): ...`` -- for pipelined publishing,
+        see the module docstring. Everything held is sent when the block
+        ends, also when it raises. Blocks may nest and may be open on several
+        channels of a connection at once.
+
+        Raises:
+            broker.errors.BrokerConnectionError: sending failed (on entry: the
+                connection is gone); the connection is dropped.
+        """
+        return HeldWrites(self, limit)
+
+    def _hold_writes(self, limit: int) -> None:
+        try:
+            self._driver.hold_writes(limit)
+        except DRIVER_ERRORS as exc:
+            raise self._fail(exc) from exc
+        self._holds += 1
+        self._publish = self._publish_now
+
+    def _release_writes(self, quiet: bool) -> None:
+        self._holds -= 1
+        if not self._holds:
+            self._publish = self._publish_polled
+        try:
+            self._driver.release_writes()
+        except DRIVER_ERRORS as exc:
+            err = self._fail(exc)  # drops the connection
+            if not quiet:
+                raise err from exc
+
+    def _send_held(self) -> None:
+        buffer = self._driver.write_buffer
+        if buffer is not None:
+            buffer.flush()
+
+    def _publish_polled(
+        self, msg: Any, exchange: str, routing_key: str, mandatory: bool, immediate: bool
+    ) -> None:
+        # py-amqp's basic_publish: first dispatch what has arrived (a
+        # connection.blocked, a return, an error caused by an earlier publish),
+        # then send; see Driver.poll_events and _publish_now for what is cheaper.
+        if self._chan.connection is None:
+            raise amqp.RecoverableConnectionError("basic_publish: connection closed")
+        self._driver.poll_events()
+        self._publish_now(msg, exchange, routing_key, mandatory, immediate)
+
+    def _publish_now(
+        self, msg: Any, exchange: str, routing_key: str, mandatory: bool, immediate: bool
+    ) -> None:
+        # What py-amqp's basic_publish sends, without its per-call context
+        # manager and promise, and with the encoded arguments kept for reuse.
+        conn = self._chan.connection
+        if conn is None:
+            raise amqp.RecoverableConnectionError("basic_publish: connection closed")
+        key = (exchange, routing_key, mandatory, immediate)
+        args = self._publish_args.get(key)
+        if args is None:
+            if len(self._publish_args) >= _ARGS_CACHE_SIZE:
+                self._publish_args.clear()
+            args = self._publish_args[key] = dumps(
+                "Bssbb", (0, exchange, routing_key, mandatory, immediate)
+            )
+        try:
+            conn.frame_writer(1, self.channel_id, _BASIC_PUBLISH, args, msg)
+        except TimeoutError:
+            # A write timeout leaves the stream cut mid-frame: as py-amqp, a
+            # connection error (channel errors would not make callers reconnect).
+            raise amqp.RecoverableConnectionError("basic_publish: timed out") from None
 
     # -- everything else ---------------------------------------------------------
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return getattr(self._chan, method)(*args, **kwargs)
+            result = getattr(self._chan, method)(*args, **kwargs)
+            if self._driver.write_buffer is not None:
+                self._send_held()  # a nowait method must not sit behind a batch
+            return result
         except DRIVER_ERRORS as exc:
             raise self._fail(exc) from exc
 

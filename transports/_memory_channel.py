@@ -9,7 +9,7 @@ to their queues.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
@@ -27,6 +27,7 @@ from transports._memory_broker import (
     LOCK,
     ChannelCore,
     Consumer,
+    Queue,
     Session,
     dispatch,
     not_found,
@@ -303,6 +304,7 @@ class MemoryChannel(ChannelCore):
         try:
             if not self._open:
                 raise self._closed_error()
+            queues: Sequence[Queue]
             if exchange:
                 found = self.vhost.exchanges.get(exchange)
                 if found is None:

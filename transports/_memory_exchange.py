@@ -45,7 +45,7 @@ class Exchange:
     __slots__ = (
         "_all",
         "_cache",
-                "_patterns",
+        "_patterns",
         "arguments",
         "auto_delete",
         "bindings",

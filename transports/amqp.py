@@ -293,6 +293,8 @@ class AmqpConnection(base.TransportConnection):
         """Drop the socket at once, without any handshake. Safe to repeat."""
         self._closed = True
         driver = self._driver
+        # Frames still held for a pipelined batch can no longer be sent.
+        driver.write_buffer, driver.write_buffer_users = None, 0
         transport = driver._transport
         if transport is not None and transport.sock is not None:
             sock, transport.sock = transport.sock, None

@@ -44,8 +44,6 @@ from transports import base
 from transports._memory_broker import LOCK, Ready, Session
 from transports._memory_channel import EXCHANGE_TYPES, MemoryChannel
 from transports._memory_message import Message, received
-
-_new_message = Message.__new__
 from transports._memory_vhost import open_session, reset, vhosts
 
 __all__ = [
@@ -58,6 +56,8 @@ __all__ = [
     "inspect",
     "reset",
 ]
+
+_new_message = Message.__new__
 
 VERSION = "0.1.0"
 SERVER_PROPERTIES: Mapping[str, Any] = MappingProxyType(

@@ -321,3 +321,41 @@ def test_heartbeat_writes_during_tls_reads_neither_corrupt_nor_stall(
         thread.join(5)
     assert len(received) == 300 and all(b == body for b in received)
     conn.close()
+
+
+def test_a_pipelined_batch_over_tls_with_heartbeats_hammering(
+    tls_broker: TLSBroker, unique_name: str
+) -> None:
+    """Coalesced writes of a confirms() batch share the TLS stream with the heartbeat thread."""
+    import threading
+
+    from broker import Connection
+
+    conn = Connection(
+        f"amqps://guest:guest@127.0.0.1:{TLS_PORT}//", ssl={"ca_certs": tls_broker.ca}, heartbeat=1
+    )
+    conn.default_channel.queue_declare(queue=unique_name, auto_delete=False)
+    transport_conn = conn.transport_connection
+    assert transport_conn is not None
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            transport_conn.send_heartbeat()
+
+    thread = threading.Thread(target=hammer, daemon=True)
+    producer = conn.Producer(routing_key=unique_name)
+    body = b"y" * 3000
+    thread.start()
+    try:
+        with producer.confirms(timeout=30) as batch:
+            for _ in range(2000):
+                producer.publish(body)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert batch.confirmed == 2000 and conn.connected
+    got = conn.default_channel.basic_get(queue=unique_name, no_ack=True)
+    assert got is not None and got.body == body
+    conn.default_channel.queue_delete(queue=unique_name)
+    conn.close()

@@ -1,0 +1,155 @@
+"""WriteBuffer: coalescing a py-amqp transport's frames into fewer socket writes.
+
+Each test gives the buffer a stand-in for a py-amqp transport whose raw write
+is one end of a real socket pair, and reads what arrives at the other end.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from transports._amqp_buffer import WriteBuffer
+
+
+class SocketTransport:
+    """What WriteBuffer needs of a py-amqp transport: ``_write`` and ``connected``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.connected = True
+        self._write = sock.sendall  # as py-amqp's TCP transport sets it
+        self.sends = 0
+
+    def write(self, data: Any) -> None:
+        """py-amqp's transport.write: the raw write it looks up on every call."""
+        self._write(data)
+
+
+class MethodTransport:
+    """A transport whose raw write is a method of its class (py-amqp's TLS transport)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.connected = True
+
+    def _write(self, data: Any) -> None:
+        self.sock.sendall(data)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    left, right = socket.socketpair()
+    right.settimeout(2)
+    yield left, right
+    left.close()
+    right.close()
+
+
+def received(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        data += sock.recv(size - len(data))
+    return data
+
+
+def nothing_waiting(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except BlockingIOError:
+        return True
+    finally:
+        sock.settimeout(2)
+    return False
+
+
+def test_frames_are_held_until_the_limit_then_sent_in_one_write(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    buffer = WriteBuffer(transport, limit=100, max_delay=60)
+    for n in range(4):
+        transport.write(bytes([n]) * 30)
+    assert buffer.pending == 0 and buffer.sends == 1  # 120 bytes >= 100: one send
+    assert received(right, 120) == b"".join(bytes([n]) * 30 for n in range(4))
+    transport.write(b"tail")
+    assert buffer.pending == 4 and nothing_waiting(right)
+
+
+def test_a_view_of_a_reused_buffer_is_copied(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    buffer = WriteBuffer(transport, limit=1000, max_delay=60)
+    scratch = bytearray(b"first")
+    transport.write(memoryview(scratch))
+    scratch[:] = b"SECND"  # py-amqp packs the next frame into the same bytes
+    transport.write(memoryview(scratch))
+    buffer.flush()
+    assert received(right, 10) == b"firstSECND"
+
+
+def test_close_sends_the_rest_and_restores_the_raw_write(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    raw = transport._write
+    buffer = WriteBuffer(transport, limit=1000, max_delay=60)
+    assert transport._write == buffer.write
+    transport.write(b"held")
+    buffer.close()
+    assert received(right, 4) == b"held"
+    assert transport._write == raw
+    transport.write(b"direct")
+    assert received(right, 6) == b"direct" and buffer.sends == 1
+
+
+def test_close_removes_the_override_of_a_class_level_raw_write(pair: Any) -> None:
+    left, right = pair
+    transport = MethodTransport(left)
+    buffer = WriteBuffer(transport, limit=1000, max_delay=60)
+    assert "_write" in vars(transport)
+    buffer.write(b"tls")
+    buffer.close()
+    assert "_write" not in vars(transport)  # the class's method is back
+    assert received(right, 3) == b"tls"
+
+
+def test_another_threads_write_sends_everything_at_once_in_order(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    buffer = WriteBuffer(transport, limit=1000, max_delay=60)
+    transport.write(b"owner-1;")
+    heartbeat = threading.Thread(target=transport.write, args=(b"HEARTBEAT;",))
+    heartbeat.start()
+    heartbeat.join()
+    assert buffer.pending == 0
+    assert received(right, 18) == b"owner-1;HEARTBEAT;"
+
+
+def test_an_old_pending_byte_is_sent_with_the_next_write(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    buffer = WriteBuffer(transport, limit=1000, max_delay=0.05)
+    transport.write(b"a")
+    assert buffer.pending == 1
+    time.sleep(0.06)
+    transport.write(b"b")
+    assert buffer.pending == 0 and received(right, 2) == b"ab"
+
+
+def test_a_failed_send_marks_the_transport_disconnected(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    raw = transport._write
+    buffer = WriteBuffer(transport, limit=1000, max_delay=60)
+    transport.write(b"lost")
+    right.close()
+    left.shutdown(socket.SHUT_WR)  # sendall fails with EPIPE from now on
+    with pytest.raises(OSError):
+        buffer.close()
+    assert not transport.connected
+    assert transport._write == raw and buffer.pending == 0
