@@ -272,6 +272,11 @@ class Channel(Protocol):
 
     def basic_recover(self, requeue: bool = False) -> None: ...
 
+    # Optional: a channel may also offer ``buffered_writes()``, a context
+    # manager that coalesces the frames of many publishes into fewer socket
+    # writes (the amqp transport does; see transports._amqp_buffer). Callers
+    # look it up with getattr and do without it when it is missing.
+
 
 class TransportConnection(abc.ABC):
     """One live connection to one broker, opened by :meth:`Transport.connect`.
