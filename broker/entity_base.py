@@ -53,8 +53,13 @@ def normalize_delivery_mode(value: int | str | None) -> int | None:
 
 
 def is_connection(obj: Any) -> bool:
-    """Whether ``obj`` is a :class:`broker.Connection` (duck-typed: no import cycle)."""
-    return hasattr(obj, "default_channel") and hasattr(obj, "declared_entities")
+    """Whether ``obj`` is a :class:`broker.Connection` (duck-typed: no import cycle).
+
+    Looks at the class, not the instance: ``hasattr(conn, "default_channel")``
+    would evaluate the property and open a channel.
+    """
+    cls = type(obj)
+    return hasattr(cls, "default_channel") and hasattr(obj, "declared_entities")
 
 
 def bound_channel(channel_or_connection: Any) -> tuple[Channel, Any]:

@@ -650,3 +650,11 @@ class _FakeClient:
     def drain_events(self, timeout: float | None = None) -> None:
         time.sleep(min(timeout or 0.01, 0.05))
         raise TimeoutError
+
+
+def test_producer_from_a_connection_does_no_io_until_it_publishes():
+    from tests.support.net import free_port
+
+    conn = Connection(f"amqp://guest:guest@127.0.0.1:{free_port()}//", connect_timeout=0.2)
+    producer = Producer(conn, exchange=Exchange("logs", "fanout"), confirm_publish=True)
+    assert not conn.connected and producer.connection is conn
