@@ -55,11 +55,11 @@ def normalize_delivery_mode(value: int | str | None) -> int | None:
 def is_connection(obj: Any) -> bool:
     """Whether ``obj`` is a :class:`broker.Connection` (duck-typed: no import cycle).
 
-    Looks at the class, not the instance: ``hasattr(conn, "default_channel")``
-    would evaluate the property and open a channel.
+    Only attributes whose lookup has no side effects are tested:
+    ``hasattr(conn, "default_channel")`` would evaluate the property and open
+    a channel. Pool leases, which proxy a connection, count as connections.
     """
-    cls = type(obj)
-    return hasattr(cls, "default_channel") and hasattr(obj, "declared_entities")
+    return hasattr(obj, "declared_entities") and hasattr(obj, "ensure_connection")
 
 
 def bound_channel(channel_or_connection: Any) -> tuple[Channel, Any]:

@@ -281,7 +281,10 @@ class FaultProxy:
             raise RuntimeError(f"{self!r} is closed") from self._error
         done: Future[_T] = Future()
         self._commands.append((fn, done))
-        self._wake_w.send(b"\0")
+        try:
+            self._wake_w.send(b"\0")
+        except OSError as exc:  # the loop thread died meanwhile and closed its sockets
+            raise RuntimeError(f"{self!r} stopped: {self._error!r}") from (self._error or exc)
         return done.result(timeout=10.0)
 
     def _run(self) -> None:
