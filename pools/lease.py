@@ -41,8 +41,9 @@ class Lease(Generic[T]):
 
     Every checkout gets a new lease, so a stale reference cannot return an
     item that meanwhile went to another borrower: releasing a lease a second
-    time does nothing, and using it after release raises
-    :class:`ResourceReleased`. Private names (``_x``) are not forwarded.
+    time does nothing (even when two threads release it at once), and using
+    it after release raises :class:`ResourceReleased`. Private names (``_x``)
+    are not forwarded.
     """
 
     # No __init__: the pool fills the slots itself, which keeps a checkout cheap.
@@ -116,26 +117,72 @@ class Entry(Generic[T]):
         self.idle_since = created
 
 
-# Waiter states. NOTIFIED: told that an idle item may be there (only the head
-# of the queue is ever notified). SERVED: handed an item or a free slot.
-WAITING, NOTIFIED, SERVED, CLOSED = 0, 1, 2, 3
+# Waiter states. SERVED: handed an item or a free slot. CLOSED: the pool closed.
+# Both are final and set under the pool lock before the gate opens.
+WAITING, SERVED, CLOSED = 0, 1, 2
 
 
 class Waiter:
-    """A queued acquirer. ``gate`` stays shut until someone notifies or serves it."""
+    """A queued acquirer, asleep on ``gate`` until notified or served.
 
-    __slots__ = ("gate", "lease", "since", "state")
+    How releasers, which take no lock, and waiters, which queue under the
+    pool lock, never lose a wake-up. Everything below relies on each single
+    ``list.append``/``list.pop``/``deque`` call and attribute read or write
+    being atomic, and on these steps happening in one global order, which the
+    GIL gives (with the GIL off, on a free-threaded build, returns take the
+    pool lock, and then the lock orders everything):
+
+    * A releaser **pushes, then looks**: ``idle.append(entry)``, then, if
+      ``waiters`` is not empty, :meth:`notify` on ``waiters[0]``.
+    * A waiter **queues, then looks**: under the lock it appends itself to
+      ``waiters``, then, if it is first, pops from ``idle`` itself.
+    * So for any push and any queueing, one of them comes first in the global
+      order, and the other one's look sees it: either the releaser sees the
+      waiter (and notifies the head), or the waiter sees the item. A waiter
+      never sleeps through an item pushed while it was queueing.
+    * Only the head is notified, and only the head takes idle items. When the
+      head leaves the queue (served, took an item, timed out), whoever removed
+      it notifies the new head if anything is idle, under the lock, after the
+      removal. A releaser that read the old head as ``waiters[0]`` did so
+      before that removal, so its push came before it too, and that last look
+      sees the item.
+    * A woken waiter **re-arms, then looks**: it sets ``notified = False``
+      before it checks the stack; a push after the re-arm notifies it again
+      (the gate opens, so its next sleep ends at once), a push before it is
+      seen by the check. At worst a wake-up finds nothing (another thread took
+      the item within the fairness window) and the waiter sleeps again.
+    * The gate is a lock used as a binary semaphore: ``notify`` opens it at
+      most once per arming (``notified``), and opening an open gate raises
+      ``RuntimeError``, ignored: two notifiers racing open it once.
+    * Serving (an item or a slot) happens under the lock: pop the waiter off
+      the queue, fill its lease, set ``state``, then open the gate, so a
+      waiter that sees ``SERVED`` after waking sees the item too.
+    """
+
+    __slots__ = ("gate", "lease", "notified", "since", "state")
 
     def __init__(self, lease: Lease[Any]) -> None:
         self.gate = threading.Lock()
         self.gate.acquire()
         self.lease = lease
         self.state = WAITING
+        self.notified = False
         self.since = time.monotonic()
 
+    def notify(self) -> None:
+        """Tell this waiter that an item may be idle (no lock needed)."""
+        if not self.notified:
+            self.notified = True
+            self._open()
+
     def wake(self, state: int) -> None:
-        """Under the pool lock: move to ``state``, opening the gate if it was shut."""
-        was = self.state
+        """Under the pool lock: move to the final ``state``, then open the gate."""
         self.state = state
-        if was == WAITING:
+        self.notified = True
+        self._open()
+
+    def _open(self) -> None:
+        try:  # noqa: SIM105 (contextlib.suppress costs a context manager per call)
             self.gate.release()
+        except RuntimeError:
+            pass  # already open: someone else opened it first

@@ -12,6 +12,16 @@ item; this module owns the bookkeeping:
   that item first, but only for ``fairness_window`` seconds, after which
   returned items go straight to the waiters. No waiter starves, and a busy
   pool does not pay a thread switch per checkout.
+* **No lock on the way in and out.** Taking an idle item and putting one
+  back are single ``list.pop()`` / ``list.append()`` calls, which the GIL
+  makes atomic, so a checkout never waits for another thread. Under the GIL a
+  thread preempted while it holds a lock makes every other thread that wants
+  that lock sleep in the kernel and then queue for the GIL again, one switch
+  per hand-over (a lock convoy): with a lock on every checkout, 8 threads
+  sharing 8 items ran ten times slower than one. The pool lock guards only
+  what is rare: counting slots, queueing waiters, handing items to them, and
+  administration. The protocol that lets the two meet without losing a
+  wake-up is described in :mod:`pools.lease` (``Waiter``).
 * **Decisions under the lock, I/O outside it.** A slot is reserved under the
   lock and the item created after releasing it; if creation fails the slot is
   given back and the next waiter is woken.
@@ -25,9 +35,8 @@ plain hand-out and return of an idle item is not logged, to keep it cheap.
 
 from __future__ import annotations
 
-import collections
 import logging
-import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,16 +45,7 @@ from typing import Any, ClassVar, TypeVar
 from broker.errors import ConfigurationError, LimitExceeded
 from pools import fork
 from pools.admin import PoolAdmin
-from pools.lease import (
-    CLOSED,
-    NOTIFIED,
-    SERVED,
-    WAITING,
-    Entry,
-    Lease,
-    PoolClosed,
-    Waiter,
-)
+from pools.lease import CLOSED, SERVED, Entry, Lease, PoolClosed, Waiter
 from pools.limits import DEFAULT_LIMIT, check_limit, check_seconds, get_limit
 
 __all__ = ["DEFAULT_LIMIT", "ResourcePool", "check_limit", "get_limit"]
@@ -54,8 +54,11 @@ T = TypeVar("T")
 
 logger = logging.getLogger("broker.pool")
 
-_getpid = os.getpid
 _monotonic = time.monotonic
+
+# Whether the GIL is on (always, before 3.13; free-threaded builds can turn it
+# off, and then returns take the pool lock: see Waiter in pools.lease).
+_gil_enabled: Callable[[], bool] = getattr(sys, "_is_gil_enabled", lambda: True)
 
 
 class ResourcePool(PoolAdmin[T]):
@@ -119,20 +122,14 @@ class ResourcePool(PoolAdmin[T]):
             raise ConfigurationError("verify_after must be a number of seconds >= 0, got None")
         self._verify_after = checked
         self._timed = self._max_idle_time is not None or self._max_lifetime is not None
+        # Returns that always go through the lock: timed pools trim the stack
+        # on return, and without the GIL a lock-free push is not safe.
+        self._locked_returns = self._timed or not _gil_enabled()
         self._clock = clock
         # Skip hook calls on the hot path when a subclass keeps the defaults.
         self._checks_out = type(self).check_out is not ResourcePool.check_out
         self._checks_in = type(self).check_in is not ResourcePool.check_in
-        self._lock = threading.Lock()
-        self._idle: list[Entry[T]] = []  # a stack: the top is the most recently returned
-        self._entries: set[Entry[T]] = set()  # every live item, idle or borrowed
-        # Slots taken: idle + borrowed + reserved for creation. in_use is
-        # _size - len(_idle), so the hot path touches no counter at all.
-        self._size = 0
-        self._waiters: collections.deque[Waiter] = collections.deque()
-        self._gen = 0
-        self._closed = False
-        self._pid = _getpid()
+        self._init_state()
         fork.register(self)
         if n_preload:
             self._preload(n_preload)
@@ -199,82 +196,64 @@ class ResourcePool(PoolAdmin[T]):
             self._reset_after_fork()
         lease = self.lease_class()
         lease._pool = self
-        # Explicit acquire/release instead of ``with``: half the cost on 3.11,
-        # and this is the path every checkout takes.
-        lock = self._lock
-        lock.acquire()
+        if self._waiters and not self._may_overtake():
+            return self._acquire_slow(lease, block, timeout)  # queue behind the waiters
         try:
-            if self._closed:
-                raise PoolClosed(f"{self!r} is closed; create a new pool")
-            idle = self._idle
-            entry: Entry[T] | None
-            if idle:
-                entry = lease._entry = idle.pop()
-            else:
-                entry = lease._entry = None
-                waiter = self._reserve_or_queue(lease, block, timeout)
-        finally:
-            lock.release()
-        if entry is not None:  # the hot path: an idle item, checked outside the lock
-            if self._checks_out or self._timed:
-                now = self._clock()
-                if (
-                    self._checks_out
-                    and now - entry.idle_since >= self._verify_after
-                    and not self.check_out(entry.obj)
-                ) or (self._timed and self._expired(entry, now)):
-                    self._replace(lease, entry)
-            return lease
-        if waiter is None:  # a free slot was reserved for us
-            self._create_for(lease)
-            return lease
-        handed = self._wait(waiter, timeout)
-        if handed is None:  # a slot was freed for us
-            self._create_for(lease)
-        elif (
-            handed.gen != self._gen  # force_close_all() ran before we woke up
-            or (self._checks_out and not self.check_out(handed.obj))
-            or (self._timed and self._expired(handed, self._clock()))
-        ):
-            self._replace(lease, handed)
+            entry = self._idle.pop()  # atomic: this entry is now ours alone
+        except IndexError:
+            return self._acquire_slow(lease, block, timeout)
+        # Items put back just as close(), force_close_all() or a shrink ran
+        # may be stale; whoever takes such an item off the stack drops it.
+        if entry.gen != self._gen or self._size > self._limit:
+            self._drop_stale(entry)
+            return self._acquire_slow(lease, block, timeout)
+        lease._entry = entry
+        self._lent[lease] = entry
+        if self._checks_out or self._timed:
+            now = self._clock()
+            if (
+                self._checks_out
+                and now - entry.idle_since >= self._verify_after
+                and not self.check_out(entry.obj)
+            ) or (self._timed and self._expired(entry, now)):
+                self._replace(lease, entry)
         return lease
 
     def _release(self, lease: Lease[T], broken: bool) -> None:
-        entry = lease._entry
+        # Popping the lease out of _lent is the atomic claim: of two releases
+        # of one lease (even racing in two threads) exactly one gets the entry.
+        entry = self._lent.pop(lease, None)
         if entry is None:
-            return  # already released (e.g. release() inside a with block)
+            self._release_unlent(lease)
+            return
+        lease._entry = None
         if self._checks_in and not broken and not self.check_in(entry.obj):
             broken = True
-        lock = self._lock
-        lock.acquire()
-        try:
-            if lease._entry is not entry:
-                return  # lost a race with another release of the same lease
-            lease._entry = None
-            # close(), force_close_all() and a fork reset all bump the
-            # generation, so one comparison covers them on the hot path.
-            if (
-                broken
-                or entry.gen != self._gen
-                or self._waiters
-                or self._timed
-                or self._size > self._limit
-            ):
-                reason, victims = self._checkin_slow(entry, broken)
-            else:
-                if self._checks_out:
-                    entry.idle_since = self._clock()
-                self._idle.append(entry)
-                return
-        finally:
-            lock.release()
+        if broken or self._locked_returns or (self._waiters and not self._may_overtake()):
+            self._checkin_locked(entry, broken)
+            return
+        if self._checks_out:
+            entry.idle_since = self._clock()
+        self._idle.append(entry)
+        # The push comes first, the look second (see Waiter): a waiter that
+        # queued before this look is notified here; one that queued after it
+        # sees the item when it looks at the stack after queueing.
+        if self._waiters or entry.gen != self._gen or self._size > self._limit:
+            self._after_push(entry)
+
+    # -- the slow paths of release ------------------------------------------------------
+
+    def _checkin_locked(self, entry: Entry[T], broken: bool) -> None:
+        """Take the lock for a return that is not a plain push; dispose outside it."""
+        with self._lock:
+            reason, victims = self._checkin_slow(entry, broken)
         if reason is not None:
             logger.debug("%r discarding %s item %r", self, reason, entry.obj)
             self._dispose(entry, reason)
         self._dispose_all(victims, "idle")
 
     def _checkin_slow(self, entry: Entry[T], broken: bool) -> tuple[str | None, list[Entry[T]]]:
-        """Under the lock: every return that is not a plain push onto the idle stack.
+        """Under the lock: a return to check, hand to a waiter, or push and trim.
 
         Returns why the entry must be disposed of (None if it was kept or handed
         to a waiter), and idle entries that expired meanwhile.
@@ -285,57 +264,133 @@ class ResourcePool(PoolAdmin[T]):
             fork.abandon(self, entry.obj)
             return None, victims
         now = self._clock() if self._timed else 0.0
-        reason = None
-        if entry not in self._entries:
-            # Torn down by force_close_all() while borrowed; close it again in
-            # case the borrower reopened it meanwhile (disposal is idempotent).
-            reason = "closed"
-        elif broken:
-            reason = "broken"
-        elif self._closed or entry.gen != self._gen:
-            reason = "closed"
-        elif self._size > self._limit:
-            reason = "shrink"
-        elif self._max_lifetime is not None and now - entry.created > self._max_lifetime:
+        reason = self._unfit(entry, broken)
+        life_max = self._max_lifetime
+        if reason is None and life_max is not None and now - entry.created > life_max:
             reason = "expired"  # (idle time does not count while borrowed)
         if reason is not None:
             self._size -= 1
             self._entries.discard(entry)
             self._grant_free_slots()
-        elif self._waiters and _monotonic() - self._waiters[0].since >= self.fairness_window:
+        elif self._waiters and not self._may_overtake():
             # The first waiter has waited long enough: hand the item straight over.
             waiter = self._waiters.popleft()
-            waiter.lease._entry = entry
+            self._lend(waiter.lease, entry)
             waiter.wake(SERVED)
+            self._notify_head()  # the new head's turn, if anything is idle
         else:
-            entry.idle_since = now
-            idle = self._idle
-            idle.append(entry)
-            # The stack is ordered by idle_since, so stale items sit at the bottom.
+            entry.idle_since = now if self._timed else self._clock()
+            self._idle.append(entry)
             max_idle = self._max_idle_time
             if max_idle is not None:
-                while idle and now - idle[0].idle_since > max_idle:
-                    victims.append(idle.pop(0))
-                self._forget(victims)
-                self._size -= len(victims)
+                victims = self._take_where(lambda idle: now - idle.idle_since > max_idle)
             self._grant_free_slots()  # (it also notifies the first waiter)
         return reason, victims
 
+    def _after_push(self, entry: Entry[T]) -> None:
+        """After a lock-free push: take back a stale entry, or wake the first waiter."""
+        if entry.gen != self._gen or self._size > self._limit:
+            reason = None
+            with self._lock:
+                try:
+                    self._idle.remove(entry)  # atomic: fails if an acquirer took it
+                except ValueError:
+                    pass  # ...and that acquirer drops it (see acquire)
+                else:
+                    reason = self._unfit(entry, False)
+                    if reason is None:
+                        self._idle.append(entry)  # fine after all (the limit grew back)
+                    else:
+                        self._size -= 1
+                        self._entries.discard(entry)
+                        self._grant_free_slots()
+            if reason is not None:
+                logger.debug("%r discarding %s item %r", self, reason, entry.obj)
+                self._dispose(entry, reason)
+        self._notify_head()
+
+    def _release_unlent(self, lease: Lease[T]) -> None:
+        """A release whose lease is not lent out: released already, or inherited at fork."""
+        entry = getattr(lease, "_entry", None)
+        if entry is not None and entry.pid != fork.pid:
+            lease._entry = None
+            fork.abandon(self, entry.obj)  # the fork reset forgot it and its slot
+
     # -- the slow paths of acquire ----------------------------------------------------
 
-    def _reserve_or_queue(
-        self, lease: Lease[T], block: bool, timeout: float | None
-    ) -> Waiter | None:
-        """Under the lock, no idle item: reserve a free slot (None) or queue a waiter."""
-        if self._size < self._limit:
-            self._size += 1
-            return None
-        if not block:
-            raise self.LimitExceeded(self._limit_message())
-        check_seconds(timeout, "timeout", allow_zero=True)
-        waiter = Waiter(lease)
-        self._waiters.append(waiter)
-        return waiter
+    def _acquire_slow(self, lease: Lease[T], block: bool, timeout: float | None) -> Lease[T]:
+        """No idle item for us on the lock-free path: take one, reserve a slot, or wait."""
+        lease._entry = None
+        waiter: Waiter | None = None
+        stale: list[tuple[Entry[T], str]] = []
+        try:
+            with self._lock:
+                if self._closed:
+                    raise PoolClosed(f"{self!r} is closed; create a new pool")
+                entry = self._take_if_allowed(stale)
+                if entry is None:
+                    if self._size < self._limit:
+                        self._size += 1  # a free slot, reserved for us
+                    elif not block:
+                        raise self.LimitExceeded(self._limit_message())
+                    else:
+                        check_seconds(timeout, "timeout", allow_zero=True)
+                        waiter = Waiter(lease)
+                        self._waiters.append(waiter)
+                        # Queue first, look second (see Waiter): an item pushed
+                        # before we queued was announced to no one.
+                        entry = self._take_if_allowed(stale, waiter)
+                        if entry is not None:
+                            waiter = None
+                        else:
+                            self._notify_head()
+                if entry is not None:
+                    self._lend(lease, entry)
+        finally:
+            self._dispose_stale(stale)
+        if waiter is not None:
+            try:
+                entry = self._wait(waiter, timeout)
+            except BaseException:
+                self._withdraw(waiter)
+                raise
+        if entry is None:  # a slot was reserved for us
+            self._create_for(lease)
+        elif (
+            entry.gen != self._gen  # force_close_all() ran meanwhile
+            or (self._checks_out and not self.check_out(entry.obj))
+            or (self._timed and self._expired(entry, self._clock()))
+        ):
+            self._replace(lease, entry)
+        return lease
+
+    def _take_if_allowed(
+        self, stale: list[tuple[Entry[T], str]], waiter: Waiter | None = None
+    ) -> Entry[T] | None:
+        """Under the lock: pop a fit idle entry if we may (head ``waiter``, or no one waits).
+
+        A ``waiter`` that gets an entry leaves the queue. Stale entries met on
+        the way give up their slots and go to ``stale``, for the caller to
+        dispose of once the lock is released.
+        """
+        waiters = self._waiters
+        while self._idle:
+            if waiter is None:
+                if waiters and not self._may_overtake():
+                    return None
+            elif not waiters or waiters[0] is not waiter:
+                return None  # (a slot freed by a stale entry may have served us)
+            try:
+                entry = self._idle.pop()
+            except IndexError:  # a lock-free acquirer was quicker
+                return None
+            if entry.gen == self._gen and self._size <= self._limit:
+                if waiter is not None:
+                    waiters.popleft()
+                    self._notify_head()  # more may be idle: the next waiter's turn
+                return entry
+            stale.append((entry, self._forget_stale(entry)))
+        return None
 
     def _wait(self, waiter: Waiter, timeout: float | None) -> Entry[T] | None:
         """Block until served; return the entry obtained, or None to create one.
@@ -347,6 +402,7 @@ class ResourcePool(PoolAdmin[T]):
         logger.debug("%r: waiting (timeout=%s)", self, timeout)
         deadline = None if timeout is None else _monotonic() + timeout
         gate = waiter.gate
+        stale: list[tuple[Entry[T], str]] = []
         while True:
             if deadline is None:
                 opened = gate.acquire()
@@ -355,126 +411,82 @@ class ResourcePool(PoolAdmin[T]):
                 opened = remaining > 0 and gate.acquire(
                     timeout=min(remaining, threading.TIMEOUT_MAX)
                 )
-            with self._lock:
-                state = waiter.state
-                if state == SERVED:
-                    return waiter.lease._entry
-                if state == CLOSED:
-                    raise PoolClosed(f"{self!r} was closed while waiting")
-                waiters, idle = self._waiters, self._idle
-                if idle and waiters[0] is waiter:
-                    waiters.popleft()
-                    entry = waiter.lease._entry = idle.pop()
-                    self._notify_head()
-                    return entry
-                if opened or state == NOTIFIED:
-                    waiter.state = WAITING  # nothing left for us: wait again
+            # Re-arm before looking (see Waiter): a push after this line
+            # notifies us again; one before it is seen by the look below.
+            waiter.notified = False
+            if waiter.state == SERVED:  # set under the lock before the gate opened
+                return waiter.lease._entry
+            try:
+                with self._lock:
+                    if waiter.state == CLOSED:
+                        raise PoolClosed(f"{self!r} was closed while waiting")
+                    entry = self._take_if_allowed(stale, waiter)
+                    if entry is not None:
+                        self._lend(waiter.lease, entry)
+                        return entry
+                    if waiter.state == SERVED:
+                        return waiter.lease._entry
                     if opened:
-                        continue
-                    gate.acquire()  # notified just as the timeout fired: shut the gate
-                waiters.remove(waiter)
-                self._notify_head()
-                message = f"{self._limit_message()} (waited {timeout} s)"
+                        continue  # nothing left for us (taken first): wait again
+                    self._waiters.remove(waiter)
+                    self._notify_head()
+                    message = f"{self._limit_message()} (waited {timeout} s)"
+            finally:
+                self._dispose_stale(stale)
             logger.debug("%r: gave up waiting after %s s", self, timeout)
             raise self.LimitExceeded(message)
 
     def _create_for(self, lease: Lease[T]) -> None:
         """Fill a reserved slot; on failure give it back and wake the next waiter."""
         try:
-            entry = self._new_entry(self.create_resource())
+            obj = self.create_resource()
         except BaseException:
             with self._lock:
                 self._size -= 1
                 self._grant_free_slots()
             raise
+        created = self._now()
         with self._lock:
-            self._entries.add(entry)
-            lease._entry = entry
-        logger.debug("%r created %r", self, entry.obj)
+            closed = self._closed
+            if closed:  # closed while we were creating: keep nothing
+                self._size -= 1
+            else:
+                entry = Entry(obj, self._gen, self._pid, created)
+                self._entries.add(entry)
+                self._lend(lease, entry)
+        if closed:
+            self._dispose(Entry(obj, self._gen, self._pid, created), "closed")
+            raise PoolClosed(f"{self!r} was closed while an item was made for {lease!r}")
+        logger.debug("%r created %r", self, obj)
 
     def _replace(self, lease: Lease[T], entry: Entry[T]) -> None:
-        """An idle item failed its checkout check: dispose of it, make another in its slot."""
+        """A lent item failed its checkout check: dispose of it, make another in its slot."""
         reason = "broken"
-        if self._timed and self._expired(entry, self._clock()):
+        if entry.gen != self._gen:
+            reason = "closed"
+        elif self._timed and self._expired(entry, self._clock()):
             reason = "expired"
         logger.debug("%r replacing %s idle item %r", self, reason, entry.obj)
         with self._lock:
             lease._entry = None
+            self._lent.pop(lease, None)
             self._entries.discard(entry)
         self._dispose(entry, reason)
         self._create_for(lease)
 
-    def _new_entry(self, obj: T) -> Entry[T]:
-        return Entry(obj, self._gen, _getpid(), self._clock() if self._timed else 0.0)
-
-    def _expired(self, entry: Entry[T], now: float) -> bool:
-        idle_max, life_max = self._max_idle_time, self._max_lifetime
-        return (idle_max is not None and now - entry.idle_since > idle_max) or (
-            life_max is not None and now - entry.created > life_max
-        )
-
-    def _limit_message(self) -> str:
-        return (
-            f"{type(self).__name__} limit of {self._limit} reached ({self.in_use} in use); "
-            "release one, pass block=True to wait, or raise the limit"
-        )
-
-    def _preload(self, n: int) -> None:
-        made: list[Entry[T]] = []
+    def _may_overtake(self) -> bool:
+        """Whether a running thread may still take an item ahead of the first waiter."""
         try:
-            for _ in range(n):
-                made.append(self._new_entry(self.preload_resource()))
-        except BaseException:
-            self._dispose_all(made, "closed")
-            raise
-        with self._lock:
-            self._idle.extend(made)
-            self._entries.update(made)
-            self._size += len(made)
-        logger.debug("%r preloaded %d", self, n)
-
-    # -- under the lock ---------------------------------------------------------------
-
-    def _grant_free_slots(self) -> None:
-        """Let waiters create items in any free slot, first come first served."""
-        waiters = self._waiters
-        while waiters and self._size < self._limit:
-            waiter = waiters.popleft()
-            self._size += 1
-            waiter.wake(SERVED)
-        self._notify_head()
+            head = self._waiters[0]
+        except IndexError:
+            return True
+        return _monotonic() - head.since < self.fairness_window
 
     def _notify_head(self) -> None:
-        """Tell the first waiter that an idle item is there."""
-        if self._idle and self._waiters:
-            head = self._waiters[0]
-            if head.state == WAITING:
-                head.wake(NOTIFIED)
-
-    def _forget(self, entries: list[Entry[T]]) -> None:
-        self._entries.difference_update(entries)
-
-    def _take_idle(self, count: int | None = None) -> list[Entry[T]]:
-        """Remove (the ``count`` least recently used, or all) idle items from the pool."""
-        idle = self._idle
-        taken = idle[:count] if count is not None else idle[:]
-        del idle[: len(taken)]
-        self._forget(taken)
-        self._size -= len(taken)
-        self._grant_free_slots()
-        return taken
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _dispose(self, entry: Entry[T], reason: str) -> None:
-        if entry.pid != _getpid():
-            fork.abandon(self, entry.obj)
-            return
-        try:
-            self.dispose_resource(entry.obj, reason)
-        except Exception:  # teardown must never break a release
-            logger.debug("%r error disposing of %r", self, entry.obj, exc_info=True)
-
-    def _dispose_all(self, entries: list[Entry[T]], reason: str) -> None:
-        for entry in entries:
-            self._dispose(entry, reason)
+        """Tell the first waiter an item may be idle; needs no lock (see Waiter)."""
+        if self._idle:
+            try:
+                head = self._waiters[0]
+            except IndexError:
+                return
+            head.notify()

@@ -299,6 +299,33 @@ def test_a_running_thread_cannot_starve_a_waiter() -> None:
     assert served.is_set()
 
 
+def test_a_thread_that_gives_back_and_retakes_at_once_cannot_starve_a_waiter() -> None:
+    # The hog holds the item while it sleeps (so the waiter runs only then,
+    # and finds nothing) and takes it back the moment it returned it. Only
+    # the fairness window ends this: once the waiter has waited that long, the
+    # return goes straight to it and the hog has to queue.
+    pool = FakePool(1)
+    stop = threading.Event()
+    hog_rounds = 0
+
+    def hog() -> None:
+        nonlocal hog_rounds
+        while not stop.is_set():
+            with pool.acquire(block=True, timeout=10):
+                hog_rounds += 1
+                time.sleep(0.0005)
+
+    hogger = threading.Thread(target=hog, daemon=True)
+    hogger.start()
+    wait_until(lambda: hog_rounds > 10)
+    try:
+        with pool.acquire(block=True, timeout=5) as lease:
+            assert lease.resource.number == 0
+    finally:
+        stop.set()
+        hogger.join(10)
+
+
 def test_threads_with_timeouts_discards_and_resizes_keep_the_books_straight() -> None:
     import random
 
@@ -355,6 +382,326 @@ def test_threads_with_timeouts_discards_and_resizes_keep_the_books_straight() ->
     assert timeouts > 0  # the timeout paths were exercised
     live = {id(entry.obj) for entry in pool._idle}
     assert all(item.disposed is None for item in pool.created if id(item) in live)
+
+
+# -- the lock-free checkout and return, under contention ---------------------------------
+#
+# Idle items are taken and put back without the pool lock (see pools.lease.Waiter
+# for the protocol). These tests make threads switch very often, so that the
+# interleavings the protocol must survive actually happen, and check that no
+# wake-up is lost, no item is lent twice and close/force_close_all/resize racing
+# with returns keep the books straight.
+
+
+@pytest.fixture
+def busy_switching() -> Iterator[None]:
+    """Make the interpreter switch threads every few bytecodes, for this test only."""
+    import sys
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    yield
+    sys.setswitchinterval(before)
+
+
+def run_threads(target: object, count: int, join_timeout: float = 30.0) -> None:
+    """Run ``target(i)`` in ``count`` threads; fail (instead of hanging) if any gets stuck."""
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            target(i)  # type: ignore[operator]
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + join_timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = sum(thread.is_alive() for thread in threads)
+    assert not stuck, f"{stuck} threads stuck: a lost wake-up?"
+    assert not failures, failures[:3]
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+@pytest.mark.parametrize(
+    ("window", "timeout"), [(0.0, None), (0.0005, None), (10.0, None), (0.0, 1.0), (0.005, 1.0)]
+)
+def test_no_wake_up_is_lost(
+    busy_switching: None, limit: int, window: float, timeout: float | None
+) -> None:
+    # Window 0: every return goes straight to the first waiter (under the
+    # lock); 10 s: every return is a lock-free push that notifies the first
+    # waiter; 0.5 ms and the default 5 ms: both, switching all the time. Items
+    # are held for microseconds, so a waiter gets one long before a 1 s timeout
+    # unless it sleeps through a return; without a timeout it would hang.
+    pool = FakePool(limit)
+    pool.fairness_window = window  # type: ignore[misc]
+
+    def worker(i: int) -> None:
+        for _ in range(300):
+            with pool.acquire(block=True, timeout=timeout):
+                pass
+
+    run_threads(worker, 12)
+    assert (pool.in_use, pool.waiting) == (0, 0)
+    assert pool.idle == len(pool.created) <= limit
+
+
+def test_an_item_returned_just_before_a_waiter_queues_is_not_missed() -> None:
+    # The interleaving the "queue first, look second" rule exists for: the
+    # waiter found the stack empty and is about to queue when the item comes
+    # back; the releaser looks at the queue before the waiter is in it, so it
+    # notifies no one. The waiter must find the item when it looks after queueing.
+    import collections
+
+    pool = FakePool(1)
+    held = pool.acquire()
+    item = held.resource
+
+    class ReleaseFirst(collections.deque):  # type: ignore[type-arg]
+        def append(self, waiter: object) -> None:
+            releaser = threading.Thread(target=held.release, daemon=True)  # (takes no lock)
+            releaser.start()
+            releaser.join(5)
+            super().append(waiter)
+
+    pool._waiters = ReleaseFirst()
+    got: list[Item] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(pool.acquire(block=True).resource), daemon=True
+    )
+    waiter.start()
+    waiter.join(5)
+    assert not waiter.is_alive(), "the waiter slept through an idle item"
+    assert got == [item]
+
+
+def acquire_into(pool: FakePool, got: list[Lease[Item]]) -> None:
+    got.append(pool.acquire(block=True))
+
+
+@pytest.mark.parametrize("returns", ["pushed", "handed over", "pushed, then handed over"])
+def test_every_returned_item_reaches_a_waiter(returns: str) -> None:
+    # Three items come back in a burst while six threads wait without a
+    # timeout and keep what they get: exactly three waiters must be served,
+    # and nothing else will wake a waiter that was not told. The items are
+    # pushed onto the stack (the first waiter is notified and takes one, then
+    # must notify the next), handed straight to the waiters, or first pushed
+    # and then, the fairness window over, handed to the waiter that was just
+    # notified (the next one must then be told about the pushed item).
+    pool = FakePool(3)
+    for _ in range(10):
+        held = [pool.acquire() for _ in range(3)]
+        got: list[Lease[Item]] = []
+        threads = []
+        for i in range(6):
+            thread = threading.Thread(target=acquire_into, args=(pool, got), daemon=True)
+            thread.start()
+            threads.append(thread)
+            wait_until(lambda n=i + 1: pool.waiting == n)
+        pool.fairness_window = 0.0 if returns == "handed over" else 10.0  # type: ignore[misc]
+        for n, lease in enumerate(held):
+            if n == 1 and returns == "pushed, then handed over":
+                pool.fairness_window = 0.0  # type: ignore[misc]
+            lease.release()
+        wait_until(lambda got=got: len(got) == 3)
+        assert pool.waiting == 3
+        for lease in list(got):
+            lease.release()
+        for thread in threads:
+            thread.join(5)
+        assert len(got) == 6 and pool.waiting == 0
+        for lease in got:
+            lease.release()
+        del pool.fairness_window
+    assert (pool.in_use, pool.idle, len(pool.created)) == (0, 3, 3)
+
+
+@pytest.mark.parametrize("admin", ["force_close_all", "close", "shrink"])
+def test_an_item_returned_as_the_pool_changes_is_never_lent_again(admin: str) -> None:
+    # The interleaving the checks after a lock-free push and after a lock-free
+    # pop exist for: a return passes its checks, then force_close_all(),
+    # close() or a shrink runs, then the item lands on the stack, and another
+    # thread takes it off before the releaser looks again.
+    pool = FakePool(2)
+    keep = pool.acquire()
+    lease = pool.acquire()
+    item = lease.resource
+    outcome: list[object] = []
+
+    class Interleaved(list):  # type: ignore[type-arg]
+        fired = False
+
+        def append(self, entry: object) -> None:
+            if self.fired:
+                return super().append(entry)
+            self.fired = True
+            {"force_close_all": pool.force_close_all, "close": pool.close}.get(
+                admin, lambda: pool.resize(1)
+            )()
+            super().append(entry)
+            taker = threading.Thread(target=lambda: outcome.append(try_acquire()), daemon=True)
+            taker.start()
+            taker.join(5)
+
+    def try_acquire() -> object:
+        try:
+            return pool.acquire().resource
+        except (LimitExceeded, PoolClosed) as exc:
+            return type(exc)
+
+    pool._idle = Interleaved()
+    lease.release()
+    expected = {"force_close_all": "closed", "close": "closed", "shrink": "shrink"}[admin]
+    assert item.disposed == expected
+    assert outcome and outcome[0] is not item
+    if admin == "force_close_all":
+        assert isinstance(outcome[0], Item) and outcome[0].disposed is None
+    else:  # a closed pool lends nothing; a shrunk one nothing while over its limit
+        assert outcome == [PoolClosed if admin == "close" else LimitExceeded]
+    assert pool.idle == 0
+    keep.release()
+
+
+@pytest.mark.parametrize("interrupted", ["while queued", "after being served"])
+def test_a_waiter_interrupted_by_an_exception_leaves_nothing_behind(
+    interrupted: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A KeyboardInterrupt (or any exception) raised in a waiting thread must
+    # not leave a dead waiter at the head of the queue, nor lose an item that
+    # was handed to it just before.
+    import pools.lease
+
+    pool = FakePool(1)
+    held = pool.acquire()
+    item = held.resource
+
+    class Interrupted(pools.lease.Waiter):
+        def __init__(self, lease: Lease[Item]) -> None:
+            super().__init__(lease)
+            real_gate = self.gate
+
+            class Gate:
+                def acquire(self, *args: object, **kwargs: object) -> bool:
+                    if interrupted == "after being served":
+                        held.release()  # goes straight to us (see fairness_window)
+                    raise KeyboardInterrupt
+
+                def release(self) -> None:
+                    real_gate.release()
+
+            self.gate = Gate()  # type: ignore[assignment]
+
+    monkeypatch.setattr(pools.resource, "Waiter", Interrupted)
+    pool.fairness_window = 0.0  # type: ignore[misc]
+    with pytest.raises(KeyboardInterrupt):
+        pool.acquire(block=True, timeout=5)
+    monkeypatch.undo()
+    assert pool.waiting == 0
+    if interrupted == "while queued":
+        held.release()
+    assert (pool.in_use, pool.idle) == (0, 1)
+    with pool.acquire(block=True, timeout=5) as lease:
+        assert lease.resource is item
+
+
+def test_racing_releases_of_one_lease_return_it_once(busy_switching: None) -> None:
+    pool = FakePool(2)
+    for _ in range(200):
+        lease = pool.acquire()
+        start = threading.Barrier(4)
+
+        def release(i: int, lease: Lease[Item] = lease, start: threading.Barrier = start) -> None:
+            start.wait(5)
+            lease.release()
+
+        run_threads(release, 4)
+        assert (pool.in_use, pool.idle) == (0, 1)
+    assert len(pool.created) == 1
+
+
+def test_no_item_is_lent_twice_under_contention(busy_switching: None) -> None:
+    pool = FakePool(3)
+    holders: dict[int, int] = {}
+    lock = threading.Lock()
+    peak = 0
+
+    def worker(i: int) -> None:
+        nonlocal peak
+        for n in range(400):
+            lease = pool.acquire(block=True, timeout=10)
+            key = id(lease.resource)
+            with lock:
+                assert key not in holders, f"item lent to {holders[key]} and {i}"
+                holders[key] = i
+                peak = max(peak, len(holders))
+            if n % 3 == 0:
+                time.sleep(0)
+            with lock:
+                del holders[key]
+            lease.release()
+
+    run_threads(worker, 16)
+    assert peak <= 3
+    assert len(pool.created) <= 3
+
+
+def test_close_racing_with_returns_closes_every_item(busy_switching: None) -> None:
+    pool = FakePool(4)
+    started = threading.Barrier(9)
+
+    def worker(i: int) -> None:
+        started.wait(5)
+        while True:
+            try:
+                lease = pool.acquire(block=True, timeout=10)
+            except PoolClosed:
+                return
+            lease.release()
+
+    closer = threading.Thread(
+        target=lambda: (started.wait(5), time.sleep(0.05), pool.close()), daemon=True
+    )
+    closer.start()
+    run_threads(worker, 8)
+    closer.join(5)
+    assert (pool.in_use, pool.idle, pool.waiting) == (0, 0, 0)
+    assert pool.created, "nothing was ever made"
+    assert all(item.disposed == "closed" for item in pool.created), pool.disposed
+
+
+def test_force_close_all_and_resize_racing_with_returns_keep_the_books(
+    busy_switching: None,
+) -> None:
+    pool = FakePool(4)
+    stop = threading.Event()
+
+    def worker(i: int) -> None:
+        while not stop.is_set():
+            with pool.acquire(block=True, timeout=10) as lease:
+                assert lease.resource.disposed in (None, "forced")
+
+    def admin() -> None:
+        for n in range(40):
+            pool.force_close_all() if n % 2 else pool.resize(1 + n % 5)
+            time.sleep(0.002)
+        pool.resize(4)
+        stop.set()
+
+    admin_thread = threading.Thread(target=admin, daemon=True)
+    admin_thread.start()
+    run_threads(worker, 8)
+    admin_thread.join(5)
+    idle = idle_items(pool)
+    assert (pool.in_use, pool.waiting) == (0, 0)
+    assert len(idle) <= 4 and len({id(i) for i in idle}) == len(idle)
+    assert all(item.disposed is None for item in idle)
+    live = {id(i) for i in idle}
+    assert all(item.disposed for item in pool.created if id(item) not in live)
+    assert {entry.obj for entry in pool._entries} == set(idle)
 
 
 # -- returning, double release, broken items ----------------------------------------
