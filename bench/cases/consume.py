@@ -25,13 +25,11 @@ def _until(count: list[int], n: int, step: Callable[[], Any]) -> None:
 
 
 @contextlib.contextmanager
-def _brokerpool(env: Env) -> Iterator[Callable[[], float]]:
-    from broker import Connection
-    from broker.entity import Queue
-
-    with raw_queue(env.url, "consume") as (name, filler), Connection(env.url) as conn:
+def _consume_with(env: Env, connection_cls: Any, queue_cls: Any) -> Iterator[Callable[[], float]]:
+    """The same Consumer(on_message=...) loop, for brokerpool and for kombu."""
+    with raw_queue(env.url, "consume") as (name, filler), connection_cls(env.url) as conn:
         n = env.n(5000, 200)
-        queue = Queue(name, no_declare=True)
+        queue = queue_cls(name, no_declare=True)
 
         def measure() -> float:
             fill(filler, name, n)
@@ -50,25 +48,17 @@ def _brokerpool(env: Env) -> Iterator[Callable[[], float]]:
 
 
 @contextlib.contextmanager
+def _brokerpool(env: Env) -> Iterator[Callable[[], float]]:
+    from broker import Connection, Queue
+
+    with _consume_with(env, Connection, Queue) as measure:
+        yield measure
+
+
+@contextlib.contextmanager
 def _kombu(env: Env) -> Iterator[Callable[[], float]]:
     kombu = need("kombu")
-    with raw_queue(env.url, "consume") as (name, filler), kombu.Connection(env.url) as conn:
-        n = env.n(5000, 200)
-        queue = kombu.Queue(name, no_declare=True)
-
-        def measure() -> float:
-            fill(filler, name, n)
-            count = [0]
-
-            def on_message(message: Any) -> None:
-                message.ack()
-                count[0] += 1
-
-            started = time.perf_counter()
-            with conn.Consumer([queue], on_message=on_message, prefetch_count=PREFETCH):
-                _until(count, n, lambda: conn.drain_events(timeout=5))
-            return throughput(n, time.perf_counter() - started)
-
+    with _consume_with(env, kombu.Connection, kombu.Queue) as measure:
         yield measure
 
 
