@@ -23,16 +23,12 @@ from broker.url import BrokerURL, format_url, parse_urls
 from transports.base import ConnectionParams, Transport
 
 __all__ = [
-    "DEFAULT_PASSWORD",
-    "DEFAULT_USERID",
     "Target",
     "build_targets",
     "target_identity",
     "unknown_keywords_message",
 ]
 
-DEFAULT_USERID = "guest"
-DEFAULT_PASSWORD = "guest"
 DEFAULT_VHOST = "/"
 
 # URL query keys that travel in transport_options rather than as parameters.
@@ -169,7 +165,9 @@ def build_targets(
             else transports.resolve(url.scheme)
         )
         opts = url.options
-        url_ssl = opts.get("ssl", ssl_value if url.scheme != "amqps" else (ssl_value or True))
+        url_ssl = opts.get(
+            "ssl", ssl_value if url.scheme not in ("amqps", "rediss") else (ssl_value or True)
+        )
         tls_on = bool(url_ssl) if not isinstance(url_ssl, Mapping) else True
         default_port = cls.default_ssl_port if tls_on and cls.default_ssl_port else cls.default_port
         topts = dict(transport_options)
@@ -177,8 +175,10 @@ def build_targets(
         params = ConnectionParams(
             hostname=url.hostname or "localhost",
             port=url.port or port or default_port or 0,
-            userid=url.userid if url.userid is not None else (userid or DEFAULT_USERID),
-            password=url.password if url.password is not None else (password or DEFAULT_PASSWORD),
+            userid=url.userid if url.userid is not None else (userid or cls.default_userid),
+            password=url.password
+            if url.password is not None
+            else (password or cls.default_password),
             virtual_host=url.virtual_host or virtual_host or DEFAULT_VHOST,
             ssl=url_ssl,
             connect_timeout=opts.get("connect_timeout", timeout),

@@ -25,6 +25,8 @@ _BUILTIN: dict[str, str] = {
     "pyamqp": "transports.amqp:Transport",
     "amqps": "transports.amqp:Transport",
     "memory": "transports.memory:Transport",
+    "redis": "transports.redis:Transport",
+    "rediss": "transports.redis:Transport",
 }
 
 _lock = threading.Lock()

@@ -26,14 +26,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from broker.errors import (
-    AccessRefused,
-    ChannelError,
-    IrrecoverableChannelError,
-    NotFound,
-    PreconditionFailed,
-    RecoverableChannelError,
-)
+from broker.errors import NotFound
+from transports._replies import locked_error, not_found, precondition
 
 if TYPE_CHECKING:
     from transports._memory_vhost import VHost
@@ -55,32 +49,6 @@ LOCK = threading.Lock()
 # Fork only while no thread is inside the broker, so a child process never
 # inherits the lock held by a thread that does not exist there.
 os.register_at_fork(before=LOCK.acquire, after_in_parent=LOCK.release, after_in_child=LOCK.release)
-
-
-# -- errors with RabbitMQ's codes and wording ----------------------------------
-
-
-def not_found(kind: str, name: str, vhost: str) -> NotFound:
-    return NotFound(f"NOT_FOUND - no {kind} '{name}' in vhost '{vhost}'", reply_code=404)
-
-
-def precondition(text: str) -> PreconditionFailed:
-    return PreconditionFailed(f"PRECONDITION_FAILED - {text}", reply_code=406)
-
-
-def access_refused(text: str) -> AccessRefused:
-    return AccessRefused(f"ACCESS_REFUSED - {text}", reply_code=403)
-
-
-def not_implemented(text: str) -> IrrecoverableChannelError:
-    return IrrecoverableChannelError(f"NOT_IMPLEMENTED - {text}", reply_code=540)
-
-
-def inequivalent(arg: str, kind: str, name: str, vhost: str, got: Any, now: Any) -> ChannelError:
-    return precondition(
-        f"inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': "
-        f"received {got!r} but current is {now!r}"
-    )
 
 
 # -- messages, consumers, queues -----------------------------------------------
@@ -448,15 +416,6 @@ class ChannelCore:
         for queue in touched:
             dispatch(queue)
         self.session.channels.pop(self.channel_id, None)
-
-
-def locked_error(name: str, vhost: str) -> RecoverableChannelError:
-    return RecoverableChannelError(
-        f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{name}' in vhost "
-        f"'{vhost}'. It could be originally declared on another connection or the exclusive "
-        "property value does not match that of the original declaration.",
-        reply_code=405,
-    )
 
 
 class Session:

@@ -30,8 +30,6 @@ from transports._memory_broker import (
     Queue,
     Session,
     dispatch,
-    not_found,
-    not_implemented,
 )
 from transports._memory_exchange import route_all
 from transports._memory_message import (
@@ -42,6 +40,7 @@ from transports._memory_message import (
     prepared,
     received,
 )
+from transports._replies import not_found, not_implemented
 
 __all__ = ["EXCHANGE_TYPES", "MemoryChannel"]
 

@@ -11,8 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from broker.errors import ConfigurationError
 from transports._memory_broker import Entry
+from transports._properties import (
+    PROPERTY_NAMES,
+    coerce_body,
+    copy_table,
+    copy_value,
+    drop_unknown,
+)
 
 if TYPE_CHECKING:
     from transports._memory_channel import MemoryChannel
@@ -29,51 +35,6 @@ __all__ = [
     "received",
 ]
 
-#: py-amqp's basic property names; other keywords are dropped, as py-amqp does.
-PROPERTY_NAMES = frozenset(
-    {
-        "content_type",
-        "content_encoding",
-        "application_headers",
-        "delivery_mode",
-        "priority",
-        "correlation_id",
-        "reply_to",
-        "expiration",
-        "message_id",
-        "timestamp",
-        "type",
-        "user_id",
-        "app_id",
-        "cluster_id",
-    }
-)
-
-
-#: Types a header value can have that need no copy.
-_IMMUTABLE = frozenset({str, int, float, bool, bytes, type(None)})
-
-
-def copy_value(value: Any) -> Any:
-    """A copy of an AMQP table value: nested dicts and lists are copied, scalars shared."""
-    kind = type(value)
-    if kind in _IMMUTABLE:
-        return value
-    if isinstance(value, Mapping):
-        return copy_table(value)
-    if isinstance(value, list | tuple):
-        return [copy_value(v) for v in value]
-    return value
-
-
-def copy_table(table: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a header table (fast for the usual flat table)."""
-    out = dict(table)
-    for key, value in out.items():
-        if type(value) not in _IMMUTABLE:
-            out[key] = copy_value(value)
-    return out
-
 
 def known_properties(properties: Mapping[str, Any]) -> dict[str, Any]:
     """A fresh copy of the known, non-None properties, with header tables copied.
@@ -88,18 +49,6 @@ def known_properties(properties: Mapping[str, Any]) -> dict[str, Any]:
     if headers:
         out["application_headers"] = copy_table(headers)
     return out
-
-
-def coerce_body(body: Any, properties: dict[str, Any]) -> bytes:
-    """The body as bytes; text is encoded and ``content_encoding`` set if missing."""
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        # Like py-amqp: text is sent encoded, and says which encoding.
-        return body.encode(properties.setdefault("content_encoding", "utf-8"))
-    if isinstance(body, bytearray | memoryview):
-        return bytes(body)
-    raise ConfigurationError(f"message body must be bytes or str, got {type(body).__name__}")
 
 
 class Message:
@@ -224,13 +173,6 @@ def prepared(body: Any, properties: dict[str, Any]) -> Message:
     message._info = None
     message._source = None
     return message
-
-
-def drop_unknown(properties: dict[str, Any]) -> None:
-    """Remove unknown property names and ``None`` values, in place (py-amqp ignores them)."""
-    if not PROPERTY_NAMES.issuperset(properties) or None in properties.values():
-        for key in [k for k, v in properties.items() if v is None or k not in PROPERTY_NAMES]:
-            del properties[key]
 
 
 def received(

@@ -20,18 +20,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from transports._memory_broker import (
-    LOCK,
-    Queue,
-    Session,
-    access_refused,
-    inequivalent,
-    locked_error,
-    not_found,
-    precondition,
-)
+from transports._memory_broker import LOCK, Queue, Session
 from transports._memory_exchange import Exchange, route_all
 from transports._memory_match import X_MATCH_MODES, freeze, headers_match, topic_matches
+from transports._replies import access_refused, inequivalent, locked_error, not_found, precondition
 
 __all__ = [
     "Exchange",

@@ -369,6 +369,10 @@ class Transport(abc.ABC):
     default_port: ClassVar[int | None]
     #: Port used when a URL gives none and TLS is on.
     default_ssl_port: ClassVar[int | None] = None
+    #: Login used when neither the URL nor the ``userid``/``password`` keywords give
+    #: one (``None``: log in only when asked to).
+    default_userid: ClassVar[str | None] = "guest"
+    default_password: ClassVar[str | None] = "guest"
     capabilities: ClassVar[Capabilities]
 
     # Transports translate driver errors, so these are the same for all.

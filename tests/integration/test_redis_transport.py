@@ -1,0 +1,370 @@
+"""What the Redis transport does beyond the conformance suite, against the machine's Redis.
+
+Every test works in db 13 under a key prefix of its own (``redis_key_prefix``),
+deleted afterwards. Crashes are simulated in-process with
+:meth:`~transports.redis.RedisConnection.teardown` (sockets dropped, nothing
+said to Redis); the kill -9 test with a real process is in
+``tests/reliability/test_redis_reliability.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import decimal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from broker import Connection
+from broker.entity import Queue
+from broker.errors import (
+    AccessRefused,
+    AuthenticationError,
+    ConfigurationError,
+    NotFound,
+    OperationalError,
+    PreconditionFailed,
+    RecoverableConnectionError,
+)
+from broker.messaging import Consumer, Producer
+from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT
+from transports.base import ConnectionParams
+from transports.redis import RedisConnection, Transport
+
+pytestmark = pytest.mark.redis
+
+Open = Callable[..., RedisConnection]
+
+
+@pytest.fixture
+def raw(redis_url: str) -> redis.Redis:
+    """A plain redis-py client on the test database, to look at the keys."""
+    return redis.Redis(REDIS_HOST, REDIS_PORT, db=REDIS_DB)
+
+
+@pytest.fixture
+def connect(redis_key_prefix: str) -> Iterator[Open]:
+    """Open transport connections under the test's key prefix; all closed afterwards."""
+    opened: list[RedisConnection] = []
+
+    def _open(**options: Any) -> RedisConnection:
+        params = ConnectionParams(
+            hostname=REDIS_HOST,
+            port=REDIS_PORT,
+            virtual_host=str(REDIS_DB),
+            transport_options={"key_prefix": redis_key_prefix, **options},
+        )
+        connection = Transport().connect(params)
+        opened.append(connection)
+        return connection
+
+    yield _open
+    for connection in opened:
+        connection.close()
+
+
+def publish(channel: Any, queue: str, body: bytes, **properties: Any) -> None:
+    channel.basic_publish(channel.prepare_message(body, **properties), "", queue)
+
+
+def collect(connection: RedisConnection, got: list[Any], count: int, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"only {len(got)} of {count} deliveries arrived"
+        with contextlib.suppress(TimeoutError):
+            connection.drain_events(timeout=remaining)
+
+
+# -- URLs and options -----------------------------------------------------------------------
+
+
+def test_redis_urls_have_no_default_login_and_the_path_is_the_database() -> None:
+    info = Connection("redis://cache.example:6390/4").info()
+    assert (info["userid"], info["password"], info["virtual_host"]) == (None, None, "4")
+    assert (info["port"], info["transport"]) == (6390, "redis")
+    secret = Connection("redis://:s3cret@127.0.0.1/2")
+    assert secret.as_uri(include_password=True) == "redis://:s3cret@127.0.0.1:6379/2"
+    assert "s3cret" not in repr(secret) and "s3cret" not in secret.as_uri()
+    assert Connection("rediss://127.0.0.1/0").info()["ssl"] is True
+    assert Connection("redis://127.0.0.1").info()["port"] == 6379
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"visibilty_timeout": 5}, "did you mean 'visibility_timeout'"),
+        ({"visibility_timeout": 0}, "visibility_timeout must be a finite number of seconds > 0"),
+        ({"key_prefix": 3}, "'key_prefix' must be a string"),
+        ({"max_batch": 0}, "'max_batch' must be an integer in 1..10000"),
+    ],
+)
+def test_bad_transport_options_are_refused_before_any_io(
+    options: dict[str, Any], message: str
+) -> None:
+    conn = Connection("redis://127.0.0.1:1/0", transport_options=options)
+    with pytest.raises(ConfigurationError, match=message):
+        conn.ensure_connection(max_retries=0)
+
+
+def test_a_path_that_is_not_a_database_number_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="the path of a redis URL is the database number"):
+        Connection("redis://127.0.0.1:6379/orders").ensure_connection(max_retries=0)
+
+
+def test_wrong_password_is_an_authentication_error_and_is_not_retried(redis_url: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(AuthenticationError, match="Redis refused the login"):
+        Connection("redis://nobody:wrong@127.0.0.1:6379/13").ensure_connection(max_retries=5)
+    assert time.monotonic() - started < 1.0
+
+
+def test_refused_port_is_recoverable() -> None:
+    with pytest.raises(OperationalError) as failure:
+        Connection("redis://127.0.0.1:1/0").ensure_connection(max_retries=0)
+    assert isinstance(failure.value.__cause__, RecoverableConnectionError)
+
+
+def test_server_properties_and_repr(connect: Open) -> None:
+    connection = connect()
+    assert connection.server_properties["product"] == "Redis"
+    assert connection.server_properties["version"].split(".")[0].isdigit()
+    assert "db=13 open" in repr(connection)
+    assert 0 < connection.heartbeat <= 75
+
+
+# -- priorities and message encoding ------------------------------------------------------
+
+
+def test_priority_queue_delivers_highest_first_and_fifo_within_a_priority(connect: Open) -> None:
+    channel = connect().channel()
+    channel.queue_declare("prio", auto_delete=False, arguments={"x-max-priority": 10})
+    for body, priority in [(b"low", 1), (b"high-a", 9), (b"mid", 5), (b"high-b", 9), (b"top", 99)]:
+        publish(channel, "prio", body, priority=priority)
+    publish(channel, "prio", b"none")
+    first = channel.basic_get("prio")
+    assert first.body == b"top"  # above x-max-priority counts as the maximum
+    channel.basic_reject(first.delivery_tag, requeue=True)
+    bodies = [channel.basic_get("prio", no_ack=True).body for _ in range(6)]
+    assert bodies == [b"top", b"high-a", b"high-b", b"mid", b"low", b"none"]
+
+
+def test_invalid_max_priority_fails_precondition(connect: Open) -> None:
+    channel = connect().channel()
+    with pytest.raises(PreconditionFailed, match="x-max-priority"):
+        channel.queue_declare("prio", arguments={"x-max-priority": 1000})
+    assert not channel.is_open
+
+
+def test_headers_keep_bytes_datetimes_and_decimals(connect: Open) -> None:
+    channel = connect().channel()
+    channel.queue_declare("typed", auto_delete=False)
+    when = datetime.datetime(2026, 11, 21, 12, 30, tzinfo=datetime.UTC)
+    headers = {"raw": b"\x00\xff", "when": when, "amount": decimal.Decimal("1.10"), "n": [1, 2]}
+    publish(channel, "typed", b"x", application_headers=headers, timestamp=when)
+    message = channel.basic_get("typed", no_ack=True)
+    assert message.headers == headers
+    assert message.properties["timestamp"] == when
+
+
+def test_a_header_of_an_unsupported_type_is_refused(connect: Open) -> None:
+    channel = connect().channel()
+    channel.queue_declare("typed", auto_delete=False)
+    with pytest.raises(ConfigurationError, match="holds object"):
+        publish(channel, "typed", b"x", application_headers={"o": object()})
+
+
+# -- reliable acknowledgement --------------------------------------------------------------
+
+
+def test_a_crashed_connections_unacked_messages_return_after_the_visibility_timeout(
+    connect: Open,
+) -> None:
+    crashed = connect(visibility_timeout=1)
+    channel = crashed.channel()
+    channel.queue_declare("work", auto_delete=False)
+    for n in range(5):
+        publish(channel, "work", b"%d" % n)
+    held = [channel.basic_get("work") for _ in range(5)]
+    assert all(m is not None for m in held)
+    crashed.teardown()  # the process "died": nothing told Redis
+    torn_down = time.monotonic()
+
+    survivor = connect(visibility_timeout=1)
+    got: list[Any] = []
+    survivor.channel().basic_consume("work", callback=got.append, no_ack=True)
+    collect(survivor, got, 5)
+    waited = time.monotonic() - torn_down
+    assert [m.body for m in got] == [b"0", b"1", b"2", b"3", b"4"]
+    assert all(m.delivery_info["redelivered"] for m in got)
+    assert 0.9 <= waited < 3.0
+
+
+def test_a_connection_that_lost_its_lease_cannot_ack(
+    connect: Open, raw: redis.Redis, redis_key_prefix: str
+) -> None:
+    slow = connect()
+    channel = slow.channel()
+    channel.queue_declare("work", auto_delete=False)
+    publish(channel, "work", b"job")
+    message = channel.basic_get("work")
+    # The lease runs out (as if the process had stalled past visibility_timeout)...
+    raw.zadd(f"{redis_key_prefix}leases", {slow.uid: 0})
+    other = connect().channel()  # ...and the next client to connect puts the job back.
+    again = other.basic_get("work", no_ack=True)
+    assert (again.body, again.delivery_info["redelivered"]) == (b"job", True)
+    with pytest.raises(RecoverableConnectionError, match="lease ran out"):
+        channel.basic_ack(message.delivery_tag)
+    assert not slow.is_open
+
+
+def test_close_returns_unacked_messages_at_once(connect: Open) -> None:
+    first = connect()
+    channel = first.channel()
+    channel.queue_declare("work", auto_delete=False)
+    publish(channel, "work", b"job")
+    assert channel.basic_get("work") is not None
+    first.close()
+    again = connect().channel().basic_get("work", no_ack=True)
+    assert (again.body, again.delivery_info["redelivered"]) == (b"job", True)
+
+
+def test_a_publish_wakes_a_waiting_consumer_at_once(connect: Open) -> None:
+    consumer_side, publisher_side = connect(), connect()
+    channel = consumer_side.channel()
+    channel.queue_declare("wake", auto_delete=False)
+    got: list[Any] = []
+    channel.basic_consume("wake", callback=got.append, no_ack=True)
+    sender = threading.Timer(0.2, lambda: publish(publisher_side.channel(), "wake", b"now"))
+    started = time.monotonic()
+    sender.start()
+    consumer_side.drain_events(timeout=10)
+    sender.join()
+    assert [m.body for m in got] == [b"now"]
+    assert time.monotonic() - started < 1.0  # woken by the notification, not a poll
+
+
+def test_global_prefetch_limits_the_whole_channel(connect: Open) -> None:
+    connection = connect()
+    channel = connection.channel()
+    channel.queue_declare("a", auto_delete=False)
+    channel.queue_declare("b", auto_delete=False)
+    for n in range(4):
+        publish(channel, "a", b"a%d" % n)
+        publish(channel, "b", b"b%d" % n)
+    channel.basic_qos(0, 3, True)
+    got: list[Any] = []
+    channel.basic_consume("a", callback=got.append)
+    channel.basic_consume("b", callback=got.append)
+    collect(connection, got, 3)
+    with contextlib.suppress(TimeoutError):
+        connection.drain_events(timeout=0.3)
+    assert len(got) == 3
+    channel.basic_ack(got[-1].delivery_tag, multiple=True)
+    collect(connection, got, 6)
+
+
+# -- queues owned by connections and consumers ----------------------------------------------
+
+
+def test_exclusive_queue_is_locked_to_its_connection_and_goes_with_it(connect: Open) -> None:
+    owner, other = connect(), connect()
+    owner.channel().queue_declare("mine", exclusive=True)
+    with pytest.raises(Exception, match="RESOURCE_LOCKED") as locked:
+        other.channel().queue_declare("mine", passive=True)
+    assert locked.value.reply_code == 405  # type: ignore[attr-defined]
+    owner.close()
+    with pytest.raises(NotFound):
+        other.channel().queue_declare("mine", passive=True)
+
+
+def test_exclusive_queue_of_a_crashed_connection_is_deleted_by_the_sweep(connect: Open) -> None:
+    crashed = connect(visibility_timeout=0.5)
+    crashed.channel().queue_declare("mine", exclusive=True)
+    crashed.teardown()
+    time.sleep(0.6)
+    other = connect()  # connecting sweeps expired leases
+    with pytest.raises(NotFound):
+        other.channel().queue_declare("mine", passive=True)
+
+
+def test_auto_delete_queue_goes_when_its_last_consumer_cancels(connect: Open) -> None:
+    channel = connect().channel()
+    channel.queue_declare("temp", auto_delete=True)
+    first = channel.basic_consume("temp", callback=lambda m: None)
+    second = channel.basic_consume("temp", callback=lambda m: None)
+    assert channel.queue_declare("temp", passive=True).consumer_count == 2
+    channel.basic_cancel(first)
+    assert channel.queue_declare("temp", passive=True).consumer_count == 1
+    channel.basic_cancel(second)
+    with pytest.raises(NotFound):
+        channel.queue_declare("temp", passive=True)
+
+
+def test_deleting_a_consumed_queue_cancels_its_consumer(connect: Open) -> None:
+    connection = connect()
+    channel = connection.channel()
+    channel.queue_declare("doomed", auto_delete=False)
+    cancelled: list[str] = []
+    tag = channel.basic_consume("doomed", callback=lambda m: None, on_cancel=cancelled.append)
+    connect().channel().queue_delete("doomed")
+    connection.drain_events(timeout=5)
+    assert cancelled == [tag]
+    assert channel.consumers == {}
+
+
+def test_an_exclusive_consumer_keeps_others_out(connect: Open) -> None:
+    channel = connect().channel()
+    channel.queue_declare("solo", auto_delete=False)
+    channel.basic_consume("solo", callback=lambda m: None, exclusive=True)
+    other = connect().channel()
+    with pytest.raises(AccessRefused, match="in exclusive use"):
+        other.basic_consume("solo", callback=lambda m: None)
+
+
+# -- the façade, producers and consumers on redis ------------------------------------------------
+
+
+def test_producer_consumer_and_simple_queue_through_the_facade(
+    redis_url: str, redis_key_prefix: str
+) -> None:
+    options = {"key_prefix": redis_key_prefix}
+    with Connection(redis_url, transport_options=options) as conn:
+        with conn.SimpleQueue("simple") as queue:
+            queue.put({"n": 1})
+            message = queue.get(timeout=2)
+            assert message.payload == {"n": 1}
+            message.ack()
+
+        got: list[Any] = []
+        jobs = Queue("jobs", routing_key="jobs")
+        with Consumer(conn, [jobs], callbacks=[lambda body, m: (got.append(body), m.ack())]):
+            producer = Producer(conn)
+            with producer.confirms():
+                for n in range(20):
+                    producer.publish({"n": n}, routing_key="jobs")
+            deadline = time.monotonic() + 5
+            while len(got) < 20 and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    conn.drain_events(timeout=1)
+        assert [body["n"] for body in got] == list(range(20))
+
+
+def test_connection_pool_lends_redis_connections(redis_url: str, redis_key_prefix: str) -> None:
+    conn = Connection(redis_url, transport_options={"key_prefix": redis_key_prefix})
+    pool = conn.Pool(limit=2)
+    try:
+        with pool.acquire(timeout=2) as lease:
+            channel = lease.default_channel
+            channel.queue_declare("pooled", auto_delete=False)
+            publish(channel, "pooled", b"x")
+        with pool.acquire(timeout=2) as lease:
+            assert lease.default_channel.basic_get("pooled", no_ack=True).body == b"x"
+    finally:
+        pool.force_close_all()
+        conn.close()
