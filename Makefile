@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: install demo test lint typecheck docs bench rabbitmq clean
+.PHONY: install demo test lint typecheck docs bench rabbitmq redis clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,10 @@ demo: install  ## run the main job on the embedded memory:// broker
 rabbitmq:  ## start the system RabbitMQ if it is installed but not answering
 	@sh .ci/ensure-rabbitmq
 
-test: install rabbitmq  ## run the whole test suite
+redis:  ## start the system Redis if it is installed but not answering
+	@sh .ci/ensure-redis
+
+test: install rabbitmq redis  ## run the whole test suite
 	$(BIN)/python -m pytest
 
 lint: install  ## ruff lint and format check
@@ -38,7 +41,7 @@ docs: install  ## build the Sphinx docs with warnings as errors
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-bench: install rabbitmq  ## side-by-side benchmarks; writes bench/results.md and bench/results.png
+bench: install rabbitmq redis  ## side-by-side benchmarks; writes bench/results.md and bench/results.png
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
 

@@ -1,4 +1,4 @@
-"""Fixtures for reliability tests: extra RabbitMQ nodes and loopback fault proxies.
+"""Fixtures for reliability tests: extra RabbitMQ and Redis nodes, loopback fault proxies.
 
 Every test collected under ``tests/reliability`` is marked ``extra_nodes``
 (deselect with ``-m "not extra_nodes"``).
@@ -16,17 +16,24 @@ Fixtures:
 ``rabbit_node_factory(**kwargs)`` -> ``RabbitNode``
     A fresh, not yet started node of this test's own (for example with
     TLS ``config_lines``); closed after the test.
+``redis_node_factory(port=None, *, extra_args=(), start_timeout=10.0)`` -> ``RedisNode``
+    A fresh, not yet started :class:`~tests.support.redisnode.RedisNode`
+    (a private ``redis-server`` on a port of 6380-6399) of this test's own;
+    every node made is closed after the test (no process is left).
+``redis_nodes`` -> ``tuple[RedisNode, RedisNode]``
+    Two independent running Redis nodes A and B of this test's own (a start
+    takes about 10 ms), closed after the test.
 ``fault_proxy(target_port, target_host="127.0.0.1", listen_port=0)`` -> ``FaultProxy``
     A factory of :class:`~tests.support.faultproxy.FaultProxy` objects,
     all closed after the test.
 
-The node fixtures skip with the reason when RabbitMQ or Erlang is not
-installed, and fail instead under ``CI=true``.
+The node fixtures skip with the reason when RabbitMQ or Erlang (or
+``redis-server``) is not installed, and fail instead under ``CI=true``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +41,8 @@ import pytest
 
 from tests.support.faultproxy import FaultProxy
 from tests.support.rabbitnode import RabbitNode, install_problem
+from tests.support.redisnode import RedisNode
+from tests.support.redisnode import install_problem as redis_install_problem
 from tests.support.services import in_ci
 
 _HERE = Path(__file__).resolve().parent
@@ -54,6 +63,16 @@ def require_extra_nodes() -> None:
     if in_ci():
         pytest.fail(f"CI=true and extra RabbitMQ nodes cannot start: {problem}", pytrace=False)
     pytest.skip(f"extra RabbitMQ nodes cannot start: {problem}")
+
+
+def require_redis_nodes() -> None:
+    """Skip (or fail under ``CI=true``) when extra Redis nodes cannot start here."""
+    problem = redis_install_problem()
+    if problem is None:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and extra Redis nodes cannot start: {problem}", pytrace=False)
+    pytest.skip(f"extra Redis nodes cannot start: {problem}")
 
 
 class _NodePool:
@@ -112,6 +131,41 @@ def rabbit_node_factory() -> Iterator[Callable[..., RabbitNode]]:
     yield make
     for node in made:
         node.close()
+
+
+@pytest.fixture
+def redis_node_factory() -> Iterator[Callable[..., RedisNode]]:
+    """Make fresh Redis nodes (``RedisNode(port, extra_args=...)``, not started), closed after."""
+    require_redis_nodes()
+    made: list[RedisNode] = []
+
+    def make(
+        port: int | None = None, *, extra_args: Sequence[str] = (), start_timeout: float = 10.0
+    ) -> RedisNode:
+        node = RedisNode(port, extra_args=extra_args, start_timeout=start_timeout)
+        made.append(node)
+        return node
+
+    yield make
+    errors: list[BaseException] = []
+    for node in made:  # close them all even if one fails
+        try:
+            node.close()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def redis_nodes(
+    redis_node_factory: Callable[..., RedisNode],
+) -> tuple[RedisNode, RedisNode]:
+    """Two independent running Redis nodes A and B of this test's own (see module docstring)."""
+    a, b = redis_node_factory(), redis_node_factory()
+    a.start()
+    b.start()
+    return a, b
 
 
 @pytest.fixture
