@@ -23,9 +23,14 @@ import time
 from importlib import resources
 from typing import Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as missing:  # the registry reports this when resolving 'redis'
+    raise ImportError(
+        f"the redis transport needs redis-py: pip install 'brokerpool[redis]' ({missing})"
+    ) from missing
 
 from broker.errors import (
     AuthenticationError,

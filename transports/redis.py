@@ -83,6 +83,7 @@ class RedisConnection(base.TransportConnection):
         self._subscribed: dict[str, int] = {}
         self._channel_ids = itertools.count(1)
         self._open = True
+        self._torn_down = False
         self._interval = found.visibility_timeout / 4
         if params.heartbeat:
             self._interval = min(self._interval, params.heartbeat)
@@ -132,6 +133,7 @@ class RedisConnection(base.TransportConnection):
     def call(self, op: str, *args: Any) -> Any:
         """One broker operation; a connection failure marks this connection broken."""
         if not self._open:
+            self.teardown()  # the heartbeat thread may have found the lease gone
             raise self._closed_error()
         try:
             return self.link.call(op, *args)
@@ -142,6 +144,7 @@ class RedisConnection(base.TransportConnection):
     def hdel(self, key: str, *fields: int) -> int:
         """HDEL under the key prefix; a connection failure marks this connection broken."""
         if not self._open:
+            self.teardown()
             raise self._closed_error()
         try:
             return self.link.hdel(key, *fields)
@@ -295,7 +298,7 @@ class RedisConnection(base.TransportConnection):
         if not self._open:
             return
         if not self.link.keeper_call("renew", self.uid, self.settings.lease_ms):
-            self._open = False  # the owner finds out on its next call
+            self._open = False  # the owner finds out on its next call, and tears down
 
     def verify(self) -> bool:
         return self._open
@@ -303,6 +306,7 @@ class RedisConnection(base.TransportConnection):
     def close(self, timeout: float = 2.0) -> None:
         """Put unacked messages back, drop consumers and exclusive queues, then disconnect."""
         if not self._open:
+            self.teardown()
             return
         # Never raises: if this fails, the lease runs out and a sweep cleans up.
         with contextlib.suppress(Exception):
@@ -310,11 +314,13 @@ class RedisConnection(base.TransportConnection):
         self.teardown()
 
     def teardown(self) -> None:
-        if self._open:
-            self._open = False
-            for channel in list(self.channels.values()):
-                channel.forget()
-            self.link.close()
+        self._open = False
+        if self._torn_down:
+            return
+        self._torn_down = True
+        for channel in list(self.channels.values()):
+            channel.forget()
+        self.link.close()
 
     def _closed_error(self) -> RecoverableConnectionError:
         return RecoverableConnectionError(f"{self.link.where}: the redis connection is closed")
