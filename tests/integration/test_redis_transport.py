@@ -368,3 +368,61 @@ def test_connection_pool_lends_redis_connections(redis_url: str, redis_key_prefi
     finally:
         pool.force_close_all()
         conn.close()
+
+
+# -- topology bookkeeping --------------------------------------------------------------------
+
+
+def test_deleting_a_queue_removes_its_bindings(connect: Open) -> None:
+    channel = connect().channel()
+    channel.exchange_declare("x", "direct", auto_delete=False)
+    channel.queue_declare("q", auto_delete=False)
+    channel.queue_bind("q", "x", "k")
+    channel.queue_delete("q")
+    channel.queue_declare("q", auto_delete=False)
+    channel.basic_publish(channel.prepare_message(b"lost"), "x", "k")
+    assert channel.basic_get("q") is None
+
+
+def test_auto_delete_exchange_goes_with_its_last_binding(connect: Open) -> None:
+    channel = connect().channel()
+    channel.exchange_declare("fleeting", "fanout", auto_delete=True)
+    channel.queue_declare("q", auto_delete=False)
+    channel.queue_bind("q", "fleeting")
+    channel.exchange_declare("fleeting", "fanout", passive=True)
+    channel.queue_unbind("q", "fleeting")
+    with pytest.raises(NotFound):
+        channel.exchange_declare("fleeting", "fanout", passive=True)
+
+
+def test_nothing_is_left_in_redis_once_everything_is_deleted_and_closed(
+    connect: Open, raw: redis.Redis, redis_key_prefix: str
+) -> None:
+    first, second = connect(), connect()
+    channel = first.channel()
+    channel.exchange_declare("src", "topic", auto_delete=False)
+    channel.exchange_declare("dst", "fanout", auto_delete=False)
+    channel.exchange_bind("dst", "src", "a.#")
+    channel.queue_declare("q", auto_delete=False, arguments={"x-max-priority": 3})
+    channel.queue_bind("q", "dst")
+    channel.queue_declare("", exclusive=True)
+    for n in range(3):
+        channel.basic_publish(channel.prepare_message(b"%d" % n, priority=n), "src", "a.b")
+    held = channel.basic_get("q")
+    other = second.channel()
+    other.basic_consume("q", callback=lambda m: None)
+    with contextlib.suppress(TimeoutError):
+        second.drain_events(timeout=0.5)
+    channel.basic_ack(held.delivery_tag)
+    second.close()
+    channel.exchange_delete("src")
+    channel.exchange_delete("dst")
+    channel.queue_delete("q")
+    first.close()
+    left = sorted(
+        k.decode().removeprefix(redis_key_prefix) for k in raw.scan_iter(f"{redis_key_prefix}*")
+    )
+    assert left == ["exchanges", "seq"]
+    assert sorted(raw.hkeys(f"{redis_key_prefix}exchanges")) == [
+        b"amq.direct", b"amq.fanout", b"amq.headers", b"amq.match", b"amq.topic"
+    ]  # fmt: skip
