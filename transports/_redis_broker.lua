@@ -24,6 +24,8 @@ local P, op, V = ARGV[1], ARGV[2], ARGV[3]
 local XK, QK, LEASES = P .. 'exchanges', P .. 'queues', P .. 'leases'
 local PRIORITY_SPAN = 1099511627776 -- 2^40: room for the sequence number under each level
 local SWEEP_BATCH = 16
+local LEASE_EXPIRED = 'LEASE_EXPIRED - this connection missed its visibility timeout; '
+  .. 'its unacked messages were returned to their queues'
 
 local function fail(text)
   error(text, 0) -- level 0: no position prefix; the caller turns it into an error reply
@@ -408,19 +410,36 @@ local function sweep(now)
   return restored
 end
 
--- Extend a live connection's lease; false when it had already expired (and was released).
+-- Extend a live connection's lease. False when it had run out: then it is
+-- released now, if no sweep did it already.
 local function renew(conn, lease_ms, now)
-  if not redis.call('ZSCORE', LEASES, conn) then
+  local expiry = redis.call('ZSCORE', LEASES, conn)
+  if not expiry then
+    return false
+  end
+  if tonumber(expiry) <= now then
+    release(conn)
     return false
   end
   redis.call('ZADD', LEASES, now + lease_ms, conn)
   return true
 end
 
+-- For operations that create records the connection owns: they must not
+-- outlive a lease that already ran out (nothing would ever release them).
+local function alive_or_fail(conn, now)
+  local expiry = redis.call('ZSCORE', LEASES, conn)
+  if not expiry or tonumber(expiry) <= now then
+    if expiry then
+      release(conn)
+    end
+    fail(LEASE_EXPIRED)
+  end
+end
+
 local function lease_or_fail(conn, lease_ms, now)
   if not renew(conn, lease_ms, now) then
-    fail('LEASE_EXPIRED - this connection missed its visibility timeout; '
-      .. 'its unacked messages were returned to their queues')
+    fail(LEASE_EXPIRED)
   end
 end
 
@@ -545,6 +564,9 @@ end
 OPS.queue_declare = function(a)
   local name, conn = a[1], a[9]
   local meta = qmeta(name)
+  if flag(a[4]) and not flag(a[2]) then
+    alive_or_fail(conn, now_ms())
+  end
   if flag(a[2]) then
     if not meta then
       not_found('queue', name)
@@ -726,6 +748,7 @@ end
 -- consume(conn, channel, queue, consumer_tag, exclusive)
 OPS.consume = function(a)
   local conn, chan, queue = a[1], a[2], a[3]
+  alive_or_fail(conn, now_ms())
   queue_or_fail(queue, conn)
   local key = P .. 'c:' .. queue
   local others = redis.call('HVALS', key)
@@ -773,8 +796,8 @@ for i = 4, #ARGV do
   args[#args + 1] = ARGV[i]
 end
 local ok, result = pcall(handler, args)
+notify() -- a failed operation may still have released an expired lease
 if not ok then
   return redis.error_reply(type(result) == 'table' and result.err or tostring(result))
 end
-notify()
 return result

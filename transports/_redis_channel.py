@@ -121,7 +121,7 @@ class RedisChannel:
 
     def _closed_error(self) -> BrokerConnectionError | RecoverableChannelError:
         if not self.connection.is_open:
-            return self.connection._closed_error()
+            return self.connection.closed_error()
         why = f" ({self._why})" if self._why else ""
         return RecoverableChannelError(
             f"channel {self.channel_id} is closed{why}; open a new channel", reply_code=504

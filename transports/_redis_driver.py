@@ -26,6 +26,7 @@ from typing import Any
 try:
     import redis
     from redis.backoff import NoBackoff
+    from redis.exceptions import MasterDownError, NoPermissionError, OutOfMemoryError, ReadOnlyError
     from redis.retry import Retry
 except ImportError as missing:  # the registry reports this when resolving 'redis'
     raise ImportError(
@@ -35,6 +36,7 @@ except ImportError as missing:  # the registry reports this when resolving 'redi
 from broker.errors import (
     AuthenticationError,
     BrokerError,
+    HeartbeatTimeout,
     IrrecoverableConnectionError,
     RecoverableConnectionError,
     TLSVerificationError,
@@ -50,19 +52,30 @@ SCRIPT = resources.files("transports").joinpath("_redis_broker.lua").read_text()
 
 #: Server replies after which another server (or a later attempt) may succeed.
 _RECOVERABLE_REPLIES = ("READONLY", "LOADING", "OOM", "BUSY", "MASTERDOWN", "LEASE_EXPIRED")
-_AUTH_REPLIES = ("WRONGPASS", "NOAUTH", "NOPERM")
+_AUTH_REPLIES = ("WRONGPASS", "NOAUTH")
 
 
-def translate(exc: redis.RedisError, where: str) -> BrokerError:
-    """The brokerpool error for a redis-py exception (raise it ``from exc``)."""
+def translate(exc: redis.RedisError, where: str, heartbeat: float = 0.0) -> BrokerError:
+    """The brokerpool error for a redis-py exception (raise it ``from exc``).
+
+    With heartbeats on, a command that timed out (after two heartbeats) is a
+    :class:`~broker.errors.HeartbeatTimeout`.
+    """
     text = str(exc)
     if isinstance(exc, redis.AuthenticationError) or text.startswith(_AUTH_REPLIES):
         return AuthenticationError(f"{where}: Redis refused the login: {text}")
+    if isinstance(exc, NoPermissionError):
+        return IrrecoverableConnectionError(f"{where}: Redis refused a command: {text}")
+    if isinstance(exc, redis.TimeoutError) and heartbeat:
+        return HeartbeatTimeout(f"{where}: no answer within two heartbeats ({2 * heartbeat:g}s)")
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY" in text:
             return TLSVerificationError(f"{where}: TLS verification failed: {text}")
         return RecoverableConnectionError(f"{where}: {text or type(exc).__name__}")
+    # redis-py strips the reply name off these, so they are told apart by class.
+    if isinstance(exc, ReadOnlyError | OutOfMemoryError | MasterDownError):
+        return RecoverableConnectionError(f"{where}: {type(exc).__name__}: {text}")
     if isinstance(exc, redis.ResponseError):
         channel_error = from_reply_text(text)
         if channel_error is not None:
@@ -93,6 +106,7 @@ class Link:
     def __init__(self, params: ConnectionParams, found: RedisSettings, where: str) -> None:
         self.where = where
         self.settings = found
+        self._heartbeat = params.heartbeat
         kwargs = client_kwargs(params, found)
         kwargs["retry"] = Retry(NoBackoff(), 0)
         if found.tls is not None:
@@ -117,7 +131,7 @@ class Link:
         try:
             return self._script(args=(self.settings.key_prefix, op, self._vhost, *args))
         except redis.RedisError as exc:
-            raise translate(exc, self.where) from exc
+            raise translate(exc, self.where, self._heartbeat) from exc
 
     def call_within(self, seconds: float, op: str, *args: Any) -> Any:
         """:meth:`call`, with the owner's socket timeout cut to ``seconds`` (before closing)."""
@@ -139,14 +153,14 @@ class Link:
                     args=(self.settings.key_prefix, op, self._vhost, *args), client=keeper
                 )
         except redis.RedisError as exc:
-            raise translate(exc, self.where) from exc
+            raise translate(exc, self.where, self._heartbeat) from exc
 
     def hdel(self, key: str, *fields: int) -> int:
         """HDEL on the owner's connection (acks take this fast path)."""
         try:
             return int(self.client.hdel(self.settings.key_prefix + key, *fields))
         except redis.RedisError as exc:
-            raise translate(exc, self.where) from exc
+            raise translate(exc, self.where, self._heartbeat) from exc
 
     def subscribe(self, channel: str) -> None:
         """Subscribe to a notification channel and wait until the server confirms it."""
@@ -163,7 +177,7 @@ class Link:
                 if reply and reply["type"] == "subscribe" and reply["channel"] == wanted:
                     return
         except redis.RedisError as exc:
-            raise translate(exc, self.where) from exc
+            raise translate(exc, self.where, self._heartbeat) from exc
         raise RecoverableConnectionError(f"{self.where}: Redis did not confirm SUBSCRIBE")
 
     def unsubscribe(self, channel: str) -> None:
@@ -173,14 +187,14 @@ class Link:
         try:
             self.pubsub.unsubscribe(channel)
         except redis.RedisError as exc:
-            raise translate(exc, self.where) from exc
+            raise translate(exc, self.where, self._heartbeat) from exc
 
     def wait(self, timeout: float) -> dict[str, Any] | None:
         """The next pub/sub message (a notification or a confirmation), or ``None``."""
         try:
             message: dict[str, Any] | None = self.pubsub.get_message(timeout=timeout)
         except redis.RedisError as exc:
-            raise translate(exc, self.where) from exc
+            raise translate(exc, self.where, self._heartbeat) from exc
         return message
 
     def close(self) -> None:

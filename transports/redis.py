@@ -45,12 +45,12 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from broker.errors import HeartbeatTimeout, RecoverableConnectionError
+from broker.errors import BrokerConnectionError, RecoverableConnectionError
 from transports import base
 from transports._redis_channel import EXCHANGE_TYPES, Consumer, RedisChannel
 from transports._redis_driver import Link
 from transports._redis_message import Message
-from transports._redis_options import RedisSettings, command_timeout, settings
+from transports._redis_options import RedisSettings, settings
 
 __all__ = ["Message", "RedisChannel", "RedisConnection", "Transport"]
 
@@ -84,6 +84,8 @@ class RedisConnection(base.TransportConnection):
         self._channel_ids = itertools.count(1)
         self._open = True
         self._torn_down = False
+        # Set by the heartbeat thread when it finds the connection dead; the owner raises it.
+        self._failure: BrokerConnectionError | None = None
         self._interval = found.visibility_timeout / 4
         if params.heartbeat:
             self._interval = min(self._interval, params.heartbeat)
@@ -133,8 +135,7 @@ class RedisConnection(base.TransportConnection):
     def call(self, op: str, *args: Any) -> Any:
         """One broker operation; a connection failure marks this connection broken."""
         if not self._open:
-            self.teardown()  # the heartbeat thread may have found the lease gone
-            raise self._closed_error()
+            raise self.closed_error()
         try:
             return self.link.call(op, *args)
         except RecoverableConnectionError:
@@ -144,8 +145,7 @@ class RedisConnection(base.TransportConnection):
     def hdel(self, key: str, *fields: int) -> int:
         """HDEL under the key prefix; a connection failure marks this connection broken."""
         if not self._open:
-            self.teardown()
-            raise self._closed_error()
+            raise self.closed_error()
         try:
             return self.link.hdel(key, *fields)
         except RecoverableConnectionError:
@@ -155,6 +155,9 @@ class RedisConnection(base.TransportConnection):
     def lease_lost(self) -> RecoverableConnectionError:
         """Close after finding the lease gone (acks could no longer be honoured)."""
         self.teardown()
+        return self._lease_error()
+
+    def _lease_error(self) -> RecoverableConnectionError:
         return RecoverableConnectionError(
             f"{self.link.where}: this connection's lease ran out (no renewal within "
             f"visibility_timeout={self.settings.visibility_timeout:g}s); its unacked messages "
@@ -165,7 +168,7 @@ class RedisConnection(base.TransportConnection):
 
     def channel(self) -> RedisChannel:
         if not self._open:
-            raise self._closed_error()
+            raise self.closed_error()
         channel_id = next(self._channel_ids)
         channel = RedisChannel(self, channel_id)
         self.channels[channel_id] = channel
@@ -211,12 +214,13 @@ class RedisConnection(base.TransportConnection):
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
             broker.errors.RecoverableConnectionError: the connection is closed or broke
-                (:class:`~broker.errors.HeartbeatTimeout` when Redis stopped answering).
+                (:class:`~broker.errors.HeartbeatTimeout` when heartbeats are on and
+                Redis did not answer a command within two of them).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if not self._open:
-                raise self._closed_error()
+                raise self.closed_error()
             if self._deliver():
                 return
             now = time.monotonic()
@@ -280,25 +284,31 @@ class RedisConnection(base.TransportConnection):
         """Renew the lease (and sweep dead connections) if due.
 
         Raises:
-            broker.errors.HeartbeatTimeout: Redis did not answer within the command timeout.
+            broker.errors.HeartbeatTimeout: Redis did not answer within two heartbeats.
+            broker.errors.RecoverableConnectionError: the lease had run out, or the link broke.
         """
         if time.monotonic() < self._renewed + self._interval:
             return
-        try:
-            alive = self.call("renew", self.uid, self.settings.lease_ms)
-        except RecoverableConnectionError as exc:
-            timeout = command_timeout(self.params, self.settings)
-            raise HeartbeatTimeout(f"{exc} (no answer within {timeout:g}s)") from exc
-        if not alive:
+        if not self.call("renew", self.uid, self.settings.lease_ms):
             raise self.lease_lost()
         self._renewed = time.monotonic()
 
     def send_heartbeat(self) -> None:
-        """Renew the lease from another thread (through the keeper's own Redis connection)."""
+        """Renew the lease from another thread (through the keeper's own Redis connection).
+
+        A failure marks the connection dead; the owner's next call raises it.
+        """
         if not self._open:
             return
-        if not self.link.keeper_call("renew", self.uid, self.settings.lease_ms):
-            self._open = False  # the owner finds out on its next call, and tears down
+        try:
+            alive = self.link.keeper_call("renew", self.uid, self.settings.lease_ms)
+        except BrokerConnectionError as exc:
+            self._failure = exc
+            self._open = False
+            raise
+        if not alive:
+            self._failure = self._lease_error()
+            self._open = False
 
     def verify(self) -> bool:
         return self._open
@@ -322,7 +332,15 @@ class RedisConnection(base.TransportConnection):
             channel.forget()
         self.link.close()
 
-    def _closed_error(self) -> RecoverableConnectionError:
+    def closed_error(self) -> BrokerConnectionError:
+        """What a call on this closed connection raises: why it died, when known.
+
+        Also tears the connection down, in case the heartbeat thread found it
+        dead and only marked it.
+        """
+        self.teardown()
+        if self._failure is not None:
+            return self._failure
         return RecoverableConnectionError(f"{self.link.where}: the redis connection is closed")
 
     def __repr__(self) -> str:

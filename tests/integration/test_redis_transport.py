@@ -426,3 +426,30 @@ def test_nothing_is_left_in_redis_once_everything_is_deleted_and_closed(
     assert sorted(raw.hkeys(f"{redis_key_prefix}exchanges")) == [
         b"amq.direct", b"amq.fanout", b"amq.headers", b"amq.match", b"amq.topic"
     ]  # fmt: skip
+
+
+def test_no_consumer_is_recorded_for_a_connection_whose_lease_ran_out(
+    connect: Open, raw: redis.Redis, redis_key_prefix: str
+) -> None:
+    stale = connect()
+    channel = stale.channel()
+    channel.queue_declare("work", auto_delete=False)
+    raw.zadd(f"{redis_key_prefix}leases", {stale.uid: 0})
+    with pytest.raises(RecoverableConnectionError, match="missed its visibility timeout"):
+        channel.basic_consume("work", callback=lambda m: None, exclusive=True)
+    assert raw.hlen(f"{redis_key_prefix}c:work") == 0
+    # ...so another consumer is not locked out by a record nobody would ever release.
+    connect().channel().basic_consume("work", callback=lambda m: None, exclusive=True)
+
+
+def test_a_lease_lost_under_the_heartbeat_thread_is_raised_by_the_owners_next_call(
+    connect: Open, raw: redis.Redis, redis_key_prefix: str
+) -> None:
+    connection = connect()
+    channel = connection.channel()
+    channel.queue_declare("work", auto_delete=False)
+    raw.zadd(f"{redis_key_prefix}leases", {connection.uid: 0})
+    connection.send_heartbeat()  # as the heartbeat thread would
+    assert not connection.is_open
+    with pytest.raises(RecoverableConnectionError, match="lease ran out"):
+        channel.basic_get("work")
