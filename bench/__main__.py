@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.cases import all_cases
+from bench.cases.redis import DEFAULT_URL as DEFAULT_REDIS_URL
+from bench.cases.redis import server_version
 from bench.harness import Case, CaseResult, run_case
 from bench.machine import describe
 from bench.report import write_reports
@@ -24,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure brokerpool, kombu, py-amqp and pika side by side, in one run.",
     )
     p.add_argument("--url", default=DEFAULT_URL, help="RabbitMQ to measure against")
+    p.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
+        help=f"Redis for the redis* cases (default {DEFAULT_REDIS_URL})",
+    )
     p.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
     p.add_argument(
         "--rounds",
@@ -58,12 +65,14 @@ def select(cases: Sequence[Case], spec: str) -> list[Case]:
     return chosen
 
 
-def _broker_up(url: str) -> bool:
+def _broker_up(url: str, default_port: int = 5672) -> bool:
     from broker.url import parse_url
 
     p = parse_url(url)
     try:
-        with socket.create_connection((p.hostname or "127.0.0.1", p.port or 5672), timeout=2):
+        with socket.create_connection(
+            (p.hostname or "127.0.0.1", p.port or default_port), timeout=2
+        ):
             return True
     except OSError:
         return False
@@ -80,18 +89,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"python -m bench: --rounds must be >= 1, got {args.rounds}")
     rounds = args.rounds or (2 if args.quick else DEFAULT_ROUNDS)
     broker_up = _broker_up(args.url)
+    wants_redis = any("redis" in case.needs for case in cases)
+    redis_up = wants_redis and _broker_up(args.redis_url, 6379)
     results: list[CaseResult] = []
     started = time.monotonic()
     for case in cases:
         sys.stderr.write(f"[bench] {case.key}: {case.title}\n")
+        url = args.redis_url if "redis" in case.needs else args.url
         if "rabbitmq" in case.needs and not broker_up:
             res = CaseResult(case, error=f"no broker answering at {args.url}")
+        elif "redis" in case.needs and not redis_up:
+            res = CaseResult(case, error=f"no Redis answering at {args.redis_url}")
         else:
-            res = run_case(case, args.url, args.quick, rounds, verbose=args.verbose)
+            res = run_case(case, url, args.quick, rounds, verbose=args.verbose)
         results.append(res)
         _summary(res)
-    uses_broker = any(case.needs for case in cases)
-    paths = write_reports(results, describe(args.url, ask_broker=uses_broker), args.out)
+    uses_broker = any(case.needs - {"redis"} for case in cases)
+    facts = describe(args.url, ask_broker=uses_broker)
+    if wants_redis:
+        facts["redis"] = server_version(args.redis_url)
+    paths = write_reports(results, facts, args.out)
     sys.stderr.write(
         f"[bench] done in {time.monotonic() - started:.0f} s; wrote "
         + ", ".join(str(p) for p in paths)

@@ -19,6 +19,7 @@ _MODULES = (
     "confirms",
     "consume",
     "memory",
+    "redis",
     "failover",
     "heartbeat",
     "rss",

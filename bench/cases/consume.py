@@ -11,7 +11,7 @@ from bench.cases.common import amqp_connection, fill, need, raw_queue
 from bench.cases.publish import pika_connection
 from bench.harness import BROKERPOOL, KOMBU, PIKA, RAW, Case, Env, throughput
 
-__all__ = ["cases"]
+__all__ = ["PREFETCH", "cases", "consume_all"]
 
 PREFETCH = 100
 
@@ -24,6 +24,24 @@ def _until(count: list[int], n: int, step: Callable[[], Any]) -> None:
         step()
 
 
+def consume_all(conn: Any, queue: Any, n: int) -> float:
+    """Consume and ack ``n`` ready messages with Consumer(on_message=...); msg/s.
+
+    The same loop for brokerpool and kombu, on any transport: ``conn`` is
+    either library's Connection and ``queue`` its Queue.
+    """
+    count = [0]
+
+    def on_message(message: Any) -> None:
+        message.ack()
+        count[0] += 1
+
+    started = time.perf_counter()
+    with conn.Consumer([queue], on_message=on_message, prefetch_count=PREFETCH):
+        _until(count, n, lambda: conn.drain_events(timeout=5))
+    return throughput(n, time.perf_counter() - started)
+
+
 @contextlib.contextmanager
 def _consume_with(env: Env, connection_cls: Any, queue_cls: Any) -> Iterator[Callable[[], float]]:
     """The same Consumer(on_message=...) loop, for brokerpool and for kombu."""
@@ -33,16 +51,7 @@ def _consume_with(env: Env, connection_cls: Any, queue_cls: Any) -> Iterator[Cal
 
         def measure() -> float:
             fill(filler, name, n)
-            count = [0]
-
-            def on_message(message: Any) -> None:
-                message.ack()
-                count[0] += 1
-
-            started = time.perf_counter()
-            with conn.Consumer([queue], on_message=on_message, prefetch_count=PREFETCH):
-                _until(count, n, lambda: conn.drain_events(timeout=5))
-            return throughput(n, time.perf_counter() - started)
+            return consume_all(conn, queue, n)
 
         yield measure
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from bench.cases.common import BODY_100, need, unique_name
 from bench.harness import BROKERPOOL, KOMBU, Case, Env, Skip, throughput
 
-__all__ = ["cases"]
+__all__ = ["cases", "round_trips"]
 
 
 def _loop(n: int, queue: object) -> float:
@@ -22,6 +22,18 @@ def _loop(n: int, queue: object) -> float:
 
 
 @contextlib.contextmanager
+def round_trips(conn: object, name: str, n: int) -> Iterator[Callable[[], float]]:
+    """``measure()``: ``n`` put + get + ack round trips on ``conn``'s SimpleQueue ``name``.
+
+    The same loop for brokerpool and kombu, on any transport: ``conn`` is
+    either library's Connection.
+    """
+    queue = conn.SimpleQueue(name)  # type: ignore[attr-defined]
+    yield lambda: _loop(n, queue)
+    queue.close()
+
+
+@contextlib.contextmanager
 def _brokerpool(env: Env) -> Iterator[Callable[[], float]]:
     from broker import Connection
 
@@ -29,21 +41,17 @@ def _brokerpool(env: Env) -> Iterator[Callable[[], float]]:
         import broker.simple  # noqa: F401
     except ImportError as exc:
         raise Skip(f"broker.simple (SimpleQueue) is not available: {exc}") from exc
-    with Connection("memory://") as conn:
-        queue = conn.SimpleQueue(unique_name("memory"))
-        n = env.n(5000, 200)
-        yield lambda: _loop(n, queue)
-        queue.close()
+    name, n = unique_name("memory"), env.n(5000, 200)
+    with Connection("memory://") as conn, round_trips(conn, name, n) as measure:
+        yield measure
 
 
 @contextlib.contextmanager
 def _kombu(env: Env) -> Iterator[Callable[[], float]]:
     kombu = need("kombu")
-    with kombu.Connection("memory://") as conn:
-        queue = conn.SimpleQueue(unique_name("memory"))
-        n = env.n(5000, 200)
-        yield lambda: _loop(n, queue)
-        queue.close()
+    name, n = unique_name("memory"), env.n(5000, 200)
+    with kombu.Connection("memory://") as conn, round_trips(conn, name, n) as measure:
+        yield measure
 
 
 def cases() -> list[Case]:

@@ -87,7 +87,7 @@ def test_every_requested_case_exists() -> None:
     keys = {c.key for c in all_cases()}
 
     assert {"connect", "pool-1", "pool-32", "publish", "confirm", "pipelined", "consume",
-            "memory", "failover", "heartbeat", "rss"} <= keys  # fmt: skip
+            "memory", "redis", "redis-consume", "failover", "heartbeat", "rss"} <= keys  # fmt: skip
 
 
 def test_a_skipping_or_failing_library_is_recorded_not_fatal() -> None:

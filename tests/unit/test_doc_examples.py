@@ -1,7 +1,10 @@
 """Every code sample in the docs (docs/examples/*.py) and the README runs.
 
-Samples named ``*_rabbitmq.py`` need the local RabbitMQ; the rest run on
-``memory://`` or against nothing at all.
+Samples named ``*_rabbitmq.py`` need the local RabbitMQ. Samples named
+``*_redis.py`` need the local Redis: they use its test database
+(``REDIS_URL``), keep every key under a ``KEY_PREFIX`` of their own and must
+delete those keys before they end. The rest run on ``memory://`` or against
+nothing at all.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import RABBITMQ_HOST, RABBITMQ_PORT, require_service
+from tests.support.services import (
+    RABBITMQ_HOST,
+    RABBITMQ_PORT,
+    REDIS_HOST,
+    REDIS_PORT,
+    REDIS_URL,
+    delete_redis_keys,
+    require_service,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
@@ -22,7 +33,15 @@ EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
 def test_doc_example_runs(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if path.stem.endswith("_rabbitmq"):
         require_service("RabbitMQ", RABBITMQ_HOST, RABBITMQ_PORT)
-    runpy.run_path(str(path), run_name="__main__")
+    if path.stem.endswith("_redis"):
+        require_service("Redis", REDIS_HOST, REDIS_PORT)
+    namespace = runpy.run_path(str(path), run_name="__main__")
+    if path.stem.endswith("_redis"):
+        assert namespace.get("URL") == REDIS_URL, f"{path.name} must use URL = {REDIS_URL!r}"
+        prefix = namespace.get("KEY_PREFIX")
+        assert isinstance(prefix, str) and prefix, f"{path.name} must set a KEY_PREFIX"
+        left = delete_redis_keys(prefix)
+        assert left == 0, f"{path.name} left {left} keys under {prefix!r} in Redis"
 
 
 def test_every_example_is_included_by_a_docs_page() -> None:
