@@ -109,6 +109,9 @@ class Link:
         self._heartbeat = params.heartbeat
         kwargs = client_kwargs(params, found)
         kwargs["retry"] = Retry(NoBackoff(), 0)
+        # No CLIENT SETINFO: two round trips (and a package metadata lookup) per
+        # connect; CLIENT SETNAME already says who we are.
+        kwargs["driver_info"] = None
         if found.tls is not None:
             kwargs["connection_class"] = _tls_connection_class(found.tls)
         self._pool = redis.ConnectionPool(**kwargs)
@@ -119,7 +122,6 @@ class Link:
             self.client = redis.Redis(
                 connection_pool=self._pool, single_connection_client=True, retry=kwargs["retry"]
             )
-            self.info: dict[str, Any] = self.client.info("server")
         except redis.RedisError as exc:
             self._pool.disconnect()
             raise translate(exc, where) from exc
@@ -132,6 +134,14 @@ class Link:
             return self._script(args=(self.settings.key_prefix, op, self._vhost, *args))
         except redis.RedisError as exc:
             raise translate(exc, self.where, self._heartbeat) from exc
+
+    def server_info(self) -> dict[str, Any]:
+        """``INFO server`` (version, OS, mode)."""
+        try:
+            info: dict[str, Any] = self.client.info("server")
+        except redis.RedisError as exc:
+            raise translate(exc, self.where, self._heartbeat) from exc
+        return info
 
     def call_within(self, seconds: float, op: str, *args: Any) -> Any:
         """:meth:`call`, with the owner's socket timeout cut to ``seconds`` (before closing)."""

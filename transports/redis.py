@@ -91,16 +91,7 @@ class RedisConnection(base.TransportConnection):
             self._interval = min(self._interval, params.heartbeat)
         self._renewed = time.monotonic()
         self._rotation = 0
-        info = link.info
-        self._server_properties: Mapping[str, Any] = MappingProxyType(
-            {
-                "product": "Redis",
-                "version": str(info.get("redis_version", "unknown")),
-                "platform": f"{info.get('os', '')} {info.get('arch_bits', '')}-bit".strip(),
-                "information": f"redis_mode={info.get('redis_mode', 'standalone')}",
-                "capabilities": _CAPABILITIES,
-            }
-        )
+        self._server_properties: Mapping[str, Any] | None = None
         self.call("connect", self.uid, found.lease_ms)
 
     # -- facts ----------------------------------------------------------------------
@@ -120,6 +111,18 @@ class RedisConnection(base.TransportConnection):
 
     @property
     def server_properties(self) -> Mapping[str, Any]:
+        """What Redis says of itself (``INFO server``, asked on first use) and our capabilities."""
+        if self._server_properties is None:
+            info = self.link.server_info()
+            self._server_properties = MappingProxyType(
+                {
+                    "product": "Redis",
+                    "version": str(info.get("redis_version", "unknown")),
+                    "platform": f"{info.get('os', '')} {info.get('arch_bits', '')}-bit".strip(),
+                    "information": f"redis_mode={info.get('redis_mode', 'standalone')}",
+                    "capabilities": _CAPABILITIES,
+                }
+            )
         return self._server_properties
 
     @property
