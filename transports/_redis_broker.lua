@@ -246,8 +246,12 @@ end
 
 -- -- routing --------------------------------------------------------------------
 
+-- An empty routing key (or pattern) has no words; "a..b" has an empty middle one.
 local function words(text)
   local out = {}
+  if text == '' then
+    return out
+  end
   for word in string.gmatch(text .. '.', '([^.]*)%.') do
     out[#out + 1] = word
   end

@@ -32,6 +32,7 @@ from broker.errors import (
     RecoverableConnectionError,
 )
 from broker.messaging import Consumer, Producer
+from tests.support.routing_cases import HEADERS_CASES, TOPIC_CASES
 from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT
 from transports.base import ConnectionParams
 from transports.redis import RedisConnection, Transport
@@ -453,3 +454,28 @@ def test_a_lease_lost_under_the_heartbeat_thread_is_raised_by_the_owners_next_ca
     assert not connection.is_open
     with pytest.raises(RecoverableConnectionError, match="lease ran out"):
         channel.basic_get("work")
+
+
+# -- routing, through real publishes ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("pattern", "key", "matches"), TOPIC_CASES)
+def test_topic_routing(connect: Open, pattern: str, key: str, matches: bool) -> None:
+    channel = connect().channel()
+    channel.exchange_declare("t", "topic", auto_delete=False)
+    channel.queue_declare("q", auto_delete=False)
+    channel.queue_bind("q", "t", pattern)
+    channel.basic_publish(channel.prepare_message(b"m"), "t", key)
+    assert (channel.basic_get("q", no_ack=True) is not None) is matches
+
+
+@pytest.mark.parametrize(("arguments", "headers", "matches"), HEADERS_CASES)
+def test_headers_routing(
+    connect: Open, arguments: dict[str, Any], headers: Any, matches: bool
+) -> None:
+    channel = connect().channel()
+    channel.exchange_declare("h", "headers", auto_delete=False)
+    channel.queue_declare("q", auto_delete=False)
+    channel.queue_bind("q", "h", arguments=arguments)
+    channel.basic_publish(channel.prepare_message(b"m", application_headers=headers), "h", "")
+    assert (channel.basic_get("q", no_ack=True) is not None) is matches

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from broker.errors import AccessRefused, ConfigurationError, PreconditionFailed
+from tests.support.routing_cases import HEADERS_CASES, TOPIC_CASES
 from transports import memory
 from transports._memory_vhost import headers_match, topic_matches, vhosts
 from transports.base import ConnectionParams
@@ -71,57 +72,12 @@ def test_unknown_exchange_type_is_a_configuration_error(channel: memory.MemoryCh
     assert channel.is_open  # bad input, not a broker error
 
 
-@pytest.mark.parametrize(
-    ("pattern", "key", "matches"),
-    [
-        ("a.b.c", "a.b.c", True),
-        ("a.b.c", "a.b", False),
-        ("a.*.c", "a.b.c", True),
-        ("a.*.c", "a.c", False),
-        ("a.*", "a.b.c", False),
-        ("*", "", False),
-        ("*", "a", True),
-        ("#", "", True),
-        ("#", "a.b.c", True),
-        ("a.#", "a", True),
-        ("a.#", "a.b.c", True),
-        ("a.#", "b.a", False),
-        ("#.c", "c", True),
-        ("#.c", "a.b.c", True),
-        ("#.c", "a.b.c.d", False),
-        ("a.#.c", "a.c", True),
-        ("a.#.c", "a.x.y.c", True),
-        ("a.#.#.c", "a.c", True),
-        ("#.*", "", False),
-        ("#.*", "a", True),
-        ("*.#", "a.b", True),
-        ("a..b", "a..b", True),
-        ("a.*.b", "a..b", True),
-        ("", "", True),
-        ("", "a", False),
-    ],
-)
+@pytest.mark.parametrize(("pattern", "key", "matches"), TOPIC_CASES)
 def test_topic_matching(pattern: str, key: str, matches: bool) -> None:
     assert topic_matches(pattern, key) is matches
 
 
-@pytest.mark.parametrize(
-    ("arguments", "headers", "matches"),
-    [
-        ({"a": 1, "b": 2}, {"a": 1, "b": 2, "c": 3}, True),  # all is the default
-        ({"x-match": "all", "a": 1, "b": 2}, {"a": 1}, False),
-        ({"x-match": "all", "a": 1}, {"a": 2}, False),
-        ({"x-match": "any", "a": 1, "b": 2}, {"b": 2}, True),
-        ({"x-match": "any", "a": 1, "b": 2}, {"c": 3}, False),
-        ({"x-match": "any", "a": 1}, None, False),
-        ({"x-match": "all"}, {}, True),
-        ({"x-match": "all", "a": None}, {"a": "anything"}, True),  # presence only
-        ({"x-match": "all", "a": None}, {}, False),
-        ({"x-match": "all", "x-tag": 1, "a": 1}, {"a": 1}, True),  # x- keys ignored
-        ({"x-match": "all-with-x", "x-tag": 1}, {"a": 1}, False),
-        ({"x-match": "any-with-x", "x-tag": 1}, {"x-tag": 1}, True),
-    ],
-)
+@pytest.mark.parametrize(("arguments", "headers", "matches"), HEADERS_CASES)
 def test_headers_matching(arguments: dict[str, Any], headers: Any, matches: bool) -> None:
     assert headers_match(arguments, headers) is matches
 
