@@ -649,6 +649,7 @@ OPS.get = function(a)
   local name, chan, conn = a[1], a[2], a[5]
   local now = now_ms()
   lease_or_fail(conn, tonumber(a[6]), now)
+  sweep(now)
   local meta = queue_or_fail(name, conn)
   local item, score = pop(name, meta)
   if not item then

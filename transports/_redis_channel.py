@@ -436,6 +436,7 @@ class RedisChannel:
             found = self.connection.call("settle", self.uid, mode, *tags)
         if found != len(tags):
             raise self.connection.lease_lost()
+        self.connection.wake()  # room for more deliveries
 
     def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         """Acknowledge one delivery, or every one up to ``delivery_tag``."""
@@ -459,10 +460,12 @@ class RedisChannel:
             raise ConfigurationError(f"prefetch_count must be in 0..65535, got {prefetch_count}")
         self.prefetch_count = prefetch_count
         self.prefetch_global = a_global
+        self.connection.wake()
 
     def basic_recover(self, requeue: bool = False) -> None:
         """Return every unacked message to its queue (always requeued here)."""
         self._call("recover", self.uid)
+        self.connection.wake()
         for consumer in self.unacked.values():
             if consumer is not None:
                 consumer.unacked -= 1

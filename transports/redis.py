@@ -91,6 +91,7 @@ class RedisConnection(base.TransportConnection):
             self._interval = min(self._interval, params.heartbeat)
         self._renewed = time.monotonic()
         self._rotation = 0
+        self._pending = False  # set when there may be deliveries to take (see drain_events)
         self._server_properties: Mapping[str, Any] | None = None
         self.call("connect", self.uid, found.lease_ms)
 
@@ -188,6 +189,7 @@ class RedisConnection(base.TransportConnection):
                 raise
         self._subscribed[topic] = self._subscribed.get(topic, 0) + 1
         self.consumers.append(consumer)
+        self._pending = True
 
     def remove_consumer(self, consumer: Consumer) -> None:
         """Stop delivering to ``consumer``; unsubscribe when it was its queue's last."""
@@ -224,30 +226,41 @@ class RedisConnection(base.TransportConnection):
         while True:
             if not self._open:
                 raise self.closed_error()
-            if self._deliver():
-                return
+            # Redis is asked only when there may be something to take: nothing
+            # is sent while a consumer idles, but for the lease renewal.
+            if self._pending:
+                self._pending = False
+                if self._deliver():
+                    self._pending = True  # a full batch may have left more behind
+                    return
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise TimeoutError("timed out")
             due = self._renewed + self._interval
             wait = due - now if deadline is None else min(due, deadline) - now
-            if wait > 0:
-                self._wait(wait)
+            if wait > 0 and self._wait(wait):
+                self._pending = True
             if time.monotonic() >= self._renewed + self._interval:
                 self.heartbeat_tick()
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep until a notification arrives (or ``seconds`` pass)."""
+    def wake(self) -> None:
+        """Ask Redis for deliveries on the next ``drain_events`` (room was freed)."""
+        self._pending = True
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep until a notification arrives (True) or ``seconds`` pass (False)."""
         if not self._subscribed:
             time.sleep(seconds)
-            return
+            return False
         try:
-            if self.link.wait(seconds) is not None:
-                while self.link.wait(0) is not None:  # coalesce the ones already here
-                    pass
+            if self.link.wait(seconds) is None:
+                return False
+            while self.link.wait(0) is not None:  # coalesce the ones already here
+                pass
         except RecoverableConnectionError:
             self.teardown()
             raise
+        return True
 
     def _deliver(self) -> bool:
         """One delivery call for every consumer with room; True if anything was dispatched."""
