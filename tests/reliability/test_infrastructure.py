@@ -175,6 +175,27 @@ def free_epmd_port() -> int:
     pytest.skip("no free port for a throw-away epmd in 4380-4399")
 
 
+def test_close_succeeds_when_the_loop_runs_it_before_the_wake_byte_goes_out() -> None:
+    # The race CI once hit: close() queues its command, the loop thread (awake
+    # for other traffic) runs it and closes its sockets before close() sends the
+    # wake-up byte, whose send then fails with EBADF.
+    proxy = FaultProxy("127.0.0.1", RABBITMQ_PORT)
+    wake = proxy._wake_w
+
+    class WakeAfterTheLoopExited:
+        def send(self, data: bytes) -> int:
+            wake.send(data)  # the loop runs the queued command and exits...
+            proxy._thread.join(5.0)
+            return wake.send(data)  # ...so this send fails, as in the race
+
+        def close(self) -> None:
+            wake.close()
+
+    proxy._wake_w = WakeAfterTheLoopExited()  # type: ignore[assignment]
+    proxy.close()
+    assert not proxy._thread.is_alive()
+
+
 def test_epmd_is_started_once_and_stopped_by_its_last_user() -> None:
     daemon = EpmdDaemon(free_epmd_port())
     daemon.acquire()

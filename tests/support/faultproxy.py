@@ -283,7 +283,12 @@ class FaultProxy:
         self._commands.append((fn, done))
         try:
             self._wake_w.send(b"\0")
-        except OSError as exc:  # the loop thread died meanwhile and closed its sockets
+        except OSError as exc:
+            if done.done():
+                # The loop, awake anyway, ran the command before the wake-up byte
+                # went out; for close() that ends the loop, which closes its sockets.
+                return done.result()
+            # The loop thread died meanwhile and closed its sockets.
             raise RuntimeError(f"{self!r} stopped: {self._error!r}") from (self._error or exc)
         return done.result(timeout=10.0)
 
