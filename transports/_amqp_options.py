@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from broker.errors import ConfigurationError
-from transports._amqp_tls import TLSSettings
+from transports._tls import TLSSettings
 from transports.base import ConnectionParams
 
 __all__ = ["LOGIN_METHODS", "driver_kwargs"]

@@ -41,9 +41,9 @@ from broker.errors import (
     RecoverableConnectionError,
     TLSVerificationError,
 )
-from transports._amqp_tls import TLSSettings
 from transports._redis_options import RedisSettings, client_kwargs
 from transports._replies import from_reply_text
+from transports._tls import TLSSettings
 from transports.base import ConnectionParams
 
 __all__ = ["SCRIPT", "Link", "translate"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.errors import ConfigurationError
-from transports._amqp_tls import TLSSettings, tls_settings
+from transports._tls import TLSSettings, tls_settings
 from transports.base import ConnectionParams
 
 __all__ = ["DEFAULTS", "RedisSettings", "client_kwargs", "settings"]

@@ -42,7 +42,7 @@ from transports._amqp_channel import AmqpChannel
 from transports._amqp_driver import Driver
 from transports._amqp_errors import DRIVER_ERRORS, ErrorTranslator, display_url, translate
 from transports._amqp_options import driver_kwargs
-from transports._amqp_tls import TLSSettings, tls_settings
+from transports._tls import TLSSettings, tls_settings
 
 __all__ = ["AmqpConnection", "Transport"]
 

@@ -1,10 +1,12 @@
-"""TLS settings for the AMQP transport: ``ssl=`` option → :class:`ssl.SSLContext`.
+"""TLS settings shared by the socket transports: ``ssl=`` option → :class:`ssl.SSLContext`.
 
-py-amqp 5.4 cannot take an :class:`ssl.SSLContext` (its ``ssl=`` is a bool
-or a dict of ``wrap_socket``/``create_default_context`` arguments), so the
-transport always builds a context here and hands it to its own socket wrapper
-(:class:`transports._amqp_driver.TLSSocketTransport`). Verification is on
-unless the caller explicitly turns it off.
+Neither driver takes the option as brokerpool accepts it: py-amqp 5.4 cannot
+take an :class:`ssl.SSLContext` (its ``ssl=`` is a bool or a dict of
+``wrap_socket``/``create_default_context`` arguments), and redis-py has its
+own keyword set. So both transports build a context here and wrap their
+sockets with it (:class:`transports._amqp_driver.TLSSocketTransport`, and the
+redis-py connection class of :mod:`transports._redis_driver`). Verification
+is on unless the caller explicitly turns it off.
 """
 
 from __future__ import annotations
