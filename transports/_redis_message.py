@@ -19,13 +19,10 @@ import datetime
 import decimal
 import json
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from broker.errors import ConfigurationError
 from transports._properties import coerce_body, drop_unknown
-
-if TYPE_CHECKING:
-    from transports._redis_channel import RedisChannel
 
 __all__ = ["Message", "decode", "encode", "headers_json"]
 
@@ -98,13 +95,11 @@ class Message:
 
     __slots__ = ("body", "channel", "delivery_info", "delivery_tag", "properties")
 
-    def __init__(
-        self, body: Any = b"", channel: RedisChannel | None = None, **properties: Any
-    ) -> None:
+    def __init__(self, body: Any = b"", channel: Any = None, **properties: Any) -> None:
         drop_unknown(properties)
         self.properties: dict[str, Any] = properties
         self.body: bytes = body if type(body) is bytes else coerce_body(body, properties)
-        self.channel = channel
+        self.channel: Any = channel
         self.delivery_tag = 0
         self.delivery_info: dict[str, Any] = {}
 
@@ -112,7 +107,7 @@ class Message:
     def delivered(
         cls,
         item: bytes,
-        channel: RedisChannel,
+        channel: Any,
         tag: int,
         consumer_tag: str | None = None,
         message_count: int | None = None,

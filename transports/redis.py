@@ -47,7 +47,8 @@ from typing import Any, ClassVar
 
 from broker.errors import BrokerConnectionError, RecoverableConnectionError
 from transports import base
-from transports._redis_channel import EXCHANGE_TYPES, Consumer, RedisChannel
+from transports._redis_channel import EXCHANGE_TYPES, RedisChannel
+from transports._redis_consuming import Consumer, ConsumingMixin
 from transports._redis_driver import Link
 from transports._redis_message import Message
 from transports._redis_options import RedisSettings, settings
@@ -272,7 +273,7 @@ class RedisConnection(base.TransportConnection):
         order = consumers[start:] + consumers[:start]
         args: list[Any] = [self.uid, self.settings.lease_ms]
         asked: list[Consumer] = []
-        shared: dict[RedisChannel, int] = {}
+        shared: dict[ConsumingMixin, int] = {}
         for consumer in order:
             room = consumer.channel.room_for(consumer, shared)
             if room > 0:
@@ -286,7 +287,7 @@ class RedisConnection(base.TransportConnection):
         for index in taken[0]:
             consumer = asked[index - 1]
             consumer.channel.queue_gone(consumer)
-        put_back: dict[RedisChannel, list[int]] = {}
+        put_back: dict[ConsumingMixin, list[int]] = {}
         for i in range(1, len(taken), 3):
             consumer = asked[taken[i] - 1]
             channel = consumer.channel
