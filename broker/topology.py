@@ -296,7 +296,7 @@ class Topology:
                 replayer.run(record, lambda ch, r=record: _bind(r, ch))
         finally:
             replayer.close()
-        _note_declared(connection, [*exchanges, *queues], bindings, failures)
+        _note_declared(connection, exchanges, queues, bindings, failures)
         for consumer in consumers:
             try:
                 consumer.revive(connection)
@@ -311,17 +311,43 @@ class Topology:
 
 def _note_declared(
     connection: Any,
-    entities: list[Exchange | Queue],
+    exchanges: list[Exchange],
+    queues: list[Queue],
     bindings: list[BindingRecord],
     failures: list[ReplayFailure],
 ) -> None:
-    # So that producers' and consumers' own declarations are not repeated.
+    # So that producers' and consumers' own declarations are not repeated. A
+    # queue's cached declaration stands for its bindings too, so a queue counts
+    # only when every binding it declares was replayed: a connection lost
+    # between its queue.declare and queue.bind recorded the queue alone, and
+    # the retry must bind it (or every message would be dropped as unroutable).
     failed = {id(f.what) for f in failures}
-    failed.update(id(f.what.queue) for f in failures if isinstance(f.what, BindingRecord))
+    bound = {
+        (_queue_key(r.queue), r.exchange, r.routing_key, freeze(r.arguments))
+        for r in bindings
+        if id(r) not in failed
+    }
     declared = connection.declared_entities
-    for entity in entities:
-        if id(entity) not in failed and entity.can_cache_declaration:
-            declared.add(entity.declaration_key)
+    for exchange in exchanges:
+        if id(exchange) not in failed and exchange.can_cache_declaration:
+            declared.add(exchange.declaration_key)
+    for queue in queues:
+        if id(queue) in failed or not queue.can_cache_declaration:
+            continue
+        key = _queue_key(queue)
+        if all((key, *wanted) in bound for wanted in _wanted_bindings(queue)):
+            declared.add(queue.declaration_key)
+
+
+def _wanted_bindings(queue: Queue) -> list[tuple[str, str, Any]]:
+    """The bindings :meth:`Queue.declare <broker.entity.Queue.declare>` makes, as recorded."""
+    wanted = []
+    if queue.exchange is not None and queue.exchange.name:
+        wanted.append((queue.exchange.name, queue.routing_key, freeze(queue.binding_arguments)))
+    for extra in queue.bindings:
+        if extra.exchange_name:
+            wanted.append((extra.exchange_name, extra.routing_key, freeze(extra.arguments)))
+    return wanted
 
 
 def _bind(record: BindingRecord, channel: Channel) -> None:

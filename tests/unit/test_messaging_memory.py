@@ -17,11 +17,12 @@ from broker.errors import (
     ContentDisallowed,
     MessageStateError,
     MessageUnroutable,
+    RecoverableConnectionError,
 )
 from broker.message import Message
 from broker.messaging import Consumer, Producer
 from broker.simple import SimpleBuffer, SimpleQueue
-from transports.memory import inspect, reset
+from transports.memory import MemoryChannel, inspect, reset
 
 
 @pytest.fixture
@@ -512,6 +513,32 @@ def test_replay_recreates_entities_and_consumers_after_a_broker_restart(conn):
     Producer(conn, exchange=logs).publish("disk full", routing_key="db.error")
     drain_until(conn, lambda: seen)
     assert seen == ["disk full"]
+
+
+def test_a_declaration_cut_short_by_a_lost_connection_is_completed_on_retry(
+    conn, monkeypatch
+):
+    # The broker dies between queue.declare and queue.bind of a publish's
+    # declare=[queue]: the queue is recorded for replay, its binding is not.
+    # The retry must still bind it, or every message is confirmed and dropped
+    # as unroutable (the loss test once lost a whole chunk this way).
+    real_bind = MemoryChannel.queue_bind
+    cuts = []
+
+    def bind_once_then_die(self, *args, **kwargs):
+        if not cuts:
+            cuts.append(1)
+            reset()  # the broker is gone mid-declaration
+            raise RecoverableConnectionError("connection lost during queue.bind")
+        return real_bind(self, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryChannel, "queue_bind", bind_once_then_die)
+    queue = Queue("orders", Exchange("shop", "direct"), routing_key="new")
+    Producer(conn, exchange=queue.exchange).publish(
+        "order 1", routing_key="new", declare=[queue], retry=True
+    )
+    assert cuts == [1]
+    assert inspect()[0]["orders"].messages == 1
 
 
 def test_replay_gives_server_named_queues_a_new_name(conn):
