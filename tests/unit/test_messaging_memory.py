@@ -515,9 +515,7 @@ def test_replay_recreates_entities_and_consumers_after_a_broker_restart(conn):
     assert seen == ["disk full"]
 
 
-def test_a_declaration_cut_short_by_a_lost_connection_is_completed_on_retry(
-    conn, monkeypatch
-):
+def test_a_declaration_cut_short_by_a_lost_connection_is_completed_on_retry(conn, monkeypatch):
     # The broker dies between queue.declare and queue.bind of a publish's
     # declare=[queue]: the queue is recorded for replay, its binding is not.
     # The retry must still bind it, or every message is confirmed and dropped
