@@ -17,9 +17,7 @@ from broker.errors import (
     AccessRefused,
     BrokerError,
     ChannelError,
-    ConfigurationError,
     IrrecoverableChannelError,
-    RecoverableChannelError,
     RecoverableConnectionError,
 )
 from transports import base
@@ -40,11 +38,15 @@ from transports._memory_message import (
     prepared,
     received,
 )
-from transports._replies import not_found, not_implemented
+from transports._replies import (
+    channel_closed,
+    check_exchange_type,
+    not_found,
+    not_implemented,
+)
 
-__all__ = ["EXCHANGE_TYPES", "MemoryChannel"]
+__all__ = ["MemoryChannel"]
 
-EXCHANGE_TYPES = frozenset({"direct", "topic", "fanout", "headers"})
 
 _new_message = Message.__new__
 
@@ -103,10 +105,7 @@ class MemoryChannel(ChannelCore):
             return RecoverableConnectionError(
                 f"the memory connection to vhost {self.vhost.name!r} is closed"
             )
-        why = f" ({self.close_reason})" if self.close_reason else ""
-        return RecoverableChannelError(
-            f"channel {self.channel_id} is closed{why}; open a new channel", reply_code=504
-        )
+        return channel_closed(self.channel_id, self.close_reason)
 
     def __enter__(self) -> Self:
         return self
@@ -137,11 +136,8 @@ class MemoryChannel(ChannelCore):
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         """Declare an exchange (``passive``: only check that it exists)."""
-        if not passive and type not in EXCHANGE_TYPES:
-            raise ConfigurationError(
-                f"exchange type {type!r} for {exchange!r} is not supported by the memory "
-                f"transport; use one of {', '.join(sorted(EXCHANGE_TYPES))}"
-            )
+        if not passive:
+            check_exchange_type(type, exchange, "memory")
         with self._guard:
             if passive:
                 self.vhost.exchange(exchange)

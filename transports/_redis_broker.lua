@@ -83,12 +83,17 @@ end
 
 -- -- queues -------------------------------------------------------------------
 
-local function qmeta(name)
-  local raw = redis.call('HGET', QK, name)
+-- The decoded record of an exchange (hash XK) or a queue (hash QK), or nil.
+local function meta(hash, name)
+  local raw = redis.call('HGET', hash, name)
   if not raw then
     return nil
   end
   return cjson.decode(raw)
+end
+
+local function qmeta(name)
+  return meta(QK, name)
 end
 
 local function queue_or_fail(name, conn)
@@ -192,11 +197,7 @@ end
 -- -- exchanges and bindings ---------------------------------------------------------
 
 local function xmeta(name)
-  local raw = redis.call('HGET', XK, name)
-  if not raw then
-    return nil
-  end
-  return cjson.decode(raw)
+  return meta(XK, name)
 end
 
 local function ensure_default_exchanges()
@@ -619,9 +620,7 @@ OPS.queue_delete = function(a)
   if flag(a[3]) and qlen(name, meta) > 0 then
     precondition("queue '" .. name .. "' in vhost '" .. V .. "' not empty")
   end
-  local count = drop_queue(name)
-  notify()
-  return count
+  return drop_queue(name)
 end
 
 -- queue_purge(name, conn) -> messages purged
@@ -640,7 +639,6 @@ OPS.publish = function(a)
   for _, name in ipairs(queues) do
     push(name, qmeta(name), a[3], priority)
   end
-  notify()
   return #queues
 end
 
@@ -734,7 +732,6 @@ OPS.settle = function(a)
         redis.call('HDEL', key, tag)
       end
     end
-    notify()
     return found
   end
   for i = 3, #a do
@@ -745,9 +742,7 @@ end
 
 -- recover(channel): every unacked delivery of the channel goes back.
 OPS.recover = function(a)
-  local count = restore_channel(a[1])
-  notify()
-  return count
+  return restore_channel(a[1])
 end
 
 -- consume(conn, channel, queue, consumer_tag, exclusive)
@@ -767,28 +762,26 @@ OPS.consume = function(a)
 end
 
 -- cancel(conn, channel, then queue, consumer_tag pairs)
-OPS.cancel = function(a)
+local function cancel_consumers(a)
   local conn, chan = a[1], a[2]
   for i = 3, #a, 2 do
     local field = chan .. '\0' .. a[i + 1]
     redis.call('SREM', P .. 'own:' .. conn, 'c:' .. a[i] .. '\0' .. field)
     remove_consumer(a[i], field)
   end
-  notify()
+end
+
+OPS.cancel = function(a)
+  cancel_consumers(a)
   return 1
 end
 
 -- close_channel(conn, channel, then queue, consumer_tag pairs of its consumers)
 OPS.close_channel = function(a)
   local conn, chan = a[1], a[2]
-  for i = 3, #a, 2 do
-    local field = chan .. '\0' .. a[i + 1]
-    redis.call('SREM', P .. 'own:' .. conn, 'c:' .. a[i] .. '\0' .. field)
-    remove_consumer(a[i], field)
-  end
+  cancel_consumers(a)
   local count = restore_channel(chan)
   redis.call('SREM', P .. 'own:' .. conn, 'u:' .. chan)
-  notify()
   return count
 end
 
@@ -801,7 +794,7 @@ for i = 4, #ARGV do
   args[#args + 1] = ARGV[i]
 end
 local ok, result = pcall(handler, args)
-notify() -- a failed operation may still have released an expired lease
+notify() -- for every operation; a failed one may still have released an expired lease
 if not ok then
   return redis.error_reply(type(result) == 'table' and result.err or tostring(result))
 end

@@ -25,14 +25,13 @@ from transports import base
 from transports._properties import coerce_body
 from transports._redis_consuming import ConsumingMixin, flag
 from transports._redis_message import Message, encode, headers_json
-from transports._replies import not_implemented, precondition
+from transports._replies import channel_closed, check_exchange_type, not_implemented, precondition
 
 if TYPE_CHECKING:
     from transports.redis import RedisConnection
 
-__all__ = ["EXCHANGE_TYPES", "RedisChannel"]
+__all__ = ["RedisChannel"]
 
-EXCHANGE_TYPES = frozenset({"direct", "topic", "fanout", "headers"})
 _MAX_PRIORITY = 255
 
 
@@ -91,10 +90,7 @@ class RedisChannel(ConsumingMixin):
     def _closed_error(self) -> BrokerConnectionError | RecoverableChannelError:
         if not self.connection.is_open:
             return self.connection.closed_error()
-        why = f" ({self._why})" if self._why else ""
-        return RecoverableChannelError(
-            f"channel {self.channel_id} is closed{why}; open a new channel", reply_code=504
-        )
+        return channel_closed(self.channel_id, self._why)
 
     def __enter__(self) -> Self:
         return self
@@ -112,13 +108,12 @@ class RedisChannel(ConsumingMixin):
         if not self._open:
             return
         self._open = False
-        pairs: list[str] = []
-        for consumer in self.consumers.values():
-            pairs += [consumer.queue, consumer.tag]
         consumers = list(self.consumers.values())
         self.forget()
+        pairs: list[str] = []
         for consumer in consumers:
             self.connection.remove_consumer(consumer)
+            pairs += [consumer.queue, consumer.tag]
         if self.connection.is_open:
             self.connection.call("close_channel", self.connection.uid, self.uid, *pairs)
 
@@ -142,11 +137,8 @@ class RedisChannel(ConsumingMixin):
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         _check_name("exchange", exchange)
-        if not passive and type not in EXCHANGE_TYPES:
-            raise ConfigurationError(
-                f"exchange type {type!r} is not supported by the redis transport; "
-                f"use one of {', '.join(sorted(EXCHANGE_TYPES))}"
-            )
+        if not passive:
+            check_exchange_type(type, exchange, "redis")
         alternate = (arguments or {}).get("alternate-exchange") or ""
         self._call("exchange_declare", exchange, type, flag(passive), flag(durable),
                    flag(auto_delete), str(alternate))  # fmt: skip

@@ -20,6 +20,7 @@ import contextlib
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -118,6 +119,8 @@ class Link:
         self._keeper: redis.Redis | None = None
         self._keeper_lock = threading.Lock()
         self.pubsub: Any = None
+        #: Called when the owner's link is found broken (the connection tears down).
+        self.on_broken: Callable[[], None] | None = None
         try:
             self.client = redis.Redis(
                 connection_pool=self._pool, single_connection_client=True, retry=kwargs["retry"]
@@ -133,14 +136,14 @@ class Link:
         try:
             return self._script(args=(self.settings.key_prefix, op, self._vhost, *args))
         except redis.RedisError as exc:
-            raise translate(exc, self.where, self._heartbeat) from exc
+            raise self._failed(exc) from exc
 
     def server_info(self) -> dict[str, Any]:
         """``INFO server`` (version, OS, mode)."""
         try:
             info: dict[str, Any] = self.client.info("server")
         except redis.RedisError as exc:
-            raise translate(exc, self.where, self._heartbeat) from exc
+            raise self._failed(exc) from exc
         return info
 
     def call_within(self, seconds: float, op: str, *args: Any) -> Any:
@@ -170,7 +173,7 @@ class Link:
         try:
             return int(self.client.hdel(self.settings.key_prefix + key, *fields))
         except redis.RedisError as exc:
-            raise translate(exc, self.where, self._heartbeat) from exc
+            raise self._failed(exc) from exc
 
     def subscribe(self, channel: str) -> None:
         """Subscribe to a notification channel and wait until the server confirms it."""
@@ -187,7 +190,7 @@ class Link:
                 if reply and reply["type"] == "subscribe" and reply["channel"] == wanted:
                     return
         except redis.RedisError as exc:
-            raise translate(exc, self.where, self._heartbeat) from exc
+            raise self._failed(exc) from exc
         raise RecoverableConnectionError(f"{self.where}: Redis did not confirm SUBSCRIBE")
 
     def unsubscribe(self, channel: str) -> None:
@@ -197,15 +200,22 @@ class Link:
         try:
             self.pubsub.unsubscribe(channel)
         except redis.RedisError as exc:
-            raise translate(exc, self.where, self._heartbeat) from exc
+            raise self._failed(exc) from exc
 
     def wait(self, timeout: float) -> dict[str, Any] | None:
         """The next pub/sub message (a notification or a confirmation), or ``None``."""
         try:
             message: dict[str, Any] | None = self.pubsub.get_message(timeout=timeout)
         except redis.RedisError as exc:
-            raise translate(exc, self.where, self._heartbeat) from exc
+            raise self._failed(exc) from exc
         return message
+
+    def _failed(self, exc: redis.RedisError) -> BrokerError:
+        """Translate a failure of the owner's connections; a broken link calls ``on_broken``."""
+        error = translate(exc, self.where, self._heartbeat)
+        if isinstance(error, RecoverableConnectionError) and self.on_broken is not None:
+            self.on_broken()
+        return error
 
     def close(self) -> None:
         """Close every socket at once (no QUIT, nothing waited for)."""

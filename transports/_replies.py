@@ -5,6 +5,9 @@ these, so an application sees the same exception, code and text whichever of
 them (or RabbitMQ itself) it runs on. :func:`from_reply_text` turns a reply
 text such as ``"NOT_FOUND - no queue 'q' in vhost '/'"`` (as the Redis
 transport's script reports it) back into the matching exception.
+
+Both also share the exchange types they route (:data:`EXCHANGE_TYPES`) and
+the error for a call on a closed channel (:func:`channel_closed`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from broker.errors import (
     AccessRefused,
     ChannelError,
+    ConfigurationError,
     IrrecoverableChannelError,
     NotFound,
     PreconditionFailed,
@@ -21,7 +25,10 @@ from broker.errors import (
 )
 
 __all__ = [
+    "EXCHANGE_TYPES",
     "access_refused",
+    "channel_closed",
+    "check_exchange_type",
     "from_reply_text",
     "inequivalent",
     "locked_error",
@@ -29,6 +36,27 @@ __all__ = [
     "not_implemented",
     "precondition",
 ]
+
+
+#: The exchange types the emulating transports route (AMQP 0-9-1's standard four).
+EXCHANGE_TYPES = frozenset({"direct", "topic", "fanout", "headers"})
+
+
+def check_exchange_type(kind: str, exchange: str, transport: str) -> None:
+    """Refuse an exchange type the transport cannot route (bad input, not a broker error)."""
+    if kind not in EXCHANGE_TYPES:
+        raise ConfigurationError(
+            f"exchange type {kind!r} for {exchange!r} is not supported by the {transport} "
+            f"transport; use one of {', '.join(sorted(EXCHANGE_TYPES))}"
+        )
+
+
+def channel_closed(channel_id: int, why: str | None) -> RecoverableChannelError:
+    """What a call on a closed channel raises (``why``: the error that closed it)."""
+    reason = f" ({why})" if why else ""
+    return RecoverableChannelError(
+        f"channel {channel_id} is closed{reason}; open a new channel", reply_code=504
+    )
 
 
 def not_found(kind: str, name: str, vhost: str) -> NotFound:

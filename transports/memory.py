@@ -42,9 +42,10 @@ from typing import Any, ClassVar
 from broker.errors import ConfigurationError, RecoverableConnectionError
 from transports import base
 from transports._memory_broker import LOCK, Ready, Session
-from transports._memory_channel import EXCHANGE_TYPES, MemoryChannel
+from transports._memory_channel import MemoryChannel
 from transports._memory_message import Message, received
 from transports._memory_vhost import open_session, reset, vhosts
+from transports._replies import EXCHANGE_TYPES
 
 __all__ = [
     "ExchangeInfo",

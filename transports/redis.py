@@ -47,11 +47,12 @@ from typing import Any, ClassVar
 
 from broker.errors import BrokerConnectionError, RecoverableConnectionError
 from transports import base
-from transports._redis_channel import EXCHANGE_TYPES, RedisChannel
+from transports._redis_channel import RedisChannel
 from transports._redis_consuming import Consumer, ConsumingMixin
 from transports._redis_driver import Link
 from transports._redis_message import Message
 from transports._redis_options import RedisSettings, settings
+from transports._replies import EXCHANGE_TYPES
 
 __all__ = ["Message", "RedisChannel", "RedisConnection", "Transport"]
 
@@ -87,6 +88,7 @@ class RedisConnection(base.TransportConnection):
         self._torn_down = False
         # Set by the heartbeat thread when it finds the connection dead; the owner raises it.
         self._failure: BrokerConnectionError | None = None
+        link.on_broken = self.teardown  # every failure of the owner's link tears down
         self._interval = found.visibility_timeout / 4
         if params.heartbeat:
             self._interval = min(self._interval, params.heartbeat)
@@ -138,24 +140,16 @@ class RedisConnection(base.TransportConnection):
     # -- calls --------------------------------------------------------------------
 
     def call(self, op: str, *args: Any) -> Any:
-        """One broker operation; a connection failure marks this connection broken."""
+        """One broker operation; a connection failure tears this connection down."""
         if not self._open:
             raise self.closed_error()
-        try:
-            return self.link.call(op, *args)
-        except RecoverableConnectionError:
-            self.teardown()
-            raise
+        return self.link.call(op, *args)
 
     def hdel(self, key: str, *fields: int) -> int:
-        """HDEL under the key prefix; a connection failure marks this connection broken."""
+        """HDEL under the key prefix; a connection failure tears this connection down."""
         if not self._open:
             raise self.closed_error()
-        try:
-            return self.link.hdel(key, *fields)
-        except RecoverableConnectionError:
-            self.teardown()
-            raise
+        return self.link.hdel(key, *fields)
 
     def lease_lost(self) -> RecoverableConnectionError:
         """Close after finding the lease gone (acks could no longer be honoured)."""
@@ -183,11 +177,7 @@ class RedisConnection(base.TransportConnection):
         """Start waking up for ``consumer``'s queue."""
         topic = self._topic(consumer.queue)
         if not self._subscribed.get(topic):
-            try:
-                self.link.subscribe(topic)
-            except RecoverableConnectionError:
-                self.teardown()
-                raise
+            self.link.subscribe(topic)
         self._subscribed[topic] = self._subscribed.get(topic, 0) + 1
         self.consumers.append(consumer)
         self._pending = True
@@ -204,10 +194,8 @@ class RedisConnection(base.TransportConnection):
             return
         self._subscribed.pop(topic, None)
         if self._open:
-            try:
+            with contextlib.suppress(RecoverableConnectionError):  # the link tore us down
                 self.link.unsubscribe(topic)
-            except RecoverableConnectionError:
-                self.teardown()
 
     def _topic(self, queue: str) -> str:
         return f"{self.prefix}n:{queue}"
@@ -241,8 +229,7 @@ class RedisConnection(base.TransportConnection):
             wait = due - now if deadline is None else min(due, deadline) - now
             if wait > 0 and self._wait(wait):
                 self._pending = True
-            if time.monotonic() >= self._renewed + self._interval:
-                self.heartbeat_tick()
+            self.heartbeat_tick()  # renews the lease when due
 
     def wake(self) -> None:
         """Ask Redis for deliveries on the next ``drain_events`` (room was freed)."""
@@ -253,14 +240,10 @@ class RedisConnection(base.TransportConnection):
         if not self._subscribed:
             time.sleep(seconds)
             return False
-        try:
-            if self.link.wait(seconds) is None:
-                return False
-            while self.link.wait(0) is not None:  # coalesce the ones already here
-                pass
-        except RecoverableConnectionError:
-            self.teardown()
-            raise
+        if self.link.wait(seconds) is None:
+            return False
+        while self.link.wait(0) is not None:  # coalesce the ones already here
+            pass
         return True
 
     def _deliver(self) -> bool:
