@@ -32,6 +32,7 @@ from broker.errors import (
     RecoverableConnectionError,
 )
 from broker.messaging import Consumer, Producer
+from tests.conformance import drain_until, publish
 from tests.support.routing_cases import HEADERS_CASES, TOPIC_CASES
 from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT
 from transports.base import ConnectionParams
@@ -67,19 +68,6 @@ def connect(redis_key_prefix: str) -> Iterator[Open]:
     yield _open
     for connection in opened:
         connection.close()
-
-
-def publish(channel: Any, queue: str, body: bytes, **properties: Any) -> None:
-    channel.basic_publish(channel.prepare_message(body, **properties), "", queue)
-
-
-def collect(connection: RedisConnection, got: list[Any], count: int, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while len(got) < count:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"only {len(got)} of {count} deliveries arrived"
-        with contextlib.suppress(TimeoutError):
-            connection.drain_events(timeout=remaining)
 
 
 # -- URLs and options -----------------------------------------------------------------------
@@ -199,7 +187,7 @@ def test_a_crashed_connections_unacked_messages_return_after_the_visibility_time
     survivor = connect(visibility_timeout=1)
     got: list[Any] = []
     survivor.channel().basic_consume("work", callback=got.append, no_ack=True)
-    collect(survivor, got, 5)
+    drain_until(survivor, lambda: len(got) >= 5)
     waited = time.monotonic() - torn_down
     assert [m.body for m in got] == [b"0", b"1", b"2", b"3", b"4"]
     assert all(m.delivery_info["redelivered"] for m in got)
@@ -262,12 +250,12 @@ def test_global_prefetch_limits_the_whole_channel(connect: Open) -> None:
     got: list[Any] = []
     channel.basic_consume("a", callback=got.append)
     channel.basic_consume("b", callback=got.append)
-    collect(connection, got, 3)
+    drain_until(connection, lambda: len(got) >= 3)
     with contextlib.suppress(TimeoutError):
         connection.drain_events(timeout=0.3)
     assert len(got) == 3
     channel.basic_ack(got[-1].delivery_tag, multiple=True)
-    collect(connection, got, 6)
+    drain_until(connection, lambda: len(got) >= 6)
 
 
 # -- queues owned by connections and consumers ----------------------------------------------

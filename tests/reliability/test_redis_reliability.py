@@ -46,6 +46,7 @@ import redis
 
 from broker import Connection, Consumer, ConsumerLoop, Exchange, Queue
 from broker.errors import HeartbeatTimeout, RecoverableConnectionError
+from tests.support.failover import publish_across_a_kill
 from tests.support.faultproxy import FaultProxy
 from tests.support.net import free_port
 from tests.support.redisnode import RedisNode
@@ -436,37 +437,12 @@ def test_clean_close_returns_unacked_messages_at_once(redis_nodes: Nodes, closin
 # -- 4. failover ---------------------------------------------------------------------------
 
 
-def _publisher(conn: Connection, queue: str) -> Callable[..., tuple[str, Any]]:
-    def publish_one(body: bytes, channel: Any) -> str:
-        channel.queue_declare(queue=queue, durable=True, auto_delete=False)
-        channel.basic_publish(channel.prepare_message(body), exchange="", routing_key=queue)
-        return conn.host
-
-    return conn.autoretry(publish_one, max_retries=3, interval_start=0.1, interval_max=0.1)
-
-
 def test_kill_minus_9_during_autoretry_fails_over_to_the_other_node(redis_nodes: Nodes) -> None:
     a, b = redis_nodes
     queue = "failover-test"
-    connects: list[str] = []
-    conn = Connection(
-        f"{a.url()};{b.url()}",
-        transport_options=options(),
-        on_connect=lambda c: connects.append(c.host),
-    )
+    conn = Connection(f"{a.url()};{b.url()}", transport_options=options())
     try:
-        op = _publisher(conn, queue)
-        host, first_channel = op(b"before")
-        assert host == f"127.0.0.1:{a.port}"
-
-        a.kill()
-        start = time.monotonic()
-        host, channel = op(b"after")
-        elapsed = time.monotonic() - start
-
-        assert host == f"127.0.0.1:{b.port}"
-        assert channel is not first_channel and channel.is_open
-        assert connects == [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]
+        elapsed, channel = publish_across_a_kill(conn, queue, a.port, b.port, a.kill)
         print(f"\nredis failover after kill -9: {elapsed * 1000:.1f} ms")
         assert elapsed < 2.0
         got = channel.basic_get(queue=queue, no_ack=True)

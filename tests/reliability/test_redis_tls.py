@@ -7,8 +7,6 @@ for localhost/127.0.0.1 (tests/support/tls.py).
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,16 +16,9 @@ import pytest
 
 from broker import Connection
 from broker.errors import TLSVerificationError
+from tests.support.net import free_port
 from tests.support.redisnode import RedisNode
 from tests.support.tls import TestPKI, make_test_pki
-
-
-def _free_tls_port() -> int:
-    for port in range(6450, 6470):
-        with contextlib.closing(socket.socket()) as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port in 6450..6469 for the TLS listener")
 
 
 @pytest.fixture
@@ -36,7 +27,7 @@ def tls_redis(
 ) -> Iterator[tuple[int, TestPKI]]:
     """A started node with TLS on the returned port."""
     pki = make_test_pki(tmp_path / "pki")
-    tls_port = _free_tls_port()
+    tls_port = free_port()  # not restarted, so an ephemeral port will do
     node = redis_node_factory(
         extra_args=(
             "--tls-port", str(tls_port),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import socket
 import threading
+from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ClosingServer", "SilentServer", "free_port"]
+__all__ = ["ClosingServer", "SilentServer", "bindable", "claim_port", "free_port"]
 
 
 def free_port() -> int:
@@ -14,6 +19,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def bindable(port: int) -> bool:
+    """Whether nothing holds 127.0.0.1:port (TIME_WAIT leftovers do not count)."""
+    with socket.socket() as probe, contextlib.suppress(OSError):
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+        probe.bind(("127.0.0.1", port))
+        return True
+    return False
+
+
+def claim_port(
+    lock_dir: Path, kind: str, candidates: Iterable[int], also: Iterable[int] = ()
+) -> tuple[int, int]:
+    """Lock and return ``(port, lock_fd)`` for the first free candidate.
+
+    A candidate is free when no other process holds its lock file
+    ``lock_dir/KIND-PORT.lock`` and nothing is bound to it, nor to ``port +
+    offset`` for each offset in ``also``. The lock is held until the caller
+    closes ``lock_fd``, so parallel test runs never share a port.
+    """
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    offsets = [0, *also]
+    tried = list(candidates)
+    for port in tried:
+        fd = os.open(lock_dir / f"{kind}-{port}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        with contextlib.suppress(OSError):  # OSError: another process's node has it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if all(bindable(port + offset) for offset in offsets):
+                return port, fd
+        os.close(fd)
+    raise RuntimeError(f"no free port for an extra {kind} node among {tried}")
 
 
 class _Server:

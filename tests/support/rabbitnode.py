@@ -32,10 +32,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import amqp
+
+from tests.support.net import bindable, claim_port
 
 SERVER_GLOB = "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server"
 EPMD_PORT = 4370
@@ -174,7 +176,7 @@ class EpmdDaemon:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
                 fcntl.flock(fd, fcntl.LOCK_SH)  # waits while a last user stops epmd
                 self._lock_fd = fd
-                if self.pid is None and _bindable(self.port):
+                if self.pid is None and bindable(self.port):
                     self._spawn()
             self._users += 1
 
@@ -199,11 +201,11 @@ class EpmdDaemon:
     def _spawn(self) -> None:
         proc = _detached("epmd", "-port", str(self.port), "-address", "127.0.0.1")
         deadline = time.monotonic() + 10.0
-        while proc.poll() is None and _bindable(self.port) and time.monotonic() < deadline:
+        while proc.poll() is None and bindable(self.port) and time.monotonic() < deadline:
             time.sleep(0.02)
         if proc.poll() is None:
             self._proc = proc
-        elif _bindable(self.port):  # else: lost a start race; use the winner's
+        elif bindable(self.port):  # else: lost a start race; use the winner's
             raise RuntimeError(f"epmd on 127.0.0.1:{self.port} did not start")
 
     def _start_reaper(self, pid: int) -> None:
@@ -214,29 +216,6 @@ class EpmdDaemon:
 def epmd_daemon(port: int = EPMD_PORT) -> EpmdDaemon:
     """The process-wide :class:`EpmdDaemon` for ``port``."""
     return EpmdDaemon(port)
-
-
-def _bindable(port: int) -> bool:
-    """Whether nothing holds 127.0.0.1:port (TIME_WAIT leftovers do not count)."""
-    with socket.socket() as probe, contextlib.suppress(OSError):
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the beam does
-        probe.bind(("127.0.0.1", port))
-        return True
-    return False
-
-
-def _claim_port(candidates: Iterable[int]) -> tuple[int, int]:
-    """Lock and return ``(port, lock_fd)`` for the first free candidate."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    tried = list(candidates)
-    for port in tried:
-        fd = os.open(LOCK_DIR / f"amqp-{port}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-        with contextlib.suppress(OSError):  # OSError: another process's node has it
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if _bindable(port) and _bindable(port + DIST_PORT_OFFSET):
-                return port, fd
-        os.close(fd)
-    raise RuntimeError(f"no free port for an extra RabbitMQ node among {tried}")
 
 
 class RabbitNode:
@@ -272,7 +251,9 @@ class RabbitNode:
         if script is None:
             raise RuntimeError(install_problem())
         self._script = script
-        self.port, self._port_lock = _claim_port([port] if port else AMQP_PORTS)
+        self.port, self._port_lock = claim_port(
+            LOCK_DIR, "amqp", [port] if port else AMQP_PORTS, also=(DIST_PORT_OFFSET,)
+        )
         self.dist_port = self.port + DIST_PORT_OFFSET
         self.nodename = f"rabbit{self.port}@{socket.gethostname().split('.')[0]}"
         self.host = f"127.0.0.1:{self.port}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -30,10 +29,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.net import claim_port
 from tests.support.rabbitnode import pid_alive, process_tree, wait_gone
 
 __all__ = ["REDIS_PORTS", "RedisNode", "install_problem", "redis_ping", "resp_ping"]
@@ -72,29 +72,6 @@ def redis_ping(host: str, port: int, timeout: float = 1.0) -> bool:
     return resp_ping(host, port, timeout) == b"+PONG\r\n"
 
 
-def _bindable(port: int) -> bool:
-    """Whether nothing holds 127.0.0.1:port (TIME_WAIT leftovers do not count)."""
-    with socket.socket() as probe, contextlib.suppress(OSError):
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as redis-server does
-        probe.bind(("127.0.0.1", port))
-        return True
-    return False
-
-
-def _claim_port(candidates: Iterable[int]) -> tuple[int, int]:
-    """Lock and return ``(port, lock_fd)`` for the first free candidate."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    tried = list(candidates)
-    for port in tried:
-        fd = os.open(LOCK_DIR / f"redis-{port}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-        with contextlib.suppress(OSError):  # OSError: another process's node has it
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if _bindable(port):
-                return port, fd
-        os.close(fd)
-    raise RuntimeError(f"no free port for an extra Redis node among {tried}")
-
-
 class RedisNode:
     """One private ``redis-server`` on 127.0.0.1 with its own directory.
 
@@ -123,7 +100,7 @@ class RedisNode:
         problem = install_problem()
         if problem is not None:
             raise RuntimeError(problem)
-        self.port, self._port_lock = _claim_port([port] if port else REDIS_PORTS)
+        self.port, self._port_lock = claim_port(LOCK_DIR, "redis", [port] if port else REDIS_PORTS)
         self.extra_args = tuple(extra_args)
         self.start_timeout = start_timeout
         self.started_pids: list[int] = []
