@@ -66,7 +66,7 @@ def select(cases: Sequence[Case], spec: str) -> list[Case]:
 
 
 def _broker_up(url: str, default_port: int = 5672) -> bool:
-    from broker.url import parse_url
+    from broker.url.parse import parse_url
 
     p = parse_url(url)
     try:

@@ -41,7 +41,7 @@ def rabbitmq_version(url: str) -> str:
         import amqp
     except ImportError:
         return "unknown (py-amqp missing)"
-    from broker.url import parse_url
+    from broker.url.parse import parse_url
 
     parsed = parse_url(url)
     conn = amqp.Connection(

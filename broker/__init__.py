@@ -43,14 +43,14 @@ from broker.errors import (
 )
 
 if TYPE_CHECKING:
-    from broker.connection import Connection
-    from broker.consumer_loop import ConsumerLoop
-    from broker.entity import Exchange, Queue, binding
-    from broker.message import Message
-    from broker.messaging import Consumer, Producer
-    from broker.retry import Constant, Exponential, FullJitter, Linear, RetryPolicy
-    from broker.simple import SimpleBuffer, SimpleQueue
-    from broker.url import BrokerURL, parse_url, parse_urls
+    from broker.connection.connection import Connection
+    from broker.entities.queue import Exchange, Queue, binding
+    from broker.messaging.consumer_loop import ConsumerLoop
+    from broker.messaging.message import Message
+    from broker.messaging.producer import Consumer, Producer
+    from broker.messaging.simple import SimpleBuffer, SimpleQueue
+    from broker.retry.policy import Constant, Exponential, FullJitter, Linear, RetryPolicy
+    from broker.url.parse import BrokerURL, parse_url, parse_urls
     from pools import ChannelPool, ConnectionPool, ProducerPool
 
 __version__ = "0.1.0"
@@ -59,27 +59,27 @@ __version__ = "0.1.0"
 logging.getLogger("broker").addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
-    "Connection": "broker.connection",
-    "ConsumerLoop": "broker.consumer_loop",
-    "Exchange": "broker.entity",
-    "Queue": "broker.entity",
-    "binding": "broker.entity",
-    "Producer": "broker.messaging",
-    "Consumer": "broker.messaging",
-    "Message": "broker.message",
-    "SimpleQueue": "broker.simple",
-    "SimpleBuffer": "broker.simple",
-    "RetryPolicy": "broker.retry",
-    "Constant": "broker.retry",
-    "Linear": "broker.retry",
-    "Exponential": "broker.retry",
-    "FullJitter": "broker.retry",
-    "BrokerURL": "broker.url",
+    "Connection": "broker.connection.connection",
+    "ConsumerLoop": "broker.messaging.consumer_loop",
+    "Exchange": "broker.entities.exchange",
+    "Queue": "broker.entities.queue",
+    "binding": "broker.entities.exchange",
+    "Producer": "broker.messaging.producer",
+    "Consumer": "broker.messaging.consumer",
+    "Message": "broker.messaging.message",
+    "SimpleQueue": "broker.messaging.simple",
+    "SimpleBuffer": "broker.messaging.simple",
+    "RetryPolicy": "broker.retry.policy",
+    "Constant": "broker.retry.policy",
+    "Linear": "broker.retry.policy",
+    "Exponential": "broker.retry.policy",
+    "FullJitter": "broker.retry.policy",
+    "BrokerURL": "broker.url.parse",
     "ConnectionPool": "pools",
     "ChannelPool": "pools",
     "ProducerPool": "pools",
-    "parse_url": "broker.url",
-    "parse_urls": "broker.url",
+    "parse_url": "broker.url.parse",
+    "parse_urls": "broker.url.parse",
 }
 
 __all__ = [

@@ -12,7 +12,7 @@ from pools.lease import Lease
 from pools.resource import ResourcePool
 
 if TYPE_CHECKING:
-    from broker.connection import Connection
+    from broker.connection.connection import Connection
     from transports.base import Channel
 
 __all__ = ["VERIFY_AFTER", "ConnectionPool", "PooledConnection"]

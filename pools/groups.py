@@ -23,7 +23,7 @@ from pools.producer import ProducerPool
 from pools.resource import ResourcePool
 
 if TYPE_CHECKING:
-    from broker.connection import Connection
+    from broker.connection.connection import Connection
 
 __all__ = [
     "PoolGroup",

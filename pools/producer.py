@@ -13,7 +13,7 @@ from pools.lease import Lease
 from pools.resource import ResourcePool, logger
 
 if TYPE_CHECKING:
-    from broker.messaging import Producer
+    from broker.messaging.producer import Producer
 
 __all__ = ["PooledProducer", "ProducerPool"]
 
@@ -141,7 +141,9 @@ class ProducerPool(ResourcePool["Producer"]):
     # -- hooks ----------------------------------------------------------------
 
     def create_resource(self) -> Producer:
-        from broker.messaging import Producer  # lazily: pools must not import messaging early
+        from broker.messaging.producer import (
+            Producer,  # lazily: pools must not import messaging early
+        )
 
         conn: PooledConnection = self._making.conn
         return Producer(conn.resource, **self.producer_options)

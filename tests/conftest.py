@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-import transports.memory
+import pools
+import transports.memory.transport
 from tests.support.services import (
     RABBITMQ_HOST,
     RABBITMQ_PORT,
@@ -54,6 +55,8 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_memory_broker() -> Iterator[None]:
-    """Every test starts with an empty in-process broker."""
+    """Every test starts with an empty in-process broker and the default pool limit."""
     yield
-    transports.memory.reset()
+    transports.memory.transport.reset()
+    pools.reset()
+    pools.set_limit(pools.DEFAULT_LIMIT)

@@ -21,12 +21,12 @@ __all__ = ["Transport", "available", "register", "resolve"]
 ENTRY_POINT_GROUP = "brokerpool.transports"
 
 _BUILTIN: dict[str, str] = {
-    "amqp": "transports.amqp:Transport",
-    "pyamqp": "transports.amqp:Transport",
-    "amqps": "transports.amqp:Transport",
-    "memory": "transports.memory:Transport",
-    "redis": "transports.redis:Transport",
-    "rediss": "transports.redis:Transport",
+    "amqp": "transports.amqp.transport:Transport",
+    "pyamqp": "transports.amqp.transport:Transport",
+    "amqps": "transports.amqp.transport:Transport",
+    "memory": "transports.memory.transport:Transport",
+    "redis": "transports.redis.transport:Transport",
+    "rediss": "transports.redis.transport:Transport",
 }
 
 _lock = threading.Lock()

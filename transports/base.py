@@ -130,9 +130,11 @@ class Channel(Protocol):
     """
 
     channel_id: int
-    #: The :class:`broker.Connection` that opened this channel (set by the
-    #: façade; ``None`` for channels opened on a bare transport connection).
-    client: Any
+    #: Whoever opened the channel, as passed to
+    #: :meth:`TransportConnection.channel` (the :class:`broker.Connection`
+    #: façade; ``None`` for a channel opened on a bare transport connection).
+    #: Transports store it and never use it.
+    owner: object | None
 
     @property
     def is_open(self) -> bool: ...
@@ -274,7 +276,7 @@ class Channel(Protocol):
 
     # Optional: a channel may also offer ``buffered_writes()``, a context
     # manager that coalesces the frames of many publishes into fewer socket
-    # writes (the amqp transport does; see transports._amqp_buffer). Callers
+    # writes (the amqp transport does; see transports.amqp.writes). Callers
     # look it up with getattr and do without it when it is missing.
 
 
@@ -314,8 +316,8 @@ class TransportConnection(abc.ABC):
         """True while the broker has blocked this connection (``connection.blocked``)."""
 
     @abc.abstractmethod
-    def channel(self) -> Channel:
-        """Open a new channel."""
+    def channel(self, owner: object | None = None) -> Channel:
+        """Open a new channel; ``owner`` is stored as the channel's :attr:`Channel.owner`."""
 
     @abc.abstractmethod
     def drain_events(self, timeout: float | None = None) -> None:

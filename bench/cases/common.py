@@ -49,7 +49,7 @@ def unique_name(case: str) -> str:
 
 def amqp_params(url: str) -> dict[str, Any]:
     """py-amqp ``Connection`` keywords for ``url``."""
-    from broker.url import parse_url
+    from broker.url.parse import parse_url
 
     p = parse_url(url)
     return {

@@ -74,7 +74,7 @@ def _bp_pipelined(env: Env) -> Iterator[Callable[[], float]]:
     with capped_queue(env.url, "pipelined") as queue, Connection(env.url) as conn:
         producer = conn.Producer(routing_key=queue)
         if not hasattr(producer, "confirms"):
-            raise Skip("broker.messaging.Producer.confirms() does not exist yet")
+            raise Skip("broker.messaging.producer.Producer.confirms() does not exist yet")
         n = env.n(10000, 300)
 
         def measure() -> float:

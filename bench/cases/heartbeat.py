@@ -28,7 +28,7 @@ def _proxy(env: Env) -> Any:
         from tests.support.faultproxy import FaultProxy
     except ImportError as exc:
         raise Skip(f"tests/support/faultproxy.py is not importable: {exc}") from exc
-    from broker.url import parse_url
+    from broker.url.parse import parse_url
 
     target = parse_url(env.url)
     return FaultProxy(target.hostname or "127.0.0.1", target.port or 5672)

@@ -38,9 +38,9 @@ def _brokerpool(env: Env) -> Iterator[Callable[[], float]]:
     from broker import Connection
 
     try:
-        import broker.simple  # noqa: F401
+        import broker.messaging.simple  # noqa: F401
     except ImportError as exc:
-        raise Skip(f"broker.simple (SimpleQueue) is not available: {exc}") from exc
+        raise Skip(f"broker.messaging.simple (SimpleQueue) is not available: {exc}") from exc
     name, n = unique_name("memory"), env.n(5000, 200)
     with Connection("memory://") as conn, round_trips(conn, name, n) as measure:
         yield measure

@@ -34,7 +34,7 @@ from broker.errors import (
     RecoverableConnectionError,
 )
 from tests.support.faultproxy import FaultProxy
-from transports.amqp import AmqpConnection, Transport
+from transports.amqp.transport import AmqpConnection, Transport
 from transports.base import Channel, ConnectionParams, QueueDeclareOk, RawMessage
 
 SECRET = "s3cr3t-Pa55"
@@ -387,7 +387,7 @@ def test_a_busy_owner_is_not_mistaken_for_a_dead_peer(connect: Connect) -> None:
         conn.drain_events(timeout=0.3)
     stop = threading.Event()
 
-    def beat() -> None:  # what broker.heartbeat does for a busy owner
+    def beat() -> None:  # what broker.connection.heartbeat does for a busy owner
         while not stop.wait(0.25):
             conn.send_heartbeat()
 

@@ -2,7 +2,7 @@
 
 One test runs the installed console script (``.venv/bin/brokerpool``, or
 ``python -m broker`` when the package was not installed with pip) in a
-subprocess; the others call ``broker.cli.main`` in-process.
+subprocess; the others call ``broker.cli.main.main`` in-process.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 import amqp
 import pytest
 
-from broker.cli import main
-from broker.url import parse_url
+from broker.cli.main import main
+from broker.url.parse import parse_url
 
 pytestmark = pytest.mark.broker
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from broker import Connection
-from broker.entity import Queue
-from broker.messaging import Producer
+from broker.entities.queue import Queue
+from broker.messaging.producer import Producer
 
 kombu = pytest.importorskip("kombu")
 pika = pytest.importorskip("pika")

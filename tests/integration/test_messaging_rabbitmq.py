@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from broker import Connection
-from broker.entity import Exchange, Queue
+from broker.entities.queue import Exchange, Queue
 from broker.errors import MessageNacked, MessageUnroutable
-from broker.message import Message
-from broker.messaging import Consumer, Producer
+from broker.messaging.message import Message
+from broker.messaging.producer import Consumer, Producer
 
 pytestmark = pytest.mark.broker
 

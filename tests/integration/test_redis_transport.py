@@ -2,7 +2,7 @@
 
 Every test works in db 13 under a key prefix of its own (``redis_key_prefix``),
 deleted afterwards. Crashes are simulated in-process with
-:meth:`~transports.redis.RedisConnection.teardown` (sockets dropped, nothing
+:meth:`~transports.redis.transport.RedisConnection.teardown` (sockets dropped, nothing
 said to Redis); the kill -9 test with a real process is in
 ``tests/reliability/test_redis_reliability.py``.
 """
@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from broker import Connection
-from broker.entity import Queue
+from broker.entities.queue import Queue
 from broker.errors import (
     AccessRefused,
     AuthenticationError,
@@ -31,12 +31,12 @@ from broker.errors import (
     PreconditionFailed,
     RecoverableConnectionError,
 )
-from broker.messaging import Consumer, Producer
+from broker.messaging.producer import Consumer, Producer
 from tests.conformance import drain_until, publish
 from tests.support.routing_cases import HEADERS_CASES, TOPIC_CASES
 from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT
 from transports.base import ConnectionParams
-from transports.redis import RedisConnection, Transport
+from transports.redis.transport import RedisConnection, Transport
 
 pytestmark = pytest.mark.redis
 

@@ -27,7 +27,7 @@ from broker.errors import (
 from tests.support.rabbitnode import RabbitNode, install_problem
 from tests.support.services import in_ci
 from tests.support.tls import TestPKI, make_test_pki, rabbitmq_tls_config
-from transports.amqp import AmqpConnection, Transport
+from transports.amqp.transport import AmqpConnection, Transport
 from transports.base import ConnectionParams
 
 pytestmark = pytest.mark.extra_nodes

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from transports._amqp_buffer import WriteBuffer
+from transports.amqp.writes import WriteBuffer
 
 
 class SocketTransport:

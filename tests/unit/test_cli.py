@@ -1,6 +1,6 @@
 """The ``brokerpool`` command line, on the embedded memory:// broker.
 
-Commands run through ``broker.cli.main([...])`` in-process (the memory
+Commands run through ``broker.cli.main.main([...])`` in-process (the memory
 broker is per process), with stdout/stderr captured by ``capsys``.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from broker import Connection
-from broker.cli import error_line, main
-from broker.cli_bench import Progress
-from broker.cli_io import parse_headers
+from broker.cli.bench import Progress
+from broker.cli.io import parse_headers
+from broker.cli.main import error_line, main
 from broker.errors import ConfigurationError, OperationalError
 
 SECRET = "Zq9-distinctive-Pw"

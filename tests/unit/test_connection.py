@@ -17,7 +17,7 @@ from broker.errors import (
     RecoverableConnectionError,
     TransportNotFound,
 )
-from broker.retry import Constant, RetryPolicy
+from broker.retry.policy import Constant, RetryPolicy
 
 SECRET = "s3cr3t-Pa55"
 

@@ -1,4 +1,4 @@
-"""Every code sample in the docs (docs/examples/*.py) and the README runs.
+"""Every code sample in the docs (examples/*.py) and the README runs.
 
 Samples named ``*_rabbitmq.py`` need the local RabbitMQ. Samples named
 ``*_redis.py`` need the local Redis: they use its test database
@@ -26,7 +26,7 @@ from tests.support.services import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -60,10 +60,10 @@ def test_readme_quickstart_runs_on_memory() -> None:
 
 
 def test_docs_have_no_inline_python_that_escapes_the_tests() -> None:
-    """Python samples live in docs/examples (and run above), never inline in a page."""
+    """Python samples live in examples/ (and run above), never inline in a page."""
     offenders = []
     for page in sorted((ROOT / "docs").glob("*.rst")):
         text = page.read_text()
         if ".. code-block:: python" in text or re.search(r"::\n\n\s+(from|import) \w", text):
             offenders.append(page.name)
-    assert not offenders, f"inline Python samples in {offenders}: move them to docs/examples/"
+    assert not offenders, f"inline Python samples in {offenders}: move them to examples/"

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from broker import Connection
-from broker.entity import Exchange, Queue, binding, maybe_declare
+from broker.connection.recovery import ExchangeBindingRecord
+from broker.entities.queue import Exchange, Queue, binding, maybe_declare
 from broker.errors import ConfigurationError, NotFound
-from broker.topology import ExchangeBindingRecord
-from transports.memory import inspect, reset
+from transports.memory.transport import inspect, reset
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from broker.connection.failover import resolve_strategy, round_robin, shuffle
 from broker.errors import ConfigurationError
-from broker.failover import resolve_strategy, round_robin, shuffle
 
 
 def test_round_robin_order_is_exact() -> None:

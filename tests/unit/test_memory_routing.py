@@ -13,9 +13,9 @@ import pytest
 
 from broker.errors import AccessRefused, ConfigurationError, PreconditionFailed
 from tests.support.routing_cases import HEADERS_CASES, TOPIC_CASES
-from transports import memory
-from transports._memory_vhost import headers_match, topic_matches, vhosts
 from transports.base import ConnectionParams
+from transports.memory import transport as memory
+from transports.memory.vhost import headers_match, topic_matches, vhosts
 
 
 @pytest.fixture

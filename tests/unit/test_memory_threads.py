@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from broker.errors import RecoverableConnectionError
-from transports import memory
 from transports.base import Channel, ConnectionParams
+from transports.memory import transport as memory
 
 Connect = Callable[..., memory.MemoryConnection]
 PARAMS = ConnectionParams(hostname="localhost", port=0)

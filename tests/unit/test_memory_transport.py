@@ -23,8 +23,8 @@ from broker.errors import (
     RecoverableChannelError,
     RecoverableConnectionError,
 )
-from transports import memory
 from transports.base import Channel, ConnectionParams
+from transports.memory import transport as memory
 
 Connect = Callable[..., memory.MemoryConnection]
 

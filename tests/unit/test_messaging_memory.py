@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from broker import Connection
-from broker.entity import Exchange, Queue
+from broker.entities.queue import Exchange, Queue
 from broker.errors import (
     BrokerError,
     ConfigurationError,
@@ -19,10 +19,10 @@ from broker.errors import (
     MessageUnroutable,
     RecoverableConnectionError,
 )
-from broker.message import Message
-from broker.messaging import Consumer, Producer
-from broker.simple import SimpleBuffer, SimpleQueue
-from transports.memory import MemoryChannel, inspect, reset
+from broker.messaging.message import Message
+from broker.messaging.producer import Consumer, Producer
+from broker.messaging.simple import SimpleBuffer, SimpleQueue
+from transports.memory.transport import MemoryChannel, inspect, reset
 
 
 @pytest.fixture
@@ -599,7 +599,7 @@ class RecordingChannel:
 
 
 def test_tracker_counts_tags_and_settles_multiple_acks_and_nacks():
-    from broker.confirms import ConfirmTracker
+    from broker.messaging.confirms import ConfirmTracker
 
     channel = RecordingChannel()
     tracker = ConfirmTracker(channel)  # type: ignore[arg-type]
@@ -616,8 +616,8 @@ def test_tracker_counts_tags_and_settles_multiple_acks_and_nacks():
 
 
 def test_tracker_wait_is_bounded_and_says_when_the_connection_was_blocked():
-    from broker.confirms import ConfirmTracker
     from broker.errors import ConfirmTimeout
+    from broker.messaging.confirms import ConfirmTracker
 
     tracker = ConfirmTracker(RecordingChannel())  # type: ignore[arg-type]
     tag = tracker.publish("m", "", "q", False, True)
@@ -633,7 +633,7 @@ def test_tracker_wait_is_bounded_and_says_when_the_connection_was_blocked():
 
 
 def test_tracker_wait_returns_when_the_ack_arrives():
-    from broker.confirms import ConfirmTracker
+    from broker.messaging.confirms import ConfirmTracker
 
     channel = RecordingChannel()
     tracker = ConfirmTracker(channel)  # type: ignore[arg-type]
@@ -643,8 +643,8 @@ def test_tracker_wait_returns_when_the_ack_arrives():
 
 
 def test_batch_reports_unconfirmed_messages_by_sequence_and_message_id():
-    from broker.confirms import ConfirmTracker
     from broker.errors import ConfirmTimeout
+    from broker.messaging.confirms import ConfirmTracker
 
     channel = RecordingChannel()
     producer = Producer(channel, auto_declare=False, connection=_FakeClient())  # type: ignore[arg-type]

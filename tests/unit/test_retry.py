@@ -16,7 +16,7 @@ from broker.errors import (
     RecoverableConnectionError,
     TLSVerificationError,
 )
-from broker.retry import (
+from broker.retry.policy import (
     DEFAULT_TIMEOUT,
     Constant,
     Exponential,

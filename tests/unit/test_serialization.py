@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from broker.errors import ConfigurationError, ContentDisallowed, SerializationError
-from broker.serialization import (
+from broker.messaging.serialization import (
     DEFAULT_ACCEPT,
     Registry,
     compress,

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.errors import ConfigurationError
-from broker.url import (
+from broker.url.parse import (
     URL_OPTIONS,
     BrokerURL,
     format_url,

@@ -1,0 +1,1 @@
+"""The ``brokerpool`` command line: one module per command (see :mod:`.main`)."""

@@ -1,0 +1,140 @@
+"""Helpers shared by the ``brokerpool`` subcommands: bounded connects, server facts, output.
+
+Kept apart from :mod:`broker.cli.main` so each command module stays small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from broker.connection.connection import Connection
+from broker.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "add_timeout_argument",
+    "connect",
+    "dump_json",
+    "measure_round_trip",
+    "positive_float",
+    "server_facts",
+    "text_of",
+]
+
+#: Default budget, in seconds, for connecting (all attempts and alternates).
+DEFAULT_TIMEOUT = 5.0
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def add_timeout_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The ``--timeout SECONDS`` option every networked command has."""
+    parser.add_argument(
+        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help=help
+    )
+
+
+def connect(
+    urls: Sequence[str],
+    *,
+    timeout: float,
+    heartbeat: float = 0,
+    passes: int = 1,
+) -> Connection:
+    """Open one Connection over ``urls`` (alternates), bounded by ``timeout`` seconds.
+
+    Args:
+        urls: one or more broker URLs; each may itself be ``'url1;url2'``.
+        timeout: total seconds for every attempt (each attempt is cut to what is left).
+        heartbeat: requested heartbeat interval.
+        passes: how many times to go over the list of alternates.
+
+    Raises:
+        ConfigurationError: a URL or option is malformed.
+        OperationalError: no broker answered within the budget.
+        AuthenticationError: the broker refused the credentials.
+    """
+    if not urls:
+        raise ConfigurationError("at least one broker URL is required")
+    conn = Connection(
+        list(urls), connect_timeout=min(timeout, DEFAULT_TIMEOUT), heartbeat=heartbeat
+    )
+    try:
+        conn.ensure_connection(
+            max_retries=passes * conn.alternate_count - 1,
+            interval_start=0.5,
+            interval_step=0.5,
+            interval_max=2.0,
+            timeout=timeout,
+        )
+    except BaseException:
+        conn.collect()
+        raise
+    return conn
+
+
+def text_of(value: Any) -> Any:
+    """Server property values may be bytes (py-amqp) or str (memory); show text."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return {str(k): text_of(v) for k, v in value.items()}
+    return value
+
+
+def server_facts(conn: Connection) -> dict[str, Any]:
+    """What the broker announced and what was negotiated, ready for display or JSON."""
+    props = text_of(dict(conn.server_properties))
+    transport = conn.transport_connection
+    return {
+        "uri": conn.as_uri(),
+        "host": conn.host,
+        "transport": conn.transport.name,
+        "product": props.get("product"),
+        "version": props.get("version"),
+        "platform": props.get("platform"),
+        "cluster_name": props.get("cluster_name"),
+        "capabilities": dict(props.get("capabilities") or {}),
+        "heartbeat": transport.heartbeat if transport is not None else None,
+        "frame_max": transport.frame_max if transport is not None else None,
+    }
+
+
+def measure_round_trip(conn: Connection, samples: int = 5) -> float:
+    """Median round-trip time in seconds of a passive ``queue_declare``.
+
+    A server-named exclusive queue is declared first, so the probe never
+    touches anybody else's queue and vanishes with the channel.
+    """
+    channel = conn.channel()
+    try:
+        ok = channel.queue_declare(queue="", exclusive=True, auto_delete=True)
+        assert ok is not None  # nowait=False always returns the reply
+        timings = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            channel.queue_declare(queue=ok.queue, passive=True)
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings)
+    finally:
+        channel.close()
+
+
+def dump_json(obj: Any) -> None:
+    """Print ``obj`` as one line of JSON on stdout."""
+    sys.stdout.write(json.dumps(obj, sort_keys=True, default=str) + "\n")

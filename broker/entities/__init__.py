@@ -1,0 +1,1 @@
+"""Exchanges, queues and bindings: declarative values that declare themselves on a channel."""

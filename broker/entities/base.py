@@ -1,0 +1,228 @@
+"""What exchanges and queues share: binding to a channel, the declaration cache.
+
+An entity is bound to a channel (and, when known, to the
+:class:`broker.Connection` that opened it). The connection is where
+declarations are remembered: ``connection.declared_entities`` (skip repeats
+until the next reconnect) and ``connection.topology`` (replay after one).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+from broker.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from broker.entities.queue import Exchange, Queue
+    from transports.base import Channel
+
+__all__ = [
+    "PERSISTENT",
+    "TRANSIENT",
+    "Entity",
+    "bound_channel",
+    "client_of",
+    "freeze",
+    "is_connection",
+    "maybe_declare",
+    "normalize_delivery_mode",
+    "queue_arguments",
+]
+
+TRANSIENT = 1
+PERSISTENT = 2
+_DELIVERY_MODES = {"transient": TRANSIENT, "persistent": PERSISTENT, 1: 1, 2: 2}
+
+
+def normalize_delivery_mode(value: int | str | None) -> int | None:
+    """Map ``'transient'``/``'persistent'``/1/2/None to 1, 2 or None.
+
+    Raises:
+        ConfigurationError: any other value.
+    """
+    if value is None:
+        return None
+    try:
+        return _DELIVERY_MODES[value]
+    except (KeyError, TypeError):
+        raise ConfigurationError(
+            f"delivery_mode must be 1, 2, 'transient' or 'persistent', got {value!r}"
+        ) from None
+
+
+def is_connection(obj: Any) -> bool:
+    """Whether ``obj`` is a :class:`broker.Connection` (duck-typed: no import cycle).
+
+    Only attributes whose lookup has no side effects are tested:
+    ``hasattr(conn, "default_channel")`` would evaluate the property and open
+    a channel. Pool leases, which proxy a connection, count as connections.
+    """
+    return hasattr(obj, "declared_entities") and hasattr(obj, "ensure_connection")
+
+
+def bound_channel(channel_or_connection: Any) -> tuple[Channel, Any]:
+    """Return ``(channel, connection)`` for a channel or a :class:`broker.Connection`.
+
+    A connection stands for its default channel. ``connection`` is ``None``
+    for a channel that does not know its connection.
+    """
+    if is_connection(channel_or_connection):
+        return channel_or_connection.default_channel, channel_or_connection
+    return channel_or_connection, client_of(channel_or_connection)
+
+
+def client_of(channel: Any) -> Any:
+    """The :class:`broker.Connection` a channel was opened by, or ``None``.
+
+    The connection passes itself as the channel's ``owner`` when it opens it.
+    """
+    client = channel.owner
+    return client if client is not None and is_connection(client) else None
+
+
+class Entity:
+    """Binding to a channel, shared by exchanges and queues."""
+
+    name: str
+    no_declare: bool
+    recover: bool
+    _channel: Channel | None = None
+    _client: Any = None
+
+    def __call__(self, channel: Any) -> Self:
+        """Return a copy bound to ``channel`` (or to a connection's default channel)."""
+        bound: Self = copy.copy(self)
+        bound.revive(channel)
+        return bound
+
+    def bind(self, channel: Any) -> Self:
+        """Same as calling the entity: a bound copy."""
+        return self.__call__(channel)
+
+    def maybe_bind(self, channel: Any) -> Self:
+        """Bind in place unless already bound; return self."""
+        if self._channel is None and channel is not None:
+            self.revive(channel)
+        return self
+
+    def revive(self, channel: Any) -> None:
+        """Re-bind in place to ``channel`` (after a reconnect)."""
+        self._channel, self._client = bound_channel(channel)
+        self._when_bound()
+
+    def _bind_in_place(self, channel: Channel, client: Any) -> None:
+        # For producers and consumers, which know their connection even when
+        # the channel cannot tell.
+        self._channel = channel
+        self._client = client if client is not None else client_of(channel)
+        self._when_bound()
+
+    def _bound(self, channel: Channel, client: Any) -> Self:
+        bound: Self = copy.copy(self)
+        bound._bind_in_place(channel, client)
+        return bound
+
+    def _when_bound(self) -> None:
+        pass
+
+    @property
+    def is_bound(self) -> bool:
+        """Whether the entity is bound to a channel."""
+        return self._channel is not None
+
+    @property
+    def channel(self) -> Channel:
+        """The bound channel.
+
+        Raises:
+            ConfigurationError: the entity is not bound (call it with a channel).
+        """
+        if self._channel is None:
+            raise ConfigurationError(
+                f"{self!r} is not bound to a channel: use entity(channel) or pass channel="
+            )
+        return self._channel
+
+    def _target(self, channel: Channel | None) -> tuple[Channel, Any]:
+        if channel is None or channel is self._channel:
+            return self.channel, self._client
+        return channel, client_of(channel)
+
+    @property
+    def declaration_key(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    @property
+    def can_cache_declaration(self) -> bool:
+        raise NotImplementedError
+
+    def _note_declared(self, client: Any) -> None:
+        if client is not None and self.can_cache_declaration:
+            client.declared_entities.add(self.declaration_key)
+
+    def _forget_declared(self, client: Any) -> None:
+        if client is not None:
+            client.declared_entities.discard(self.declaration_key)
+
+
+def maybe_declare(entity: Exchange | Queue, channel: Any = None) -> bool:
+    """Declare ``entity`` unless this connection already declared it.
+
+    Args:
+        entity: an exchange or queue; bound in place to ``channel`` if unbound.
+        channel: a channel or connection; defaults to the entity's own.
+
+    Returns:
+        True if a declaration was sent, False if it was cached or ``no_declare``.
+    """
+    if entity.no_declare:
+        return False
+    if channel is not None:
+        chan, client = bound_channel(channel)
+        entity.maybe_bind(channel)
+        if entity._channel is chan:
+            client = entity._client
+    else:
+        chan, client = entity.channel, entity._client
+    if client is not None and entity.declaration_key in client.declared_entities:
+        return False
+    if chan is entity._channel:
+        entity.declare()
+    else:
+        entity.declare(channel=chan)
+    return True
+
+
+def freeze(value: Any) -> Any:
+    """A hashable stand-in for declare/binding arguments (dicts, lists, scalars)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def queue_arguments(
+    base: Mapping[str, Any] | None,
+    message_ttl: float | None,
+    expires: float | None,
+    max_length: int | None,
+    max_length_bytes: int | None,
+    max_priority: int | None,
+) -> dict[str, Any] | None:
+    """``queue_declare`` arguments: ``base`` plus the ``x-`` limits given as keywords."""
+    args = dict(base) if base else {}
+    # kombu's conventions: times are given in seconds, sent in milliseconds.
+    if message_ttl is not None:
+        args["x-message-ttl"] = int(message_ttl * 1000)
+    if expires is not None:
+        args["x-expires"] = int(expires * 1000)
+    if max_length is not None:
+        args["x-max-length"] = int(max_length)
+    if max_length_bytes is not None:
+        args["x-max-length-bytes"] = int(max_length_bytes)
+    if max_priority is not None:
+        args["x-max-priority"] = int(max_priority)
+    return args or None

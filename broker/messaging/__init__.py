@@ -1,0 +1,3 @@
+"""Messaging on top of channels: producers and publisher confirms, consumers and the consumer loop,
+messages, serialization and simple queues.
+"""

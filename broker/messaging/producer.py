@@ -1,0 +1,500 @@
+"""Producer (and, re-exported from :mod:`broker.messaging.consumer`, Consumer).
+
+A :class:`Producer` publishes to one exchange through a channel. Given a
+:class:`broker.Connection` it uses the connection's default channel -- or,
+when publisher confirms are on, a channel of its own, because a channel in
+confirm mode numbers *every* publish made on it and sharing one would
+confuse the count.
+
+Publisher confirms, per message (``confirm_publish=True``) or pipelined
+(``with producer.confirms() as batch:``), are described in
+``docs/publishing.rst`` and :mod:`broker.messaging.confirms`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from broker.entities.base import is_connection, normalize_delivery_mode
+from broker.entities.queue import PERSISTENT, Exchange, Queue, client_of, maybe_declare
+from broker.errors import (
+    BrokerError,
+    ConfigurationError,
+    MessageNacked,
+    MessageUnroutable,
+    RecoverableChannelError,
+)
+from broker.messaging.confirms import (
+    DEFAULT_CONFIRM_TIMEOUT,
+    DEFAULT_MAX_IN_FLIGHT,
+    ConfirmBatch,
+    ConfirmTracker,
+)
+from broker.messaging.consumer import Consumer
+from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
+
+__all__ = ["DEFAULT_RETRY_POLICY", "Consumer", "Producer"]
+
+#: ``publish(retry=True)`` retries this way unless ``retry_policy`` says otherwise.
+DEFAULT_RETRY_POLICY: Mapping[str, Any] = MappingProxyType(
+    {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 1}
+)
+_RETRY_KEYS = frozenset(
+    {"max_retries", "interval_start", "interval_step", "interval_max", "errback", "timeout",
+     "on_revive", "retry_errors", "policy"}
+)  # fmt: skip
+
+#: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
+OnReturn = Callable[[MessageUnroutable, str, str, Any], Any]
+
+
+class Producer:
+    """Publishes messages to an exchange.
+
+    Args:
+        channel: a channel, or a :class:`broker.Connection` (its default
+            channel, or a channel of its own when confirming).
+        exchange: default :class:`~broker.entities.queue.Exchange` (or name); the
+            default exchange ``''`` when omitted.
+        routing_key: default routing key.
+        serializer: default serializer name (see :mod:`broker.messaging.serialization`).
+        auto_declare: declare ``exchange`` when the producer gets its channel.
+        compression: default compression (``'zlib'``, ``'bz2'``, ``'lzma'``).
+        on_return: ``on_return(exc, exchange, routing_key, message)`` for
+            unroutable ``mandatory`` messages; without it, confirming publishes
+            raise :class:`~broker.errors.MessageUnroutable`.
+        confirm_publish: wait for a publisher confirm on every publish;
+            ``None`` reads ``transport_options['confirm_publish']``.
+        confirm_timeout: default seconds to wait for a confirm.
+        connection: the :class:`broker.Connection` ``channel`` belongs to, when
+            the channel cannot tell.
+    """
+
+    def __init__(
+        self,
+        channel: Any,
+        exchange: Exchange | str | None = None,
+        routing_key: str | None = None,
+        serializer: str | None = None,
+        auto_declare: bool = True,
+        compression: str | None = None,
+        on_return: OnReturn | None = None,
+        confirm_publish: bool | None = None,
+        *,
+        confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        connection: Any = None,
+    ) -> None:
+        self.routing_key = routing_key or ""
+        self.serializer = serializer
+        self.auto_declare = auto_declare
+        self.compression = compression
+        self.on_return = on_return
+        self.confirm_timeout = confirm_timeout
+        self._channel: Any = None
+        self._owns_channel = False
+        self._tracker: ConfirmTracker | None = None
+        self._batch: ConfirmBatch | None = None
+        self._retry_publish: Callable[..., None] | None = None
+        self.exchange = exchange
+        #: Made from a connection: follows its default channel when that reopens.
+        self._follows_default = is_connection(channel)
+        if is_connection(channel):
+            self._connection = channel
+            channel = None
+        else:
+            self._connection = connection if connection is not None else client_of(channel)
+        if confirm_publish is None and self._connection is not None:
+            confirm_publish = bool(self._connection.transport_options.get("confirm_publish"))
+        self.confirm_publish = bool(confirm_publish)
+        if channel is not None and self.confirm_publish and self._is_shared(channel):
+            channel = None  # confirm on a channel of our own, not the shared one
+        if channel is not None:
+            self._attach(channel)
+        # Made from a connection, the producer does no I/O until its first
+        # publish (which opens the channel and declares the exchange), so that
+        # publish(retry=True) covers a broker that fails in between.
+
+    # -- configuration ------------------------------------------------------------
+
+    @property
+    def exchange(self) -> Exchange:
+        """The default exchange."""
+        return self._exchange
+
+    @exchange.setter
+    def exchange(self, value: Exchange | str | None) -> None:
+        if value is None:
+            value = Exchange("")
+        elif isinstance(value, str):
+            value = Exchange(value)
+        elif not isinstance(value, Exchange):
+            raise ConfigurationError(f"exchange must be an Exchange or a name, got {value!r}")
+        self._exchange = value
+        self._exchange_name = value.name
+        self._default_mode = value.default_delivery_mode
+
+    @property
+    def connection(self) -> Any:
+        """The :class:`broker.Connection` this producer publishes through, if known."""
+        return self._connection
+
+    @property
+    def channel(self) -> Any:
+        """The channel (opened on first use when the producer was given a connection)."""
+        return self._get_channel()
+
+    def _get_channel(self) -> Any:
+        channel = self._channel
+        if channel is None:
+            conn = self._connection
+            if conn is None:
+                raise ConfigurationError("this producer has no channel: revive() it first")
+            if self.confirm_publish or self._batch is not None:
+                channel = conn.channel()
+                self._owns_channel = True
+            else:
+                channel = conn.default_channel
+            self._attach(channel)
+        return channel
+
+    def _is_shared(self, channel: Any) -> bool:
+        # The connection's default channel is shared by every simple user of the
+        # connection: putting it in confirm mode would break their publishes' count.
+        conn = self._connection
+        return conn is not None and conn.connected and conn.default_channel is channel
+
+    def _attach(self, channel: Any) -> None:
+        self._channel = channel
+        if self.confirm_publish or self._batch is not None:
+            self._tracker = self._tracker_for(channel)
+        elif self.on_return is not None:
+            channel.on_return = self._handle_return
+        if self.auto_declare and self._exchange_name and not self._exchange.no_declare:
+            self._exchange = self._exchange._bound(channel, self._connection)
+            maybe_declare(self._exchange)
+
+    def _tracker_for(self, channel: Any) -> ConfirmTracker:
+        # Producers sharing a confirm-mode channel must share its count.
+        owner = getattr(getattr(channel, "on_return", None), "__self__", None)
+        if isinstance(owner, ConfirmTracker) and owner.channel is channel and not owner.broken:
+            return owner
+        tracker = ConfirmTracker(channel)
+        if not tracker.synchronous and self._connection is None:
+            tracker.detach()
+            raise ConfigurationError(
+                "publisher confirms need the broker.Connection to read acks from: create the "
+                "producer from the connection, or pass connection="
+            )
+        return tracker
+
+    def _handle_return(
+        self, reply_code: int, reply_text: str, exchange: str, routing_key: str, message: Any
+    ) -> None:
+        if self.on_return is not None:
+            exc = MessageUnroutable(
+                f"message to exchange {exchange!r} with routing key {routing_key!r} was "
+                f"returned: {reply_code} {reply_text}"
+            )
+            self.on_return(exc, exchange, routing_key, message)
+
+    # -- publishing ---------------------------------------------------------------
+
+    def publish(
+        self,
+        body: Any,
+        routing_key: str | None = None,
+        delivery_mode: int | str | None = None,
+        mandatory: bool = False,
+        priority: int = 0,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        serializer: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        compression: str | None = None,
+        exchange: Exchange | str | None = None,
+        retry: bool = False,
+        retry_policy: Mapping[str, Any] | None = None,
+        declare: Iterable[Exchange | Queue] | None = None,
+        expiration: float | None = None,
+        confirm_timeout: float | None = None,
+        **properties: Any,
+    ) -> None:
+        """Publish one message.
+
+        Args:
+            body: bytes (sent raw), str (text/plain) or any value the serializer
+                takes (JSON by default).
+            routing_key: overrides the producer's routing key.
+            delivery_mode: 1/``'transient'`` or 2/``'persistent'``; default:
+                the exchange's, i.e. persistent for durable exchanges.
+            mandatory: return the message if no queue takes it.
+            priority: 0-255 (needs a queue with ``max_priority``).
+            content_type, content_encoding: send ``body`` (bytes or str) as is,
+                labelled so; no serializer runs.
+            serializer: overrides the producer's serializer.
+            headers: application headers (never modified).
+            compression: ``'zlib'``/``'gzip'``, ``'bz2'``, ``'lzma'``.
+            exchange: overrides the producer's exchange (must exist).
+            retry: on a recoverable connection or channel error, reconnect
+                (failing over) and publish again, per ``retry_policy`` or
+                :data:`DEFAULT_RETRY_POLICY`. May publish twice.
+            retry_policy: keywords of :meth:`broker.Connection.ensure`.
+            declare: entities to declare first (once per connection).
+            expiration: per-message TTL in seconds.
+            confirm_timeout: seconds to wait for a confirm (confirming producers).
+            **properties: other AMQP properties (``message_id``,
+                ``correlation_id``, ``reply_to``, ``timestamp``, ``type``...).
+
+        Raises:
+            MessageNacked, MessageUnroutable, ConfirmTimeout: confirming producers.
+            SerializationError: the body cannot be encoded.
+            BrokerConnectionError, ChannelError: the publish failed.
+        """
+        if content_type is None:
+            if body.__class__ is bytes and serializer is None and self.serializer is None:
+                content_type, content_encoding = "application/data", "binary"
+            else:
+                content_type, content_encoding, body = dumps(body, serializer or self.serializer)
+        elif body.__class__ is str:
+            content_encoding = content_encoding or "utf-8"
+            body = body.encode(content_encoding)
+        elif content_encoding is None:
+            content_encoding = "binary"
+        if compression is None:
+            compression = self.compression
+        if compression:
+            body, method = compress(body, compression)
+            headers = (
+                {**headers, COMPRESSION_HEADER: method} if headers else {COMPRESSION_HEADER: method}
+            )
+        properties["content_type"] = content_type
+        properties["content_encoding"] = content_encoding
+        if headers:
+            properties["application_headers"] = headers
+        if priority:
+            properties["priority"] = priority
+        if expiration is not None:
+            properties["expiration"] = str(int(expiration * 1000))
+        if "reply_to" in properties and isinstance(properties["reply_to"], Queue):
+            properties["reply_to"] = properties["reply_to"].name
+        if exchange is None:
+            exchange_name = self._exchange_name
+            mode = self._default_mode if delivery_mode is None else delivery_mode
+        else:
+            exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
+            if delivery_mode is None:
+                delivery_mode = (
+                    exchange.default_delivery_mode if isinstance(exchange, Exchange) else PERSISTENT
+                )
+            mode = delivery_mode
+        properties["delivery_mode"] = (
+            mode if mode.__class__ is int else normalize_delivery_mode(mode)
+        )
+        if routing_key is None:
+            routing_key = self.routing_key
+        channel = self._channel
+        if retry or declare or channel is None or self._tracker is not None:
+            publish = self._retrying(retry_policy) if retry else self._publish
+            publish(body, properties, exchange_name, routing_key, mandatory, declare,
+                    confirm_timeout)  # fmt: skip
+            return
+        # The plain path, inlined: it is most of what a producer does.
+        try:
+            if len(properties) == 3:  # only the three set above: keywords beat ** unpacking
+                msg = channel.prepare_message(
+                    body,
+                    content_type=content_type,
+                    content_encoding=content_encoding,
+                    delivery_mode=properties["delivery_mode"],
+                )
+            else:
+                msg = channel.prepare_message(body, **properties)
+            channel.basic_publish(msg, exchange_name, routing_key, mandatory)
+        except RecoverableChannelError:
+            if not self._follows_default or channel.is_open:
+                raise
+            # A channel error closed the shared default channel earlier; this
+            # message was refused before it left, so sending it on the
+            # reopened default channel cannot duplicate it.
+            self.revive(self._connection)
+            self._publish(body, properties, exchange_name, routing_key, mandatory, None, None)
+
+    def _publish(
+        self,
+        body: bytes,
+        properties: dict[str, Any],
+        exchange: str,
+        routing_key: str,
+        mandatory: bool,
+        declare: Iterable[Exchange | Queue] | None,
+        confirm_timeout: float | None,
+    ) -> None:
+        channel = self._channel
+        if channel is None:
+            channel = self._get_channel()
+        tracker = self._tracker
+        if not channel.is_open or (tracker is not None and tracker.broken):
+            # A channel error closed our channel (or the confirm count became
+            # unreliable): continue on a fresh one where that is ours to do.
+            if self._follows_default or self._owns_channel:
+                self.revive(self._connection)
+            elif tracker is not None:
+                self.revive(channel)
+            channel = self._get_channel()
+            tracker = self._tracker
+        if declare:
+            for entity in declare:
+                self.maybe_declare(entity)
+        msg = channel.prepare_message(body, **properties)
+        if tracker is None:
+            channel.basic_publish(msg, exchange, routing_key, mandatory)
+            return
+        batch = self._batch
+        if batch is not None:
+            batch.use(tracker)
+            tag = tracker.publish(msg, exchange, routing_key, mandatory, True)
+            batch.track(tracker, tag, properties.get("message_id"))
+            return
+        if not self.confirm_publish:
+            tracker.publish(msg, exchange, routing_key, mandatory, False)
+            return
+        tag = tracker.publish(msg, exchange, routing_key, mandatory, True)
+        timeout = self.confirm_timeout if confirm_timeout is None else confirm_timeout
+        tracker.wait(tag, timeout, self._drain, self._is_blocked)
+        self._check_outcome(tracker, tag)
+
+    def _check_outcome(self, tracker: ConfirmTracker, tag: int) -> None:
+        if tag in tracker.nacked:
+            tracker.nacked.discard(tag)
+            tracker.returns.clear()
+            raise MessageNacked(f"the broker nacked message {tag} on channel {tracker.channel!r}")
+        if tracker.returns:
+            returned = tracker.returns[-1]
+            tracker.returns.clear()
+            if self.on_return is None:
+                raise returned.error()
+            self.on_return(
+                returned.error(), returned.exchange, returned.routing_key, returned.message
+            )
+
+    def _retrying(self, retry_policy: Mapping[str, Any] | None) -> Callable[..., None]:
+        conn = self._connection
+        if conn is None:
+            raise ConfigurationError("publish(retry=True) needs the producer's broker.Connection")
+        if retry_policy is None:
+            if self._retry_publish is None:
+                self._retry_publish = conn.ensure(self, self._publish, **DEFAULT_RETRY_POLICY)
+            return self._retry_publish
+        unknown = set(retry_policy) - _RETRY_KEYS
+        if unknown:
+            raise ConfigurationError(
+                f"unknown retry_policy key(s) {', '.join(sorted(map(repr, unknown)))}; "
+                f"allowed: {', '.join(sorted(_RETRY_KEYS))}"
+            )
+        publish: Callable[..., None] = conn.ensure(
+            self, self._publish, **{**DEFAULT_RETRY_POLICY, **retry_policy}
+        )
+        return publish
+
+    def _drain(self, timeout: float) -> None:
+        self._connection.drain_events(timeout=timeout)
+
+    def _is_blocked(self) -> bool:
+        return bool(getattr(self._connection, "is_blocked", False))
+
+    # -- pipelined confirms -------------------------------------------------------
+
+    def confirms(
+        self, timeout: float = DEFAULT_CONFIRM_TIMEOUT, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    ) -> ConfirmBatch:
+        """Publish many messages with one confirm wait at the end.
+
+        ``with producer.confirms(timeout=30) as batch:`` -- see
+        :class:`~broker.messaging.confirms.ConfirmBatch` for what leaving the block raises.
+        At most ``max_in_flight`` publishes are outstanding at once.
+        """
+        return ConfirmBatch(self, timeout=timeout, max_in_flight=max_in_flight)
+
+    def _begin_batch(self, batch: ConfirmBatch) -> None:
+        if self._batch is not None:
+            raise ConfigurationError("this producer is already inside a confirms() block")
+        self._batch = batch
+        channel = self._channel
+        if self._tracker is None and channel is not None:
+            if self._is_shared(channel):
+                self.revive(self._connection)  # to a confirm-mode channel of our own
+            else:
+                self._tracker = self._tracker_for(channel)
+
+    def _end_batch(self, batch: ConfirmBatch) -> None:
+        self._batch = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def declare(self) -> None:
+        """Declare the producer's exchange."""
+        if self._exchange_name:
+            self.maybe_declare(self._exchange)
+
+    def maybe_declare(self, entity: Exchange | Queue) -> bool:
+        """Declare ``entity`` through this producer's channel unless already declared.
+
+        An unbound entity (or one whose channel closed) is bound to the
+        producer's channel in place, so a server-assigned queue name is written
+        back into it; one bound to another open channel is declared through a copy.
+        """
+        channel = self._get_channel()
+        bound = entity._channel
+        if bound is None or not bound.is_open:
+            entity._bind_in_place(channel, self._connection)
+        elif bound is not channel:
+            entity = entity._bound(channel, self._connection)
+        return maybe_declare(entity)
+
+    def revive(self, channel: Any) -> None:
+        """Move to a new channel or connection (after a reconnect)."""
+        if is_connection(channel):
+            self._connection, channel = channel, None
+        else:
+            client = client_of(channel)
+            if client is not None:
+                self._connection = client
+        self._release_channel()
+        confirming = self.confirm_publish or self._batch is not None
+        if channel is not None and (not confirming or not self._is_shared(channel)):
+            self._attach(channel)
+
+    def _release_channel(self) -> None:
+        tracker, self._tracker = self._tracker, None
+        if tracker is not None:
+            tracker.detach()
+        channel, self._channel = self._channel, None
+        if channel is not None and self._owns_channel:
+            with contextlib.suppress(BrokerError):
+                channel.close()
+        self._owns_channel = False
+
+    def close(self) -> None:
+        """Release the producer (closing its own confirm channel, if any)."""
+        self._release_channel()
+
+    release = close
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        chan = f"chan:{self._channel.channel_id}" if self._channel is not None else "unbound"
+        mode = " confirming" if self.confirm_publish else ""
+        return f"<Producer exchange={self._exchange_name!r} {chan}{mode}>"

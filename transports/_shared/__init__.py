@@ -1,0 +1,3 @@
+"""Helpers shared by several transports: RabbitMQ's reply texts, message property checks and TLS
+settings.
+"""

@@ -1,0 +1,1 @@
+"""The ``amqp://`` transport on py-amqp (registered as ``transports.amqp.transport:Transport``)."""

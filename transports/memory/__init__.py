@@ -1,0 +1,1 @@
+"""The embedded ``memory://`` broker (registered as ``transports.memory.transport:Transport``)."""

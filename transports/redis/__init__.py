@@ -1,0 +1,3 @@
+"""The ``redis://`` transport: AMQP's model in one Lua script on Redis (registered as
+``transports.redis.transport:Transport``).
+"""

@@ -1,0 +1,231 @@
+"""The Redis link of one connection: redis-py clients, the broker script, error translation.
+
+A :class:`Link` holds three Redis connections to one server, all from one
+redis-py pool with redis-py's own retries turned off (retrying, and moving
+to another server, is brokerpool's job):
+
+* the owner's, for every command of the connection's owning thread;
+* the keeper's, opened on first use by :meth:`Link.keeper_call` (the
+  heartbeat thread renews the lease through it);
+* a pub/sub connection, opened on the first subscription, on which the owner
+  waits for "queue has messages" notifications.
+
+Every broker operation is one call of the Lua script
+``broker.lua`` (loaded once per server, called by SHA).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.exceptions import MasterDownError, NoPermissionError, OutOfMemoryError, ReadOnlyError
+    from redis.retry import Retry
+except ImportError as missing:  # the registry reports this when resolving 'redis'
+    raise ImportError(
+        f"the redis transport needs redis-py: pip install 'brokerpool[redis]' ({missing})"
+    ) from missing
+
+from broker.errors import (
+    AuthenticationError,
+    BrokerError,
+    HeartbeatTimeout,
+    IrrecoverableConnectionError,
+    RecoverableConnectionError,
+    TLSVerificationError,
+)
+from transports._shared.replies import from_reply_text
+from transports._shared.tls import TLSSettings
+from transports.base import ConnectionParams
+from transports.redis.options import RedisSettings, client_kwargs
+
+__all__ = ["SCRIPT", "Link", "translate"]
+
+SCRIPT = resources.files("transports.redis").joinpath("broker.lua").read_text()
+
+#: Server replies after which another server (or a later attempt) may succeed.
+_RECOVERABLE_REPLIES = ("READONLY", "LOADING", "OOM", "BUSY", "MASTERDOWN", "LEASE_EXPIRED")
+_AUTH_REPLIES = ("WRONGPASS", "NOAUTH")
+
+
+def translate(exc: redis.RedisError, where: str, heartbeat: float = 0.0) -> BrokerError:
+    """The brokerpool error for a redis-py exception (raise it ``from exc``).
+
+    With heartbeats on, a command that timed out (after two heartbeats) is a
+    :class:`~broker.errors.HeartbeatTimeout`.
+    """
+    text = str(exc)
+    if isinstance(exc, redis.AuthenticationError) or text.startswith(_AUTH_REPLIES):
+        return AuthenticationError(f"{where}: Redis refused the login: {text}")
+    if isinstance(exc, NoPermissionError):
+        return IrrecoverableConnectionError(f"{where}: Redis refused a command: {text}")
+    if isinstance(exc, redis.TimeoutError) and heartbeat:
+        return HeartbeatTimeout(f"{where}: no answer within two heartbeats ({2 * heartbeat:g}s)")
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY" in text:
+            return TLSVerificationError(f"{where}: TLS verification failed: {text}")
+        return RecoverableConnectionError(f"{where}: {text or type(exc).__name__}")
+    # redis-py strips the reply name off these, so they are told apart by class.
+    if isinstance(exc, ReadOnlyError | OutOfMemoryError | MasterDownError):
+        return RecoverableConnectionError(f"{where}: {type(exc).__name__}: {text}")
+    if isinstance(exc, redis.ResponseError):
+        channel_error = from_reply_text(text)
+        if channel_error is not None:
+            return channel_error
+        if text.startswith(_RECOVERABLE_REPLIES):
+            return RecoverableConnectionError(f"{where}: {text}")
+    return IrrecoverableConnectionError(f"{where}: {type(exc).__name__}: {text}")
+
+
+def _tls_connection_class(tls: TLSSettings) -> type[redis.Connection]:
+    """A redis-py connection class that wraps its socket with our TLS context."""
+
+    class _TLSConnection(redis.SSLConnection):
+        def _wrap_socket_with_ssl(self, sock: Any) -> Any:
+            return tls.context.wrap_socket(sock, server_hostname=tls.server_hostname)
+
+    return _TLSConnection
+
+
+class Link:
+    """The redis-py side of one connection (see the module docstring).
+
+    Raises (from the constructor):
+        broker.errors.AuthenticationError, RecoverableConnectionError,
+        TLSVerificationError: as :func:`translate` decides.
+    """
+
+    def __init__(self, params: ConnectionParams, found: RedisSettings, where: str) -> None:
+        self.where = where
+        self.settings = found
+        self._heartbeat = params.heartbeat
+        kwargs = client_kwargs(params, found)
+        kwargs["retry"] = Retry(NoBackoff(), 0)
+        # No CLIENT SETINFO: two round trips (and a package metadata lookup) per
+        # connect; CLIENT SETNAME already says who we are.
+        kwargs["driver_info"] = None
+        if found.tls is not None:
+            kwargs["connection_class"] = _tls_connection_class(found.tls)
+        self._pool = redis.ConnectionPool(**kwargs)
+        self._keeper: redis.Redis | None = None
+        self._keeper_lock = threading.Lock()
+        self.pubsub: Any = None
+        #: Called when the owner's link is found broken (the connection tears down).
+        self.on_broken: Callable[[], None] | None = None
+        try:
+            self.client = redis.Redis(
+                connection_pool=self._pool, single_connection_client=True, retry=kwargs["retry"]
+            )
+        except redis.RedisError as exc:
+            self._pool.disconnect()
+            raise translate(exc, where) from exc
+        self._script = self.client.register_script(SCRIPT)
+        self._vhost = str(found.db)
+
+    def call(self, op: str, *args: Any) -> Any:
+        """Run one broker operation on the owner's connection."""
+        try:
+            return self._script(args=(self.settings.key_prefix, op, self._vhost, *args))
+        except redis.RedisError as exc:
+            raise self._failed(exc) from exc
+
+    def server_info(self) -> dict[str, Any]:
+        """``INFO server`` (version, OS, mode)."""
+        try:
+            info: dict[str, Any] = self.client.info("server")
+        except redis.RedisError as exc:
+            raise self._failed(exc) from exc
+        return info
+
+    def call_within(self, seconds: float, op: str, *args: Any) -> Any:
+        """:meth:`call`, with the owner's socket timeout cut to ``seconds`` (before closing)."""
+        sock = getattr(getattr(self.client, "connection", None), "_sock", None)
+        if sock is not None:
+            sock.settimeout(max(0.001, seconds))
+        return self.call(op, *args)
+
+    def keeper_call(self, op: str, *args: Any) -> Any:
+        """Run one broker operation on the keeper's connection (for non-owner threads)."""
+        try:
+            with self._keeper_lock:
+                if self._keeper is None:
+                    self._keeper = redis.Redis(
+                        connection_pool=self._pool, single_connection_client=True
+                    )
+                keeper = self._keeper
+                return self._script(
+                    args=(self.settings.key_prefix, op, self._vhost, *args), client=keeper
+                )
+        except redis.RedisError as exc:
+            raise translate(exc, self.where, self._heartbeat) from exc
+
+    def hdel(self, key: str, *fields: int) -> int:
+        """HDEL on the owner's connection (acks take this fast path)."""
+        try:
+            return int(self.client.hdel(self.settings.key_prefix + key, *fields))
+        except redis.RedisError as exc:
+            raise self._failed(exc) from exc
+
+    def subscribe(self, channel: str) -> None:
+        """Subscribe to a notification channel and wait until the server confirms it."""
+        try:
+            if self.pubsub is None:
+                self.pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+            self.pubsub.subscribe(channel)
+            # Until the server confirms, a publish may not reach us: wait for it,
+            # so that a message published after basic_consume returns always wakes us.
+            deadline = time.monotonic() + self.settings.socket_timeout
+            wanted = channel.encode()
+            while (remaining := deadline - time.monotonic()) > 0:
+                reply = self.pubsub.get_message(timeout=remaining)
+                if reply and reply["type"] == "subscribe" and reply["channel"] == wanted:
+                    return
+        except redis.RedisError as exc:
+            raise self._failed(exc) from exc
+        raise RecoverableConnectionError(f"{self.where}: Redis did not confirm SUBSCRIBE")
+
+    def unsubscribe(self, channel: str) -> None:
+        """Stop notifications of one channel (not waited for)."""
+        if self.pubsub is None:
+            return
+        try:
+            self.pubsub.unsubscribe(channel)
+        except redis.RedisError as exc:
+            raise self._failed(exc) from exc
+
+    def wait(self, timeout: float) -> dict[str, Any] | None:
+        """The next pub/sub message (a notification or a confirmation), or ``None``."""
+        try:
+            message: dict[str, Any] | None = self.pubsub.get_message(timeout=timeout)
+        except redis.RedisError as exc:
+            raise self._failed(exc) from exc
+        return message
+
+    def _failed(self, exc: redis.RedisError) -> BrokerError:
+        """Translate a failure of the owner's connections; a broken link calls ``on_broken``."""
+        error = translate(exc, self.where, self._heartbeat)
+        if isinstance(error, RecoverableConnectionError) and self.on_broken is not None:
+            self.on_broken()
+        return error
+
+    def close(self) -> None:
+        """Close every socket at once (no QUIT, nothing waited for)."""
+        pubsub, self.pubsub = self.pubsub, None
+        for closer in (
+            getattr(pubsub, "close", None),
+            getattr(self._keeper, "close", None),
+            self.client.close,
+            self._pool.disconnect,
+        ):
+            if closer is not None:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    closer()

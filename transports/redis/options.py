@@ -1,0 +1,143 @@
+"""Validation of Redis connection parameters, and the redis-py arguments built from them.
+
+Pure functions, no I/O: bad input raises
+:class:`~broker.errors.ConfigurationError` naming the key, the value and what
+is allowed, before any socket is opened.
+
+URL form: ``redis://[[user]:password@]host[:port][/db]`` (``rediss://`` for
+TLS). The path is the database number (``/`` or none means 0). Redis has no
+default login: without a password in the URL or the ``password=`` keyword
+the connection does not authenticate.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker.errors import ConfigurationError
+from transports._shared.tls import TLSSettings, tls_settings
+from transports.base import ConnectionParams
+
+__all__ = ["DEFAULTS", "RedisSettings", "client_kwargs", "settings"]
+
+#: Transport options of the Redis transport and their defaults.
+DEFAULTS: Mapping[str, Any] = {
+    "visibility_timeout": 300.0,
+    "key_prefix": "brokerpool:",
+    "socket_timeout": 10.0,
+    "max_batch": 100,
+}
+#: Options the façade reads from ``transport_options`` on every transport.
+_SHARED = frozenset({"confirm_publish"})
+_MAX_DB = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """What the Redis transport needs beyond the host and the login."""
+
+    db: int
+    key_prefix: str
+    visibility_timeout: float
+    socket_timeout: float
+    max_batch: int
+    tls: TLSSettings | None
+
+    @property
+    def lease_ms(self) -> int:
+        """How long a connection's lease runs between renewals, in milliseconds."""
+        return max(1, round(self.visibility_timeout * 1000))
+
+
+def settings(params: ConnectionParams) -> RedisSettings:
+    """Validate ``params`` for Redis (no I/O)."""
+    options = dict(params.transport_options)
+    unknown = sorted(set(options) - set(DEFAULTS) - _SHARED)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigurationError(
+            f"unknown redis transport option(s) {', '.join(hints)}; "
+            f"valid options: {', '.join(DEFAULTS)}"
+        )
+    merged = {**DEFAULTS, **options}
+    prefix = merged["key_prefix"]
+    if not isinstance(prefix, str) or "\x00" in prefix:
+        raise ConfigurationError(
+            f"transport option 'key_prefix' must be a string without NUL, got {prefix!r}"
+        )
+    batch = merged["max_batch"]
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
+        raise ConfigurationError(
+            f"transport option 'max_batch' must be an integer in 1..10000, got {batch!r}"
+        )
+    if not isinstance(params.port, int) or not 0 < params.port < 65536:
+        raise ConfigurationError(f"port must be an integer in 1..65535, got {params.port!r}")
+    _seconds("heartbeat", params.heartbeat, zero_ok=True)
+    if params.connect_timeout is not None:
+        _seconds("connect_timeout", params.connect_timeout, zero_ok=False)
+    return RedisSettings(
+        db=_database(params.virtual_host),
+        key_prefix=prefix,
+        visibility_timeout=_seconds("visibility_timeout", merged["visibility_timeout"], False),
+        socket_timeout=_seconds("socket_timeout", merged["socket_timeout"], zero_ok=False),
+        max_batch=batch,
+        tls=tls_settings(params.ssl, params.hostname),
+    )
+
+
+def _seconds(key: str, value: Any, zero_ok: bool) -> float:
+    bad = isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value)
+    if bad or value < 0 or (value == 0 and not zero_ok) or math.isinf(value):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise ConfigurationError(f"{key} must be a finite number of seconds {bound}, got {value!r}")
+    return float(value)
+
+
+def _database(virtual_host: str) -> int:
+    text = virtual_host.strip("/")
+    if not text:
+        return 0
+    if text.isascii() and text.isdigit() and int(text) <= _MAX_DB:
+        return int(text)
+    raise ConfigurationError(
+        f"the path of a redis URL is the database number (redis://host:6379/0), "
+        f"got virtual host {virtual_host!r}"
+    )
+
+
+def client_kwargs(params: ConnectionParams, found: RedisSettings) -> dict[str, Any]:
+    """redis-py connection arguments (for :class:`redis.ConnectionPool`)."""
+    kwargs: dict[str, Any] = {
+        "host": params.hostname,
+        "port": params.port,
+        "db": found.db,
+        "username": params.userid or None,
+        "password": params.password,
+        "socket_connect_timeout": params.connect_timeout,
+        "socket_timeout": command_timeout(params, found),
+        "socket_keepalive": True,
+        "client_name": _client_name(params),
+        "protocol": 2,
+    }
+    return kwargs
+
+
+def command_timeout(params: ConnectionParams, found: RedisSettings) -> float:
+    """How long one command may take: ``socket_timeout``, cut to two heartbeats when on."""
+    if params.heartbeat:
+        return min(found.socket_timeout, 2 * params.heartbeat)
+    return found.socket_timeout
+
+
+def _client_name(params: ConnectionParams) -> str:
+    name = params.connection_name or f"brokerpool-{socket.gethostname()}"
+    # CLIENT SETNAME refuses spaces and newlines.
+    return "".join("_" if ch.isspace() else ch for ch in name)
