@@ -28,10 +28,11 @@ redis:  ## start the system Redis if it is installed but not answering
 test: install rabbitmq redis  ## run the whole test suite
 	$(BIN)/python -m pytest
 
-lint: install  ## ruff lint and format check
+lint: install  ## ruff lint and format check, and the import layers (contracts in pyproject.toml)
 	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	$(BIN)/ruff check broker transports pools tests bench examples docs
 	$(BIN)/ruff format --check broker transports pools tests bench examples docs
+	$(BIN)/lint-imports
 
 typecheck: install  ## mypy --strict on the three packages
 	$(BIN)/python -m pip install --quiet -e '.[test,lint]'

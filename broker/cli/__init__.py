@@ -1,1 +1,1 @@
-"""The ``brokerpool`` command line: one module per command (see :mod:`.main`)."""
+"""The ``brokerpool`` command line: one module per command, wired together by :mod:`.main`."""

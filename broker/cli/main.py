@@ -12,6 +12,12 @@ Exit codes: 0 success, 1 a broker or configuration error (one line on
 stderr, no traceback unless ``--verbose``), 2 a usage error, 130 on Ctrl-C.
 Passwords are masked in everything printed. Only this module configures
 logging; the library itself never prints.
+
+This module only wires the parser, logging and exit codes; each command
+lives in a module of its own (:mod:`.demo`, :mod:`.check`, :mod:`.publish`,
+:mod:`.consume`, :mod:`.bench`), sharing :mod:`.support` (the timeout
+option, a bounded connect, server facts) and :mod:`.output` (what is
+printed). No command module imports this one.
 """
 
 from __future__ import annotations
@@ -23,8 +29,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from broker.cli.commands import add_check_parser, add_demo_parser
-from broker.cli.io import add_consume_parser, add_publish_parser
+from broker import __version__
+from broker.cli.bench import add_bench_parser
+from broker.cli.check import add_check_parser
+from broker.cli.consume import add_consume_parser
+from broker.cli.demo import add_demo_parser
+from broker.cli.output import error_line
+from broker.cli.publish import add_publish_parser
 from broker.errors import BrokerError
 from broker.url.parse import mask_password
 
@@ -82,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log progress and show tracebacks"
     )
-    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     parent = _verbosity_parent()
@@ -90,16 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_parser(sub, parent)
     add_publish_parser(sub, parent)
     add_consume_parser(sub, parent)
-    from broker.cli.bench import add_bench_parser
-
     add_bench_parser(sub, parent)
     return parser
-
-
-def _version() -> str:
-    from broker import __version__
-
-    return __version__
 
 
 class _MaskingFormatter(logging.Formatter):
@@ -129,17 +132,6 @@ def _configure_logging(verbose: int) -> Callable[[], None]:
             logger.propagate = old_propagate
 
     return undo
-
-
-def error_line(exc: BaseException) -> str:
-    """One line describing ``exc`` for stderr, passwords masked.
-
-    Multi-line messages are folded so a script's log gets exactly one line.
-    """
-    text = str(exc) or type(exc).__name__
-    if not isinstance(exc, BrokerError):
-        text = f"{type(exc).__name__}: {text}"
-    return mask_password(" ".join(text.split()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,15 +1,14 @@
-"""Helpers shared by the ``brokerpool`` subcommands: bounded connects, server facts, output.
+"""What the networked ``brokerpool`` subcommands share: the ``--timeout`` option,
+a bounded connect over alternates, and the facts a broker announced.
 
-Kept apart from :mod:`broker.cli.main` so each command module stays small.
+The retry schedule is the library's default (:mod:`broker.retry.policy`);
+the command line only passes on the budget and the number of passes the
+user asked for.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,8 +19,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "add_timeout_argument",
     "connect",
-    "dump_json",
-    "measure_round_trip",
     "positive_float",
     "server_facts",
     "text_of",
@@ -62,7 +59,8 @@ def connect(
         urls: one or more broker URLs; each may itself be ``'url1;url2'``.
         timeout: total seconds for every attempt (each attempt is cut to what is left).
         heartbeat: requested heartbeat interval.
-        passes: how many times to go over the list of alternates.
+        passes: how many times to go over the list of alternates (the default
+            retry policy's backoff separates the passes; the budget caps them).
 
     Raises:
         ConfigurationError: a URL or option is malformed.
@@ -75,13 +73,7 @@ def connect(
         list(urls), connect_timeout=min(timeout, DEFAULT_TIMEOUT), heartbeat=heartbeat
     )
     try:
-        conn.ensure_connection(
-            max_retries=passes * conn.alternate_count - 1,
-            interval_start=0.5,
-            interval_step=0.5,
-            interval_max=2.0,
-            timeout=timeout,
-        )
+        conn.ensure_connection(max_retries=passes * conn.alternate_count - 1, timeout=timeout)
     except BaseException:
         conn.collect()
         raise
@@ -113,28 +105,3 @@ def server_facts(conn: Connection) -> dict[str, Any]:
         "heartbeat": transport.heartbeat if transport is not None else None,
         "frame_max": transport.frame_max if transport is not None else None,
     }
-
-
-def measure_round_trip(conn: Connection, samples: int = 5) -> float:
-    """Median round-trip time in seconds of a passive ``queue_declare``.
-
-    A server-named exclusive queue is declared first, so the probe never
-    touches anybody else's queue and vanishes with the channel.
-    """
-    channel = conn.channel()
-    try:
-        ok = channel.queue_declare(queue="", exclusive=True, auto_delete=True)
-        assert ok is not None  # nowait=False always returns the reply
-        timings = []
-        for _ in range(samples):
-            started = time.perf_counter()
-            channel.queue_declare(queue=ok.queue, passive=True)
-            timings.append(time.perf_counter() - started)
-        return statistics.median(timings)
-    finally:
-        channel.close()
-
-
-def dump_json(obj: Any) -> None:
-    """Print ``obj`` as one line of JSON on stdout."""
-    sys.stdout.write(json.dumps(obj, sort_keys=True, default=str) + "\n")

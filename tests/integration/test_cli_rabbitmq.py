@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,19 +94,18 @@ def test_check_fails_over_to_the_first_broker_that_answers(
     assert SECRET not in out + err
 
 
-def test_check_of_a_dead_port_prints_one_line_and_exits_1_quickly(
+def test_check_of_a_dead_port_prints_one_line_and_exits_1_without_retrying(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    started = time.monotonic()
     code, out, err = run(capsys, "check", f"amqp://guest:{SECRET}@127.0.0.1:1//")
-    elapsed = time.monotonic() - started
 
     assert code == 1
     assert out == ""
     assert err.count("\n") == 1
     assert err.startswith("brokerpool: error: could not connect to amqp://guest:**@127.0.0.1:1//")
+    # One URL, one pass: a refused port ends the command at once, no backoff sleep.
+    assert " after 1 attempt in " in err
     assert SECRET not in err
-    assert elapsed < 2.0
 
 
 def test_a_wrong_password_is_reported_without_echoing_it(

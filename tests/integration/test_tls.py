@@ -9,7 +9,6 @@ blocks publishers, and ``rabbitmqctl list_connections``.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
 import time
@@ -24,9 +23,9 @@ from broker.errors import (
     RecoverableConnectionError,
     TLSVerificationError,
 )
-from tests.support.rabbitnode import RabbitNode, install_problem
-from tests.support.services import in_ci
+from tests.support.rabbitnode import RabbitNode, require_extra_nodes
 from tests.support.tls import TestPKI, make_test_pki, rabbitmq_tls_config
+from tests.support.wait import drain_until, wait_until
 from transports.amqp.transport import AmqpConnection, Transport
 from transports.base import ConnectionParams
 
@@ -49,33 +48,27 @@ class TLSBroker:
         return str(self.pki.ca_cert)
 
 
-def _wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSBroker]:
     """A RabbitMQ node with a TLS listener on 127.0.0.1:5691, stopped after the module."""
-    problem = install_problem()
-    if problem is not None:
-        if in_ci():
-            pytest.fail(f"CI=true and no extra RabbitMQ node can start: {problem}", pytrace=False)
-        pytest.skip(f"no extra RabbitMQ node can start: {problem}")
+    require_extra_nodes()
     pki = make_test_pki(tmp_path_factory.mktemp("pki"))
     node = RabbitNode(
         port=AMQP_PORT, config_lines=rabbitmq_tls_config(pki, TLS_PORT), epmd_port=EPMD_PORT
     )
     try:
         node.start()
-        _wait_for_port(TLS_PORT, timeout=15)
+        wait_until(
+            lambda: _accepts(TLS_PORT), 15, interval=0.1, message="the TLS listener did not open"
+        )
         yield TLSBroker(node, pki)
     finally:
         node.close()  # stops every process it started, by pid
@@ -158,7 +151,9 @@ def test_reads_are_not_cut_short_by_the_handshake_timeout(connect: Connect) -> N
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         conn.drain_events(timeout=1.5)
-    assert 1.35 <= time.monotonic() - started <= 1.65
+    # Waited for its own timeout, not the 0.5 s of the handshake (the upper
+    # bound only catches a read that ignores its timeout altogether).
+    assert 1.35 <= time.monotonic() - started < 10
     assert conn.is_open
 
 
@@ -170,8 +165,8 @@ def test_wrong_ca_raises_tls_verification_error_quickly(
 ) -> None:
     started = time.monotonic()
     with pytest.raises(TLSVerificationError) as caught:
-        connect(ssl={"ca_certs": str(tls_broker.pki.other_ca_cert)})
-    assert time.monotonic() - started < 2.0
+        connect(ssl={"ca_certs": str(tls_broker.pki.other_ca_cert)}, connect_timeout=30)
+    assert time.monotonic() - started < 10  # at the handshake, not at the connect timeout
     err = caught.value
     assert isinstance(err, IrrecoverableConnectionError)
     assert not isinstance(err, RecoverableConnectionError)
@@ -194,15 +189,15 @@ def test_hostname_mismatch_raises_tls_verification_error(
 def test_plain_client_on_the_tls_port_fails_fast(connect: Connect) -> None:
     started = time.monotonic()
     with pytest.raises(RecoverableConnectionError):
-        connect(ssl=False, connect_timeout=3)
-    assert time.monotonic() - started < 3.5
+        connect(ssl=False, connect_timeout=30)
+    assert time.monotonic() - started < 10  # the broker hangs up; no connect timeout
 
 
 def test_tls_client_on_the_plain_port_fails_fast(connect: Connect) -> None:
     started = time.monotonic()
     with pytest.raises(RecoverableConnectionError):
-        connect(port=AMQP_PORT, connect_timeout=3)
-    assert time.monotonic() - started < 3.5
+        connect(port=AMQP_PORT, connect_timeout=30)
+    assert time.monotonic() - started < 10  # the broker hangs up; no connect timeout
 
 
 # -- closing over TLS ---------------------------------------------------------------------
@@ -212,7 +207,7 @@ def test_close_and_teardown_over_tls(connect: Connect) -> None:
     conn = connect()
     started = time.monotonic()
     conn.close(timeout=1)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5  # a hang guard: close-ok arrives at once
     conn.teardown()
     assert not conn.is_open and not conn.verify()
 
@@ -245,24 +240,14 @@ def test_blocked_and_unblocked_are_tracked(
     try:
         # Only a connection that publishes is blocked.
         channel.basic_publish(channel.prepare_message(b"x"), routing_key=unique_name)
-        _drain_until(conn, lambda: "blocked" in events)
+        drain_until(conn, lambda: "blocked" in events, 15)
         assert conn.is_blocked
         assert "blocked" in repr(conn)
     finally:
         node.set_memory_alarm(False)
-    _drain_until(conn, lambda: "unblocked" in events)
+    drain_until(conn, lambda: "unblocked" in events, 15)
     assert not conn.is_blocked
     assert events == ["blocked", "unblocked"]
-
-
-def _drain_until(conn: AmqpConnection, done: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError("the broker did not send the expected event in time")
-        with contextlib.suppress(TimeoutError):
-            conn.drain_events(timeout=min(remaining, 0.5))
 
 
 # -- through the Connection façade ------------------------------------------------------

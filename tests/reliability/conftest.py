@@ -40,10 +40,8 @@ from typing import Any
 import pytest
 
 from tests.support.faultproxy import FaultProxy
-from tests.support.rabbitnode import RabbitNode, install_problem
-from tests.support.redisnode import RedisNode
-from tests.support.redisnode import install_problem as redis_install_problem
-from tests.support.services import in_ci
+from tests.support.rabbitnode import RabbitNode, require_extra_nodes
+from tests.support.redisnode import RedisNode, require_redis_nodes
 
 _HERE = Path(__file__).resolve().parent
 
@@ -53,26 +51,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in item.path.resolve().parents:
             item.add_marker(pytest.mark.extra_nodes)
-
-
-def require_extra_nodes() -> None:
-    """Skip (or fail under ``CI=true``) when extra RabbitMQ nodes cannot start here."""
-    problem = install_problem()
-    if problem is None:
-        return
-    if in_ci():
-        pytest.fail(f"CI=true and extra RabbitMQ nodes cannot start: {problem}", pytrace=False)
-    pytest.skip(f"extra RabbitMQ nodes cannot start: {problem}")
-
-
-def require_redis_nodes() -> None:
-    """Skip (or fail under ``CI=true``) when extra Redis nodes cannot start here."""
-    problem = redis_install_problem()
-    if problem is None:
-        return
-    if in_ci():
-        pytest.fail(f"CI=true and extra Redis nodes cannot start: {problem}", pytrace=False)
-    pytest.skip(f"extra Redis nodes cannot start: {problem}")
 
 
 class _NodePool:

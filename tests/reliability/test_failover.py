@@ -31,11 +31,16 @@ def test_on_close_receives_the_error_of_a_cut_link(fault_proxy: Any, rabbitmq_ur
     conn = Connection(proxy.url_for(), on_close=lambda c, exc: closed.append(exc))
     channel = conn.channel()
     proxy.cut(rst=True)
+    with pytest.raises(RecoverableConnectionError) as raised:
+        conn.drain_events(timeout=10)  # the façade reads the reset and drops the link
+    # The hook ran once, at once, with the very error the caller got.
+    assert closed == [raised.value]
+    assert not conn.connected
     with pytest.raises(RecoverableConnectionError):
-        channel.queue_declare(queue="", exclusive=True)
-        conn.drain_events(timeout=1)
-    assert conn.default_channel.is_open  # reconnects through the healed proxy
+        channel.queue_declare(queue="", exclusive=True)  # a channel of the cut link stays dead
+    assert conn.default_channel.is_open  # reconnects: the proxy only cut the live link
     conn.close()
+    assert closed == [raised.value, None]  # a clean close reports no error
 
 
 def test_blackholed_broker_is_detected_then_ensure_connection_fails_over(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -20,7 +21,8 @@ from amqp.exceptions import ConnectionForced, NotFound
 
 from tests.support.faultproxy import FaultProxy
 from tests.support.rabbitnode import EpmdDaemon, RabbitNode, pid_alive, wait_gone
-from tests.support.services import RABBITMQ_PORT
+from tests.support.services import RABBITMQ_PORT, skip_or_fail
+from tests.support.wait import drain_until, wait_until
 
 pytestmark = pytest.mark.extra_nodes
 
@@ -46,25 +48,6 @@ def connection(host: str, **kwargs: object) -> Iterator[amqp.Connection]:
         with contextlib.suppress(Exception):
             conn.close()
         conn.collect()
-
-
-def drain_until(conn: amqp.Connection, done: Callable[[], bool], timeout: float) -> None:
-    """Read frames until ``done()`` is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "expected frame did not arrive"
-        with contextlib.suppress(socket.timeout):
-            conn.drain_events(timeout=0.25)
-
-
-def refused_within(port: int, seconds: float) -> bool:
-    """Whether connects to 127.0.0.1:port are refused within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not refuses(port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def refuses(port: int) -> bool:
@@ -167,12 +150,15 @@ def test_close_closes_every_socket(fault_proxy: ProxyFactory, rabbitmq_url: str)
 # -- epmd ---------------------------------------------------------------------------
 
 
-def free_epmd_port() -> int:
-    """A port for a throw-away epmd (4370/4371 belong to the shared ones)."""
+@pytest.fixture
+def epmd_port() -> int:
+    """A free port for a throw-away epmd (4370/4371 belong to the shared ones)."""
+    if shutil.which("epmd") is None:
+        skip_or_fail("Erlang's epmd is not on PATH")
     for port in range(4380, 4400):
         if refuses(port):
             return port
-    pytest.skip("no free port for a throw-away epmd in 4380-4399")
+    skip_or_fail("no free port for a throw-away epmd in 4380-4399")
 
 
 def test_close_succeeds_when_the_loop_runs_it_before_the_wake_byte_goes_out() -> None:
@@ -196,8 +182,8 @@ def test_close_succeeds_when_the_loop_runs_it_before_the_wake_byte_goes_out() ->
     assert not proxy._thread.is_alive()
 
 
-def test_epmd_is_started_once_and_stopped_by_its_last_user() -> None:
-    daemon = EpmdDaemon(free_epmd_port())
+def test_epmd_is_started_once_and_stopped_by_its_last_user(epmd_port: int) -> None:
+    daemon = EpmdDaemon(epmd_port)
     daemon.acquire()
     daemon.acquire()
     pid = daemon.pid
@@ -209,8 +195,10 @@ def test_epmd_is_started_once_and_stopped_by_its_last_user() -> None:
     assert refuses(daemon.port)
 
 
-def test_epmd_still_used_by_another_process_is_stopped_when_that_one_is_done() -> None:
-    daemon = EpmdDaemon(free_epmd_port())
+def test_epmd_still_used_by_another_process_is_stopped_when_that_one_is_done(
+    epmd_port: int,
+) -> None:
+    daemon = EpmdDaemon(epmd_port)
     daemon.acquire()
     pid = daemon.pid
     assert pid is not None
@@ -227,13 +215,11 @@ def test_epmd_still_used_by_another_process_is_stopped_when_that_one_is_done() -
     assert daemon.pid is None
 
 
-def test_epmd_started_by_someone_else_is_used_but_never_stopped() -> None:
-    port = free_epmd_port()
+def test_epmd_started_by_someone_else_is_used_but_never_stopped(epmd_port: int) -> None:
+    port = epmd_port
     foreign = subprocess.Popen(["epmd", "-port", str(port), "-address", "127.0.0.1"])
     try:
-        deadline = time.monotonic() + 5
-        while refuses(port) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: not refuses(port), 5, message="the foreign epmd did not listen")
         daemon = EpmdDaemon(port)
         daemon.acquire()
         assert daemon.pid is None
@@ -295,10 +281,15 @@ def test_kill_refuses_at_once_and_restart_keeps_durable_messages(
     with connection(rabbit_node.host, confirm_publish=True) as conn:
         channel = conn.channel()
         channel.queue_declare(unique_name, durable=True, auto_delete=False)
-        # Confirmed + persistent + durable queue: on disk before kill -9.
+        # Confirmed + persistent + durable queue: the message is on disk.
         channel.basic_publish(amqp.Message(b"survivor", delivery_mode=2), routing_key=unique_name)
+        # The declaration too, before the kill -- not whenever the broker gets to it:
+        # seen by another connection (registered node-wide), and its record synced.
+        with connection(rabbit_node.host) as other:
+            assert other.channel().queue_declare(unique_name, passive=True).message_count == 1
+        rabbit_node.sync_metadata()
         rabbit_node.kill()
-        assert refused_within(rabbit_node.port, 1.0)
+        wait_until(lambda: refuses(rabbit_node.port), 1.0, message="the port still accepts")
         assert not rabbit_node.is_running
 
     rabbit_node.restart()

@@ -21,6 +21,7 @@ import pytest
 from broker import Connection, Consumer, ConsumerLoop, Exchange, Producer, Queue
 from broker.errors import BrokerError, NotFound, PublishError
 from tests.support.rabbitnode import RabbitNode
+from tests.support.wait import wait_until
 
 TOTAL = 10_000
 CHUNK = 500  # each chunk uses a fresh connection, like a short-lived web worker
@@ -52,8 +53,7 @@ class Killer(threading.Thread):
             for threshold in (1_500, None):
                 start = self.progress[0]
                 goal = threshold if threshold is not None else start + 1_000
-                while self.progress[0] < goal:
-                    time.sleep(0.01)
+                wait_until(lambda goal=goal: self.progress[0] >= goal, 120)
                 self.node.kill()
                 self.kills.append(self.progress[0])
                 self.node.start()
@@ -150,17 +150,13 @@ def test_consumer_keeps_receiving_across_a_node_kill_and_restart(
     runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     try:
-        deadline = time.monotonic() + 60
-        while len(received) < 1_500:
-            assert time.monotonic() < deadline, f"only {len(received)} received before the kill"
-            time.sleep(0.01)
+        wait_until(lambda: len(received) >= 1_500, 60, message="1500 not received before the kill")
         rabbit_node.kill()
         killed.set()
         rabbit_node.start()
-        deadline = time.monotonic() + 120
-        while len(received) < total:
-            assert time.monotonic() < deadline, f"{total - len(received)} never arrived"
-            time.sleep(0.05)
+        wait_until(
+            lambda: len(received) >= total, 120, interval=0.05, message="not every message arrived"
+        )
     finally:
         loop.stop()
         runner.join(10)

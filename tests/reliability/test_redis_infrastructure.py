@@ -16,9 +16,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.reliability.conftest import require_redis_nodes
 from tests.support.rabbitnode import pid_alive, process_tree
-from tests.support.redisnode import REDIS_PORTS, RedisNode, redis_ping, resp_ping
+from tests.support.redisnode import (
+    REDIS_PORTS,
+    RedisNode,
+    redis_ping,
+    require_redis_nodes,
+    resp_ping,
+)
 
 pytestmark = pytest.mark.extra_nodes
 

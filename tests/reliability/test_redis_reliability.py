@@ -50,6 +50,7 @@ from tests.support.failover import publish_across_a_kill
 from tests.support.faultproxy import FaultProxy
 from tests.support.net import free_port
 from tests.support.redisnode import RedisNode
+from tests.support.wait import drain_for, drain_until, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,14 +95,6 @@ def unacked_keys(node: RedisNode) -> list[bytes]:
     """The unacked-delivery hashes left in Redis (empty ones do not exist)."""
     with raw(node) as client:
         return list(client.scan_iter(match=f"{PREFIX}u:*"))
-
-
-def drain_until(conn: Connection, done: Callable[[], bool], seconds: float) -> None:
-    """Drain events until ``done()`` or ``seconds`` passed."""
-    deadline = time.monotonic() + seconds
-    while not done() and time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            conn.drain_events(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
 
 
 class Child:
@@ -217,9 +210,11 @@ def test_sigkilled_consumer_loses_nothing_and_its_messages_return_after_the_leas
         last_renewal = expiry_ms / 1000 - VT
         assert received == []  # nothing before the lease ran out
 
-        drain_until(conn, lambda: len(received) >= total, VT + 8)
+        drain_until(
+            conn, lambda: len(received) >= total, VT + 8, message="not every message came back"
+        )
         all_back = time.monotonic() - killed_at
-        drain_until(conn, lambda: False, 0.5)  # anything more would be a duplicate
+        drain_for(conn, 0.5)  # anything more would be a duplicate
         for message in received:
             channel.basic_ack(message.delivery_tag)
 
@@ -267,14 +262,16 @@ def test_stalled_consumer_loses_its_lease_and_its_late_acks_are_refused(
         with child_consumer(a, queue, total) as child:
             child.signal(signal.SIGSTOP)  # a frozen process: no heartbeat, no drain
             stopped_at = time.monotonic()
-            drain_until(conn, lambda: len(received) >= total, VT + 8)
+            drain_until(
+                conn, lambda: len(received) >= total, VT + 8, message="not every message came back"
+            )
             back = time.monotonic() - stopped_at
             for message in received:
                 channel.basic_ack(message.delivery_tag)
             child.signal(signal.SIGCONT)
             child.send("ack")
             verdict = child.expect("acked ")
-            drain_until(conn, lambda: False, 0.5)  # nothing may come back
+            drain_for(conn, 0.5)  # nothing may come back
             child.send("exit")
             assert child.proc.wait(10) == 0, child.output
         seqs = collections.Counter(int(m.body) for m in received)
@@ -384,7 +381,7 @@ def test_idle_consumer_does_not_poll_redis(redis_nodes: Nodes) -> None:
         channel.basic_consume(queue=queue, callback=lambda m: None)
         with raw(a) as client:
             client.config_resetstat()
-            drain_until(conn, lambda: False, idle)
+            drain_for(conn, idle)
             calls = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
         print(f"\nidle redis consumer: {calls} script calls in {idle:g} s (lease renewal 75 s)")
         assert calls <= 2, f"{calls} script calls in {idle:g} s of idling"
@@ -546,15 +543,10 @@ def test_consumer_loop_recovers_after_redis_restart_that_lost_every_key(
     runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     try:
-        deadline = time.monotonic() + 10
-        while not loop.consumers:
-            assert time.monotonic() < deadline and runner.is_alive(), "the loop never started"
-            time.sleep(0.01)
+        wait_until(lambda: loop.consumers or not runner.is_alive(), 10)
+        assert runner.is_alive(), "the loop never started"
         publish_seqs(range(5))
-        deadline = time.monotonic() + 10
-        while len(received) < 5:
-            assert time.monotonic() < deadline, received
-            time.sleep(0.01)
+        wait_until(lambda: len(received) >= 5, 10, message="the first 5 messages were not consumed")
 
         a.kill()
         killed_at = time.monotonic()
@@ -568,10 +560,11 @@ def test_consumer_loop_recovers_after_redis_restart_that_lost_every_key(
             assert client.hexists(f"{PREFIX}exchanges", name)
 
         publish_seqs(range(5, 10))
-        deadline = time.monotonic() + 10
-        while len(received) < 10:
-            assert time.monotonic() < deadline, received
-            time.sleep(0.01)
+        wait_until(
+            lambda: len(received) >= 10,
+            10,
+            message="the 5 messages after the restart were not consumed",
+        )
         resumed = time.monotonic() - killed_at
     finally:
         loop.stop()

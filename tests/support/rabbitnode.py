@@ -38,6 +38,7 @@ from pathlib import Path
 import amqp
 
 from tests.support.net import bindable, claim_port
+from tests.support.services import skip_or_fail
 
 SERVER_GLOB = "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server"
 EPMD_PORT = 4370
@@ -77,6 +78,13 @@ def install_problem() -> str | None:
     if shutil.which("epmd") is None:
         return "Erlang's epmd is not on PATH"
     return None
+
+
+def require_extra_nodes() -> None:
+    """Skip (or fail under ``CI=true``) when extra RabbitMQ nodes cannot start here."""
+    problem = install_problem()
+    if problem is not None:
+        skip_or_fail(f"extra RabbitMQ nodes cannot start: {problem}")
 
 
 def _stat(pid: int | str) -> list[str] | None:
@@ -377,6 +385,18 @@ class RabbitNode:
             command = f"rabbitmqctl -n {self.nodename} {' '.join(args)}"
             raise RuntimeError(f"{command} exited {done.returncode}:\n{done.stdout}{done.stderr}")
         return done.stdout
+
+    def sync_metadata(self) -> None:
+        """Force the node's metadata (queues, exchanges, bindings) onto disk now.
+
+        RabbitMQ 3.x keeps declarations in Mnesia, whose transaction log is
+        what a restart replays; this syncs that log (``mnesia:sync_log()``),
+        so that a ``kill -9`` right after a declare cannot depend on when
+        the broker would have synced it. Messages need no such step: a
+        publisher confirm of a persistent message to a durable queue is sent
+        once the message is on disk.
+        """
+        self.ctl("eval", "ok = mnesia:sync_log().")
 
     def set_memory_alarm(self, active: bool) -> None:
         """Raise (watermark 0) or clear (0.4) the alarm that blocks publishers."""

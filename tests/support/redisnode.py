@@ -35,8 +35,16 @@ from types import TracebackType
 
 from tests.support.net import claim_port
 from tests.support.rabbitnode import pid_alive, process_tree, wait_gone
+from tests.support.services import skip_or_fail
 
-__all__ = ["REDIS_PORTS", "RedisNode", "install_problem", "redis_ping", "resp_ping"]
+__all__ = [
+    "REDIS_PORTS",
+    "RedisNode",
+    "install_problem",
+    "redis_ping",
+    "require_redis_nodes",
+    "resp_ping",
+]
 
 #: Ports nodes are picked from: next to the system Redis, outside the ephemeral range.
 REDIS_PORTS = range(6380, 6400)
@@ -49,6 +57,13 @@ def install_problem() -> str | None:
     if shutil.which("redis-server") is None:
         return "redis-server is not installed (not on PATH)"
     return None
+
+
+def require_redis_nodes() -> None:
+    """Skip (or fail under ``CI=true``) when extra Redis nodes cannot start here."""
+    problem = install_problem()
+    if problem is not None:
+        skip_or_fail(f"extra Redis nodes cannot start: {problem}")
 
 
 def resp_ping(host: str, port: int, timeout: float = 1.0) -> bytes | None:

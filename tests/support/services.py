@@ -1,14 +1,19 @@
 """Reachability of the machine's real services, shared by all test layers.
 
-Tests that need a broker must fail under ``CI=true`` when none is reachable
-and skip with a clear reason elsewhere.
+A test that cannot run here -- no broker reachable, a tool or library not
+installed, no free port -- goes through :func:`skip_or_fail`: it skips with
+a clear reason on a developer's machine and fails under ``CI=true``, so that
+CI never passes by skipping.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import socket
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
@@ -44,6 +49,20 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def skip_or_fail(reason: str, *, allow_module_level: bool = False) -> NoReturn:
+    """Skip the test with ``reason``; under ``CI=true`` fail it instead.
+
+    Args:
+        reason: what is missing and how to get it, e.g. ``"Redis is not
+            reachable on 127.0.0.1:6379; start it (`make redis`)"``.
+        allow_module_level: set when called while a module is collected
+            (a failure there is a collection error, which fails the run too).
+    """
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=allow_module_level)
+
+
 def require_service(name: str, host: str, port: int) -> None:
     """Fail (under CI) or skip (elsewhere) when the service is not reachable."""
     if port_open(host, port):
@@ -51,9 +70,22 @@ def require_service(name: str, host: str, port: int) -> None:
     reason = f"{name} is not reachable on {host}:{port}"
     if name in _START_HINTS:
         reason += f"; start it ({_START_HINTS[name]})"
-    if in_ci():
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail(reason)
+
+
+def require_module(name: str) -> ModuleType:
+    """Import ``name`` at module level, or skip the module (fail it under ``CI=true``).
+
+    The ``pytest.importorskip`` for libraries the ``test`` extra installs:
+    missing in CI means a broken environment, not a test to leave out.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        skip_or_fail(
+            f"{name} is not importable ({exc}); install the test extra (`make install`)",
+            allow_module_level=True,
+        )
 
 
 _REDIS_GLOB_CHARS = frozenset("*?[]^\\")

@@ -17,8 +17,9 @@ import pytest
 
 from broker import Connection
 from broker.cli.bench import Progress
-from broker.cli.io import parse_headers
-from broker.cli.main import error_line, main
+from broker.cli.main import main
+from broker.cli.output import error_line
+from broker.cli.publish import parse_headers
 from broker.errors import ConfigurationError, OperationalError
 
 SECRET = "Zq9-distinctive-Pw"

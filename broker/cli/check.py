@@ -1,99 +1,18 @@
-"""``brokerpool demo`` and ``brokerpool check``."""
+"""``brokerpool check``: connect (failing over between URLs) and print what the broker announced."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import statistics
 import time
-import uuid
 from typing import Any
 
-from broker.cli.support import (
-    add_timeout_argument,
-    connect,
-    dump_json,
-    measure_round_trip,
-    server_facts,
-)
+from broker.cli.output import dump_json, error_line, say
+from broker.cli.support import add_timeout_argument, connect, server_facts
 from broker.connection.connection import Connection
 from broker.errors import BrokerError
 
-__all__ = ["add_check_parser", "add_demo_parser", "run_check", "run_demo"]
-
-DEMO_MESSAGES = (
-    {"n": 1, "text": "hello"},
-    {"n": 2, "text": "from"},
-    {"n": 3, "text": "brokerpool"},
-)
-
-
-def add_demo_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
-    """Register ``brokerpool demo``."""
-    p = sub.add_parser(
-        "demo",
-        parents=[parent],
-        help="publish and consume a few messages, narrating each step",
-        description=(
-            "Open a connection, declare a queue, publish three messages, consume and "
-            "acknowledge them, and close. Runs on the embedded memory:// broker unless "
-            "--url names another one (a unique auto-delete queue is used there)."
-        ),
-    )
-    p.add_argument("--url", default="memory://", help="broker URL (default: %(default)s)")
-    add_timeout_argument(p, "seconds allowed for connecting and for each wait (default: 5)")
-    p.set_defaults(func=run_demo)
-
-
-def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Publish and consume :data:`DEMO_MESSAGES` on one queue, narrating each step."""
-    from broker.entities.queue import Queue
-
-    conn = connect([args.url], timeout=args.timeout)
-    with conn:
-        facts = server_facts(conn)
-        _say(f"connected to {conn.as_uri()} ({facts['product']} {facts['version']})")
-        queue = Queue(f"brokerpool-demo-{uuid.uuid4().hex[:8]}", auto_delete=True)
-        queue = queue.bind(conn)  # bound to the connection's default channel
-        queue.declare()
-        _say(f"declared queue {queue.name!r} (auto-delete)")
-        producer = conn.Producer(serializer="json")
-        for body in DEMO_MESSAGES:
-            producer.publish(body, routing_key=queue.name, retry=True)
-            _say(f"published {body} -> {queue.name!r}")
-        received = _consume_demo_messages(conn, queue, len(DEMO_MESSAGES), args.timeout)
-        _say(f"consumed {received} of {len(DEMO_MESSAGES)} messages, each acknowledged")
-    _say(f"closed the connection to {conn.as_uri()}")
-    return 0 if received == len(DEMO_MESSAGES) else 1
-
-
-def _consume_demo_messages(conn: Connection, queue: Any, expected: int, timeout: float) -> int:
-    """Consume ``expected`` messages from ``queue``, acknowledging each."""
-    received = 0
-
-    def on_message(body: Any, message: Any) -> None:
-        nonlocal received
-        received += 1
-        redelivered = message.delivery_info.get("redelivered", False)
-        flags = f"content_type={message.content_type}, redelivered={redelivered}"
-        message.ack()
-        _say(f"received {body} ({flags}) -> acked")
-
-    deadline = time.monotonic() + timeout
-    with conn.Consumer([queue], callbacks=[on_message], prefetch_count=expected):
-        while received < expected:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                conn.drain_events(timeout=left)
-            except TimeoutError:
-                break
-    return received
+__all__ = ["add_check_parser", "measure_round_trip", "run_check"]
 
 
 def add_check_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -130,7 +49,7 @@ def add_check_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Connect, gather :func:`server_facts` and the round-trip time, print them."""
+    """Connect, gather the server facts and the round-trip time, print them."""
     if args.passes < 1:
         args.passes = 1
     started = time.perf_counter()
@@ -140,8 +59,6 @@ def run_check(args: argparse.Namespace) -> int:
         )
     except BrokerError as exc:
         if args.json:
-            from broker.cli.main import error_line
-
             dump_json({"ok": False, "error": error_line(exc)})
         raise
     connect_time = time.perf_counter() - started
@@ -155,6 +72,26 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         _print_facts(facts)
     return 0
+
+
+def measure_round_trip(conn: Connection, samples: int = 5) -> float:
+    """Median round-trip time in seconds of a passive ``queue_declare``.
+
+    A server-named exclusive queue is declared first, so the probe never
+    touches anybody else's queue and vanishes with the channel.
+    """
+    channel = conn.channel()
+    try:
+        ok = channel.queue_declare(queue="", exclusive=True, auto_delete=True)
+        assert ok is not None  # nowait=False always returns the reply
+        timings = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            channel.queue_declare(queue=ok.queue, passive=True)
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings)
+    finally:
+        channel.close()
 
 
 def _print_facts(facts: dict[str, Any]) -> None:
@@ -179,4 +116,4 @@ def _print_facts(facts: dict[str, Any]) -> None:
     ]
     if len(facts["alternates"]) > 1:
         lines.append(f"alternates    {'; '.join(facts['alternates'])}")
-    _say("\n".join(lines))
+    say("\n".join(lines))
