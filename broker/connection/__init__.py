@@ -1,3 +1,4 @@
 """The :class:`~broker.connection.connection.Connection` façade and the collaborators it holds:
-failover cycling, the heartbeat thread, lifecycle callbacks and the recovery record.
+failover over the alternates (:mod:`.failover`), the heartbeat thread (:mod:`.heartbeat`),
+lifecycle callbacks (:mod:`.callbacks`) and the recovery record (:mod:`.recovery`).
 """

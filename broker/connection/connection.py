@@ -1,36 +1,49 @@
 """The :class:`Connection` façade.
 
-It owns the list of alternate brokers and the current transport connection,
-and delegates: URL work to :mod:`broker.url.parse` and :mod:`broker.url.targets`,
-retrying to :mod:`broker.retry.ensure` and :mod:`broker.retry.policy`, host cycling to
-:mod:`broker.connection.failover`, transport work to the :mod:`transports` registry,
-pooling to :mod:`pools` and messaging to :mod:`broker.messaging.producer`.
+One class, holding the live transport connection and a few collaborators
+with their own state, each in its own module:
+
+* :class:`~broker.connection.failover.Failover` -- the alternate brokers, the
+  one in use, and the order to move along them;
+* :class:`~broker.connection.heartbeat.HeartbeatDriver` -- the heartbeat thread;
+* :class:`~broker.connection.callbacks.LifecycleCallbacks` -- the lifecycle
+  hooks, cross-thread callbacks and the broker-blocked state;
+* :class:`~broker.connection.recovery.Topology` -- the recovery record.
+
+URL work is done by :mod:`broker.url`, retrying by :mod:`broker.retry` (the
+loops in :mod:`broker.retry.ensure` drive the connection through its
+:class:`~broker.retry.ensure.Reconnectable` methods), transport work by the
+:mod:`transports` registry. Entities, producers and consumers use the
+connection through :class:`~broker.entities.owner.ChannelOwner`, which it
+inherits. Pools and messaging sit above: the factory methods import them
+when called.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from broker.connection.factories import ConnectionFactories
-from broker.connection.failover import resolve_strategy
-from broker.connection.heartbeat import HeartbeatSender
-from broker.connection.info import ConnectionInfo
-from broker.connection.lifecycle import ConnectionLifecycle
-from broker.errors import ConfigurationError
+from broker.connection.callbacks import LifecycleCallbacks
+from broker.connection.failover import Failover, resolve_strategy
+from broker.connection.heartbeat import HeartbeatDriver
+from broker.connection.recovery import Topology
+from broker.entities.owner import ChannelOwner
+from broker.errors import ConfigurationError, ConnectionBlockedTimeout
 from broker.retry import ensure as _ensure
-from broker.retry.policy import Linear, RetryPolicy
-from broker.url.targets import Target, build_targets, unknown_keywords_message
+from broker.retry.policy import RetryPolicy
+from broker.url.targets import build_targets, target_identity, unknown_keywords_message
 from transports.base import Channel, Transport, TransportConnection
 
 if TYPE_CHECKING:
-    from broker.connection.recovery import Topology
+    from broker.messaging.consumer import Consumer
+    from broker.messaging.producer import Producer
+    from broker.messaging.simple import SimpleBuffer, SimpleQueue
+    from pools import ChannelPool, ConnectionPool
 
 __all__ = ["Connection"]
 
@@ -45,16 +58,23 @@ CLOSE_TIMEOUT = 2.0
 #: ``add_callback_threadsafe`` and the blocked-connection deadline are served.
 _DRAIN_SLICE = 0.25
 
+# Constructor keywords that describe a broker (passed on to build_targets).
+_TARGET_KEYWORDS = (
+    "transport",
+    "userid",
+    "password",
+    "virtual_host",
+    "port",
+    "ssl",
+    "connect_timeout",
+    "heartbeat",
+    "login_method",
+    "connection_name",
+    "client_properties",
+)
 
-def _as_list(value: ConnectionHook | Iterable[ConnectionHook] | None) -> list[ConnectionHook]:
-    if value is None:
-        return []
-    if callable(value):
-        return [value]
-    return list(value)
 
-
-class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
+class Connection(ChannelOwner):
     """A lazy, failover-aware connection to a message broker.
 
     Args:
@@ -78,7 +98,8 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         heartbeat_thread: send heartbeats from a background thread so that a
             busy owner thread is never disconnected (default ``True``).
 
-    Constructing a Connection performs no I/O: it connects on first use.
+    Constructing a Connection performs no I/O: it connects on first use,
+    retrying per :data:`~broker.retry.policy.DEFAULT_RETRY_POLICY`.
     """
 
     def __init__(
@@ -115,15 +136,11 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
             raise ConfigurationError(
                 f"transport_options must be a mapping, got {transport_options!r}"
             )
-        if blocked_connection_timeout is not None and (
-            isinstance(blocked_connection_timeout, bool)
-            or not isinstance(blocked_connection_timeout, int | float)
-            or blocked_connection_timeout <= 0
-        ):
-            raise ConfigurationError(
-                "blocked_connection_timeout must be a number > 0 or None, "
-                f"got {blocked_connection_timeout!r}"
-            )
+        self._callbacks: LifecycleCallbacks[Connection] = LifecycleCallbacks(
+            on_open=on_open, on_open_error=on_open_error, on_close=on_close,
+            on_connect=on_connect, on_blocked=on_blocked, on_unblocked=on_unblocked,
+            blocked_timeout=blocked_connection_timeout,
+        )  # fmt: skip
         self._init_args: dict[str, Any] = {
             "hostname": hostname, "userid": userid, "password": password,
             "virtual_host": virtual_host, "port": port, "ssl": ssl, "transport": transport,
@@ -138,88 +155,295 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         }  # fmt: skip
         self._transport_options: Mapping[str, Any] = MappingProxyType(dict(transport_options or {}))
         self._strategy = resolve_strategy(failover_strategy)
-        self._set_targets()
+        self._failover = self._make_failover()
+        self._heartbeats = HeartbeatDriver(enabled=heartbeat_thread)
+        self._topology: Topology | None = None
         self._transports: dict[type[Transport], Transport] = {}
         self._conn: TransportConnection | None = None
         self._default_channel: Channel | None = None
-        self._heartbeat: HeartbeatSender | None = None
-        self._heartbeat_thread = heartbeat_thread
         self._closing = False
         self._connect_count = 0
-        self._owner: int | None = None
-        self._pending: collections.deque[Callable[[], Any]] = collections.deque()
-        self._blocked_since: float | None = None
-        self._blocked_timeout = blocked_connection_timeout
-        self._topology: Topology | None = None
-        self.on_open = _as_list(on_open)
-        self.on_open_error = [on_open_error] if on_open_error else []
-        self.on_close = [on_close] if on_close else []
-        self.on_connect = _as_list(on_connect)
-        self.on_blocked = [on_blocked] if on_blocked else []
-        self.on_unblocked = [on_unblocked] if on_unblocked else []
-        #: Keys of entities declared on the current connection (cleared on reconnect).
-        self.declared_entities: set[Any] = set()
+        self._declared: set[Any] = set()
 
-    # -- alternates ------------------------------------------------------------
-
-    def _set_targets(self) -> None:
+    def _make_failover(self) -> Failover:
         args = self._init_args
-        self._targets: tuple[Target, ...] = build_targets(
+        targets = build_targets(
             args["hostname"],
             alternates=args["alternates"],
             transport_options=self._transport_options,
             **{k: args[k] for k in _TARGET_KEYWORDS},
         )
-        self._by_uri = {t.url.as_uri(include_password=True): t for t in self._targets}
-        self._cycle = iter(self._strategy(list(self._by_uri)))
-        self._current = self._next_target()
+        return Failover(targets, self._strategy)
 
-    def _next_target(self) -> Target:
-        uri = next(self._cycle)
-        target = self._by_uri.get(uri) if isinstance(uri, str) else None
-        if target is None:
-            raise ConfigurationError(
-                f"failover_strategy yielded {uri!r}, which is not one of this connection's URLs"
-            )
-        return target
+    # -- state and description -------------------------------------------------------
 
-    def maybe_switch_next(self) -> None:
-        """Move to the next alternate (per the failover strategy), if there is one."""
-        if len(self._targets) > 1:
-            self._current = self._next_target()
+    @property
+    def connected(self) -> bool:
+        """Whether a live transport connection exists."""
+        return self._conn is not None and self._conn.is_open
 
-    def switch(self, url: str) -> None:
-        """Close the current connection and use ``url`` (and only it) from now on."""
-        self.close()
-        self._init_args = dict(self._init_args, hostname=url, alternates=None)
-        self._set_targets()
+    @property
+    def is_open(self) -> bool:
+        """Open and usable."""
+        return self.connected and not self._closing
 
-    # -- connecting ------------------------------------------------------------
+    @property
+    def is_closing(self) -> bool:
+        """Inside :meth:`close`."""
+        return self._closing
+
+    @property
+    def is_closed(self) -> bool:
+        """Not open and not closing (also before the first connect)."""
+        return not self.connected and not self._closing
 
     def verify(self) -> bool:
         """Non-blocking liveness check: False when closed or known broken."""
         conn = self._conn
         return conn is not None and conn.verify()
 
-    def _implicit_policy(self) -> RetryPolicy:
-        # Implicit connects (channel(), default_channel, drain_events, publish)
-        # make three passes over the alternates, pausing 1 s then 2 s between
-        # passes; every attempt is bounded by connect_timeout.
-        return RetryPolicy(
-            max_retries=3 * len(self._targets) - 1, backoff=Linear(1.0, 1.0, 2.0), timeout=None
-        )
+    @property
+    def host(self) -> str:
+        """``hostname:port`` of the current alternate."""
+        return self._failover.current.host
+
+    @property
+    def hostname(self) -> str:
+        """Host name of the current alternate."""
+        return self._failover.current.params.hostname
+
+    def as_uri(self, include_password: bool = False, mask: str = "**") -> str:
+        """The current alternate's URL with defaults filled in (password masked)."""
+        return self._failover.current.as_uri(include_password=include_password, mask=mask)
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """Hashable key: equal for equal URLs and options; holds no password."""
+        return tuple(target_identity(t) for t in self._failover.targets)
+
+    @property
+    def transport_options(self) -> Mapping[str, Any]:
+        """A read-only copy of the transport options."""
+        return self._transport_options
+
+    @property
+    def transport(self) -> Transport:
+        """The transport of the current alternate."""
+        cls = self._failover.current.transport_cls
+        transport = self._transports.get(cls)
+        if transport is None:
+            transport = self._transports[cls] = cls()
+        return transport
+
+    @property
+    def transport_connection(self) -> TransportConnection | None:
+        """The live transport-level connection, if any."""
+        return self._conn
+
+    def get_heartbeat_interval(self) -> float:
+        """The negotiated heartbeat interval (the requested one before connecting)."""
+        if self._conn is not None:
+            return self._conn.heartbeat
+        return self._failover.current.params.heartbeat
+
+    @property
+    def heartbeat(self) -> float:
+        """Alias of :meth:`get_heartbeat_interval`."""
+        return self.get_heartbeat_interval()
+
+    @property
+    def supports_heartbeats(self) -> bool:
+        """Whether the current transport has heartbeats."""
+        return self._failover.current.transport_cls.capabilities.heartbeats
+
+    @property
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
+        """Errors meaning the connection failed."""
+        return self._failover.current.transport_cls.connection_errors
+
+    @property
+    def channel_errors(self) -> tuple[type[BaseException], ...]:
+        """Errors meaning a channel failed."""
+        return self._failover.current.transport_cls.channel_errors
+
+    @property
+    def recoverable_connection_errors(self) -> tuple[type[BaseException], ...]:
+        """Connection errors that a reconnect can fix."""
+        return self._failover.current.transport_cls.recoverable_connection_errors
+
+    @property
+    def recoverable_channel_errors(self) -> tuple[type[BaseException], ...]:
+        """Channel errors that a new channel can fix."""
+        return self._failover.current.transport_cls.recoverable_channel_errors
+
+    @property
+    def server_properties(self) -> Mapping[str, Any]:
+        """What the broker announced (empty before connecting)."""
+        return self._conn.server_properties if self._conn is not None else {}
+
+    def _capability(self, name: str) -> bool:
+        caps = self.server_properties.get("capabilities") or {}
+        return bool(caps.get(name, False))
+
+    @property
+    def publisher_confirms(self) -> bool:
+        """The broker supports publisher confirms."""
+        return self._capability("publisher_confirms")
+
+    @property
+    def basic_nack(self) -> bool:
+        """The broker supports ``basic.nack``."""
+        return self._capability("basic.nack")
+
+    @property
+    def consumer_cancel_notify(self) -> bool:
+        """The broker notifies consumers it cancels."""
+        return self._capability("consumer_cancel_notify")
+
+    @property
+    def exchange_exchange_bindings(self) -> bool:
+        """The broker supports exchange-to-exchange bindings."""
+        return self._capability("exchange_exchange_bindings")
+
+    def info(self) -> dict[str, Any]:
+        """Connection facts for display; the password is masked."""
+        p = self._failover.current.params
+        return {
+            "hostname": p.hostname, "port": p.port, "userid": p.userid,
+            "password": "**" if p.password else None, "virtual_host": p.virtual_host,
+            "ssl": bool(p.ssl), "transport": self._failover.current.transport_cls.name,
+            "connect_timeout": p.connect_timeout, "heartbeat": p.heartbeat,
+            "login_method": p.login_method, "uri": self.as_uri(),
+            "alternates": [t.as_uri() for t in self._failover.targets],
+            "failover_strategy": self._init_args["failover_strategy"],
+            "transport_options": dict(self._transport_options), "connected": self.connected,
+        }  # fmt: skip
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closing" if self._closing else "closed"
+        count = len(self._failover)
+        extra = f" alternates={count}" if count > 1 else ""
+        return f"<Connection {self.as_uri()} {state}{extra} at {id(self):#x}>"
+
+    # -- alternates -------------------------------------------------------------------
+
+    @property
+    def alternate_count(self) -> int:
+        """How many brokers this connection can fail over between."""
+        return len(self._failover)
+
+    def describe_alternates(self) -> str:
+        """Every alternate's URL, passwords masked, separated by ``;``."""
+        return self._failover.describe()
+
+    def maybe_switch_next(self) -> None:
+        """Move to the next alternate (per the failover strategy), if there is one."""
+        self._failover.advance()
+
+    def switch(self, url: str) -> None:
+        """Close the current connection and use ``url`` (and only it) from now on."""
+        self.close()
+        self._init_args = dict(self._init_args, hostname=url, alternates=None)
+        self._failover = self._make_failover()
+
+    # -- lifecycle hooks and threads ----------------------------------------------------
+
+    @property
+    def on_open(self) -> list[ConnectionHook]:
+        """``on_open(conn)`` hooks, run after every successful connect."""
+        return self._callbacks.on_open
+
+    @property
+    def on_open_error(self) -> list[Callable[[Connection, BaseException], Any]]:
+        """``on_open_error(conn, exc)`` hooks, run when a connect gives up."""
+        return self._callbacks.on_open_error
+
+    @property
+    def on_close(self) -> list[Callable[[Connection, BaseException | None], Any]]:
+        """``on_close(conn, exc)`` hooks; ``exc`` is ``None`` for :meth:`close`."""
+        return self._callbacks.on_close
+
+    @property
+    def on_connect(self) -> list[ConnectionHook]:
+        """``on_connect(conn)`` hooks, run after every (re)connect and recovery."""
+        return self._callbacks.on_connect
+
+    @property
+    def on_blocked(self) -> list[Callable[[str], Any]]:
+        """``on_blocked(reason)`` hooks, run on ``connection.blocked``."""
+        return self._callbacks.on_blocked
+
+    @property
+    def on_unblocked(self) -> list[Callable[[], Any]]:
+        """``on_unblocked()`` hooks, run on ``connection.unblocked``."""
+        return self._callbacks.on_unblocked
+
+    @property
+    def is_blocked(self) -> bool:
+        """Whether the broker currently blocks this connection (``connection.blocked``)."""
+        return self._callbacks.is_blocked
+
+    def add_callback_threadsafe(self, fn: Callable[[], Any]) -> None:
+        """Schedule ``fn`` to run on the owning thread during its next library call.
+
+        The documented way to ack from worker threads: pass
+        ``functools.partial(message.ack)`` from the worker. ``drain_events``
+        serves queued callbacks at least every 0.25 s.
+        """
+        self._callbacks.add_threadsafe(fn)
+
+    def run_pending_callbacks(self) -> None:
+        """Run the callbacks queued by :meth:`add_callback_threadsafe`, if on the owning thread.
+
+        Library calls do this themselves; call it when the owner is busy in
+        its own loop and makes no library call for a while.
+        """
+        self._callbacks.run_pending()
+
+    def _on_blocked(self, reason: str) -> None:
+        logger.warning("connection to %s blocked by the broker: %s", self.as_uri(), reason)
+        self._callbacks.blocked(reason)
+
+    def _on_unblocked(self) -> None:
+        logger.info("connection to %s unblocked", self.as_uri())
+        self._callbacks.unblocked()
+
+    def _check_blocked(self) -> None:
+        limit = self._callbacks.blocked_too_long()
+        if limit is not None:
+            exc = ConnectionBlockedTimeout(
+                f"connection to {self.as_uri()} blocked by the broker for more than {limit:g} s"
+            )
+            self._drop(exc)
+            raise exc
+
+    # -- the recovery record ------------------------------------------------------------
+
+    @property
+    def declared_entities(self) -> set[Any]:
+        """Keys of entities declared on the current connection (cleared on reconnect)."""
+        return self._declared
+
+    @property
+    def topology(self) -> Topology:
+        """The record of declared entities and consumers replayed after reconnects."""
+        if self._topology is None:
+            self._topology = Topology()
+        return self._topology
+
+    # -- connecting -------------------------------------------------------------------
 
     def connect(self) -> Connection:
-        """Connect now (bounded by the implicit-connect policy) and return self."""
-        return self.ensure_connection(policy=self._implicit_policy())
+        """Connect now (per :data:`~broker.retry.policy.DEFAULT_RETRY_POLICY`) and return self."""
+        return self.ensure_connection()
 
     def ensure_connection(
         self,
         errback: _ensure.Errback | None = None,
         max_retries: int | None = None,
-        interval_start: float = 2,
-        interval_step: float = 2,
-        interval_max: float = 30,
+        interval_start: float | None = None,
+        interval_step: float | None = None,
+        interval_max: float | None = None,
         callback: Callable[[], None] | None = None,
         timeout: float | None = None,
         *,
@@ -227,8 +451,9 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
     ) -> Connection:
         """Connect, retrying and failing over until it works or the budget is spent.
 
-        ``max_retries=N`` means N + 1 attempts. With neither ``max_retries``
-        nor ``timeout`` the default budget applies (see :mod:`broker.retry.policy`).
+        The budget is :data:`~broker.retry.policy.DEFAULT_RETRY_POLICY`; the
+        keywords override what they give (``max_retries=N`` means N + 1
+        attempts, ``timeout=math.inf`` no deadline), or ``policy`` replaces it.
         ``errback(exc, interval)`` runs before each retry; ``callback()`` about
         once a second while waiting.
 
@@ -245,91 +470,85 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         try:
             _ensure.connect_with_retry(self, policy.begin(), errback=errback, callback=callback)
         except BaseException as exc:
-            for hook in self.on_open_error:
-                hook(self, exc)
+            self._callbacks.open_failed(self, exc)
             raise
         return self
 
-    def _transport_for(self, target: Target) -> Transport:
-        transport = self._transports.get(target.transport_cls)
-        if transport is None:
-            transport = self._transports[target.transport_cls] = target.transport_cls()
-        return transport
+    def connect_once(self, timeout: float | None = None) -> None:
+        """One connect attempt to the current alternate: no retry, no failover.
 
-    def _open_current(self, remaining: float | None) -> None:
-        """One connect attempt to the current alternate (used by the retry loop)."""
-        target = self._current
+        The building block of the retry loops (:mod:`broker.retry.ensure`):
+        the attempt's own timeout is cut to ``timeout`` seconds. After the
+        link opens, the ``on_open`` hooks run, the recovery record is replayed
+        (on a reconnect) and the ``on_connect`` hooks run; if any of that
+        fails, the link is dropped again and the error raised.
+        """
+        target = self._failover.current
         params = target.params
-        if remaining is not None and (
-            params.connect_timeout is None or params.connect_timeout > remaining
+        if timeout is not None and (
+            params.connect_timeout is None or params.connect_timeout > timeout
         ):
-            params = replace(params, connect_timeout=max(remaining, 0.01))
-        conn = self._transport_for(target).connect(
-            params, on_blocked=self._handle_blocked, on_unblocked=self._handle_unblocked
+            params = replace(params, connect_timeout=max(timeout, 0.01))
+        conn = self.transport.connect(
+            params, on_blocked=self._on_blocked, on_unblocked=self._on_unblocked
         )
-        self._conn, self._owner, self._closing = conn, threading.get_ident(), False
+        self._conn, self._closing = conn, False
         reconnect = self._connect_count > 0
         self._connect_count += 1
-        if conn.heartbeat and self._heartbeat_thread:
-            self._heartbeat = HeartbeatSender(conn, conn.heartbeat, target.host)
-            self._heartbeat.start()
+        self._heartbeats.start(conn, target.host)
         logger.info("connected to %s", target.as_uri())
         try:
-            for hook in self.on_open:
-                hook(self)
+            self._callbacks.opened(self)
             if reconnect and self._topology is not None:
                 self._topology.replay(self)
-            for hook in self.on_connect:
-                hook(self)
+            self._callbacks.connected(self)
         except BaseException as exc:
             # A half-recovered connection is no connection: drop it so the
             # retry loop (or the caller) starts from a clean state; the loop
             # itself decides whether to move on to the next alternate.
-            self._connection_lost(exc, fail_over=False)
+            self._drop(exc, fail_over=False)
             raise
+
+    def connection_lost(self, exc: BaseException) -> None:
+        """Drop the link broken by ``exc`` at once (no handshake) and move to the next alternate.
+
+        The ``on_close`` hooks run with ``exc``; the next connect, implicit or
+        explicit, starts with the next alternate.
+        """
+        self._drop(exc)
 
     def _connection(self) -> TransportConnection:
         """The live transport connection, connecting implicitly (bounded) if needed."""
         conn = self._conn
         if conn is None or not conn.is_open:
             if conn is not None:
-                self._connection_lost(None)
+                self._drop(None)
             self.connect()
             conn = self._conn
             assert conn is not None
         return conn
 
-    def _connection_lost(self, exc: BaseException | None, *, fail_over: bool = True) -> None:
-        """Drop a broken connection at once (no handshake), notify, and fail over.
-
-        With an error, the next connect starts at the next alternate.
-        """
+    def _drop(self, exc: BaseException | None, *, fail_over: bool = True) -> None:
+        """Tear the link down without a handshake and notify; with an error, fail over."""
         conn, self._conn = self._conn, None
-        self._stop_heartbeat()
+        self._heartbeats.stop()
         self._default_channel = None
-        self._blocked_since = None
-        self.declared_entities.clear()
+        self._declared.clear()
         if conn is not None:
             conn.teardown()
             if exc is not None:
-                logger.warning("connection to %s lost: %s", self._current.as_uri(), exc)
-            for hook in self.on_close:
-                hook(self, exc)
+                logger.warning("connection to %s lost: %s", self.as_uri(), exc)
+            self._callbacks.closed(self, exc)
         if exc is not None and fail_over:
             # The host that just failed goes to the back of the line: the next
             # connect (implicit or explicit) starts with the next alternate.
-            self.maybe_switch_next()
+            self._failover.advance()
 
-    def _stop_heartbeat(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
-            self._heartbeat = None
-
-    # -- channels and events ---------------------------------------------------
+    # -- channels and events ----------------------------------------------------------
 
     def channel(self) -> Channel:
         """Open a new channel (connecting first if needed). Use it as a context manager."""
-        self._run_pending_callbacks()
+        self._callbacks.run_pending()
         return self._guard(lambda: self._connection().channel(owner=self))
 
     @property
@@ -357,6 +576,7 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         conn = self._conn
         if conn is None or not conn.is_open:
             conn = self._connection()
+        callbacks = self._callbacks
         # Waits are sliced so callbacks queued from other threads run and a
         # blocked connection is noticed; the first slice needs no clock read.
         wait = _DRAIN_SLICE
@@ -366,11 +586,11 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
             if timeout < wait:
                 wait = timeout
         while True:
-            if self._pending:
-                self._run_pending_callbacks()
+            if callbacks.has_pending:
+                callbacks.run_pending()
                 if deadline is not None:  # the time they took counts
                     wait = min(_DRAIN_SLICE, deadline - time.monotonic())
-            if self._blocked_since is not None:
+            if callbacks.is_blocked:
                 self._check_blocked()
             if wait <= 0:
                 raise TimeoutError("timed out")
@@ -381,7 +601,7 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
                 if deadline is not None:
                     wait = min(_DRAIN_SLICE, deadline - time.monotonic())
             except self.recoverable_connection_errors as exc:
-                self._connection_lost(exc)
+                self._drop(exc)
                 raise
 
     def _guard(self, call: Callable[[], R]) -> R:
@@ -389,7 +609,7 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         try:
             return call()
         except self.recoverable_connection_errors as exc:
-            self._connection_lost(exc)
+            self._drop(exc)
             raise
 
     def heartbeat_check(self, rate: int = 2) -> None:
@@ -398,7 +618,7 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
             conn = self._conn
             self._guard(lambda: conn.heartbeat_tick(rate))
 
-    # -- retrying ----------------------------------------------------------------
+    # -- retrying -----------------------------------------------------------------------
 
     def ensure(
         self,
@@ -406,9 +626,9 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         fun: Callable[..., R],
         errback: _ensure.Errback | None = None,
         max_retries: int | None = None,
-        interval_start: float = 1,
-        interval_step: float = 1,
-        interval_max: float = 1,
+        interval_start: float | None = None,
+        interval_step: float | None = None,
+        interval_max: float | None = None,
         on_revive: Callable[[Channel], Any] | None = None,
         retry_errors: tuple[type[BaseException], ...] | None = None,
         timeout: float | None = None,
@@ -421,8 +641,9 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         next alternate is connected, ``obj.revive(channel)`` and
         ``on_revive(channel)`` run, and ``fun`` is called again. On a
         recoverable channel error the channel is replaced after a backoff.
-        Irrecoverable errors propagate at once. ``policy`` may replace the
-        loose keywords.
+        Irrecoverable errors propagate at once. The budget is
+        :data:`~broker.retry.policy.DEFAULT_RETRY_POLICY`; the loose keywords
+        override what they give, or ``policy`` replaces it.
         """
         if policy is None:
             policy = RetryPolicy.from_intervals(
@@ -435,17 +656,61 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
     def autoretry(
         self, fun: Callable[..., R], channel: Channel | None = None, **opts: Any
     ) -> Callable[..., tuple[R, Channel]]:
-        """Wrap ``fun(*args, channel=..., **kw)``; the wrapper returns ``(retval, channel)``."""
-        return _ensure.autoretried(self, fun, channel, opts)
+        """Wrap ``fun(*args, channel=..., **kw)``; the wrapper returns ``(retval, channel)``.
 
-    # -- closing -------------------------------------------------------------------
+        ``opts`` are :meth:`ensure`'s keywords.
+        """
+        revivable, call = _ensure.autoretried(self, fun, channel)
+        return self.ensure(revivable, call, **opts)
+
+    # -- factories (kombu's names; each imports its layer when called) --------------------
+
+    def Pool(self, limit: int | None = None, **kwargs: Any) -> ConnectionPool:
+        """A pool of connections like this one (see :class:`pools.ConnectionPool`)."""
+        from pools import ConnectionPool
+
+        return ConnectionPool(self, limit=limit, **kwargs)
+
+    def ChannelPool(self, limit: int | None = None, **kwargs: Any) -> ChannelPool:
+        """A pool of channels on this connection (see :class:`pools.ChannelPool`)."""
+        from pools import ChannelPool
+
+        return ChannelPool(self, limit=limit, **kwargs)
+
+    def Producer(self, channel: Channel | None = None, **kwargs: Any) -> Producer:
+        """A :class:`broker.Producer` on ``channel`` (or on this connection)."""
+        from broker.messaging.producer import Producer
+
+        return Producer(channel if channel is not None else self, **kwargs)
+
+    def Consumer(
+        self, queues: Any = None, channel: Channel | None = None, **kwargs: Any
+    ) -> Consumer:
+        """A :class:`broker.Consumer` on ``channel`` (or on this connection)."""
+        from broker.messaging.consumer import Consumer
+
+        return Consumer(channel if channel is not None else self, queues=queues, **kwargs)
+
+    def SimpleQueue(self, name: Any, **kwargs: Any) -> SimpleQueue:
+        """A :class:`broker.SimpleQueue` named ``name`` (or a Queue object)."""
+        from broker.messaging.simple import SimpleQueue
+
+        return SimpleQueue(self, name, **kwargs)
+
+    def SimpleBuffer(self, name: Any, **kwargs: Any) -> SimpleBuffer:
+        """A transient, auto-deleting :class:`broker.SimpleBuffer`."""
+        from broker.messaging.simple import SimpleBuffer
+
+        return SimpleBuffer(self, name, **kwargs)
+
+    # -- closing --------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close gracefully (bounded by a deadline). Safe to call twice."""
         conn, self._conn = self._conn, None
-        self._stop_heartbeat()
+        self._heartbeats.stop()
         self._default_channel = None
-        self.declared_entities.clear()
+        self._declared.clear()
         if conn is None:
             return
         self._closing = True
@@ -453,15 +718,14 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
             conn.close(timeout=CLOSE_TIMEOUT)
         finally:
             self._closing = False
-            logger.info("closed connection to %s", self._current.as_uri())
-            for hook in self.on_close:
-                hook(self, None)
+            logger.info("closed connection to %s", self.as_uri())
+            self._callbacks.closed(self, None)
 
     release = close
 
     def collect(self) -> None:
         """Drop the connection at once without any handshake (for broken links)."""
-        self._connection_lost(None)
+        self._drop(None)
 
     def clone(self, **kwargs: Any) -> Connection:
         """A new, unconnected Connection with the same arguments, some overridden."""
@@ -474,18 +738,3 @@ class Connection(ConnectionInfo, ConnectionLifecycle, ConnectionFactories):
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
-
-
-_TARGET_KEYWORDS = (
-    "transport",
-    "userid",
-    "password",
-    "virtual_host",
-    "port",
-    "ssl",
-    "connect_timeout",
-    "heartbeat",
-    "login_method",
-    "connection_name",
-    "client_properties",
-)

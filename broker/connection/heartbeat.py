@@ -4,7 +4,9 @@ AMQP brokers close a connection that sends nothing for two heartbeat
 intervals. A consumer that spends a minute on one message would be
 disconnected if heartbeats were only sent from inside library calls (the
 kombu ``heartbeat_check()`` model). :class:`HeartbeatSender` sends a heartbeat
-frame from a daemon thread every half interval instead.
+frame from a daemon thread every half interval instead; the
+:class:`HeartbeatDriver` a :class:`broker.Connection` holds starts one for each
+live link that negotiated heartbeats, and stops it when the link goes.
 
 Threading model: only the sender *writes* from its thread (py-amqp >= 5.4
 serialises frame writes with a lock, so a heartbeat never interleaves with a
@@ -19,7 +21,7 @@ import threading
 
 from transports.base import TransportConnection
 
-__all__ = ["HeartbeatSender"]
+__all__ = ["HeartbeatDriver", "HeartbeatSender"]
 
 logger = logging.getLogger("broker.heartbeat")
 
@@ -67,3 +69,39 @@ class HeartbeatSender:
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
         return f"<HeartbeatSender every {self._period:g} s {state} sent={self.sent}>"
+
+
+class HeartbeatDriver:
+    """Runs one :class:`HeartbeatSender` per live link of a connection, when enabled.
+
+    Args:
+        enabled: send from a thread at all (``heartbeat_thread=`` of the
+            connection); when off, the owner calls ``heartbeat_check()`` itself.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._sender: HeartbeatSender | None = None
+
+    def start(self, connection: TransportConnection, name: str) -> None:
+        """Send heartbeats on ``connection`` if it negotiated them (replacing an earlier sender)."""
+        self.stop()
+        if connection.heartbeat and self.enabled:
+            self._sender = HeartbeatSender(connection, connection.heartbeat, name)
+            self._sender.start()
+
+    def stop(self) -> None:
+        """Stop the current sender, if any."""
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.stop()
+
+    @property
+    def is_running(self) -> bool:
+        """Whether a sender is sending now."""
+        return self._sender is not None and self._sender.is_running
+
+    def __repr__(self) -> str:
+        if not self.enabled:
+            return "<HeartbeatDriver off>"
+        return f"<HeartbeatDriver {self._sender!r}>"

@@ -1,13 +1,15 @@
 """The recovery record: what a connection declared, replayed after a reconnect.
 
-Every :class:`broker.Connection` owns one :class:`Topology`. Exchanges, queues
+Every :class:`broker.Connection` holds one :class:`Topology` (created on first
+use); entities and consumers reach it through the
+:class:`~broker.entities.owner.RecoveryRecord` contract. Exchanges, queues
 and bindings are recorded when they are declared through the messaging layer
-(:meth:`Exchange.declare <broker.entities.queue.Exchange.declare>`,
+(:meth:`Exchange.declare <broker.entities.exchange.Exchange.declare>`,
 :meth:`Queue.declare <broker.entities.queue.Queue.declare>`, producers' and consumers'
 automatic declarations), consumers when they start consuming. After every
 reconnect the connection calls :meth:`Topology.replay`, which declares
 exchanges, then exchange-to-exchange bindings
-(:meth:`Exchange.bind_to <broker.entities.queue.Exchange.bind_to>`), then queues, then
+(:meth:`Exchange.bind_to <broker.entities.exchange.Exchange.bind_to>`), then queues, then
 queue bindings on a fresh channel, and finally revives each consumer so it
 keeps delivering to the same callbacks.
 
@@ -27,31 +29,23 @@ declared again under its old name, and gets a new name only if that fails.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from broker.entities.base import freeze
 from broker.errors import BrokerConnectionError, ChannelError
 
 if TYPE_CHECKING:
+    from broker.entities.owner import ChannelOwner, RecoverableConsumer
     from broker.entities.queue import Exchange, Queue
     from transports.base import Channel
 
-__all__ = ["BindingRecord", "ExchangeBindingRecord", "ReplayFailure", "Revivable", "Topology"]
+__all__ = ["BindingRecord", "ExchangeBindingRecord", "ReplayFailure", "Topology"]
 
 logger = logging.getLogger(__name__)
-
-
-class Revivable(Protocol):
-    """What the record needs from a consumer: move to a new connection, consume again."""
-
-    def revive(self, channel: Any) -> None:
-        """Re-attach to a new channel or connection."""
-
-    def consume(self) -> None:
-        """Start consuming (again); a no-op for queues already consumed."""
 
 
 class BindingRecord(NamedTuple):
@@ -97,7 +91,7 @@ class Topology:
         self._queues: dict[object, Queue] = {}
         self._bindings: dict[tuple[object, ...], BindingRecord] = {}
         self._exchange_bindings: dict[tuple[object, ...], ExchangeBindingRecord] = {}
-        self._consumers: dict[int, Revivable] = {}
+        self._consumers: dict[int, RecoverableConsumer] = {}
 
     # -- recording ----------------------------------------------------------------
 
@@ -184,12 +178,12 @@ class Topology:
         with self._lock:
             self._exchange_bindings.pop(key, None)
 
-    def record_consumer(self, consumer: Revivable) -> None:
+    def record_consumer(self, consumer: RecoverableConsumer) -> None:
         """Remember a consuming consumer (held strongly until forgotten)."""
         with self._lock:
             self._consumers[id(consumer)] = consumer
 
-    def forget_consumer(self, consumer: Revivable) -> None:
+    def forget_consumer(self, consumer: RecoverableConsumer) -> None:
         """Drop a consumer (it was cancelled or closed)."""
         with self._lock:
             self._consumers.pop(id(consumer), None)
@@ -230,7 +224,7 @@ class Topology:
             return list(self._exchange_bindings.values())
 
     @property
-    def consumers(self) -> list[Revivable]:
+    def consumers(self) -> list[RecoverableConsumer]:
         """Recorded consumers in the order they started."""
         with self._lock:
             return list(self._consumers.values())
@@ -259,7 +253,7 @@ class Topology:
 
     # -- replay -------------------------------------------------------------------
 
-    def replay(self, connection: Any) -> list[ReplayFailure]:
+    def replay(self, connection: ChannelOwner) -> list[ReplayFailure]:
         """Declare everything again on ``connection``, then revive the consumers.
 
         Order: exchanges, exchange-to-exchange bindings, queues, queue
@@ -287,13 +281,13 @@ class Topology:
         replayer = _Replayer(connection, failures)
         try:
             for exchange in exchanges:
-                replayer.run(exchange, lambda ch, e=exchange: e.declare(channel=ch))
+                replayer.run(exchange, functools.partial(_declare_exchange, exchange))
             for link in exchange_bindings:
-                replayer.run(link, lambda ch, r=link: _bind_exchange(r, ch))
+                replayer.run(link, functools.partial(_bind_exchange, link))
             for queue in queues:
-                replayer.run(queue, lambda ch, q=queue: replayer.declare_queue(q, ch))
+                replayer.run(queue, functools.partial(replayer.declare_queue, queue))
             for record in bindings:
-                replayer.run(record, lambda ch, r=record: _bind(r, ch))
+                replayer.run(record, functools.partial(_bind, record))
         finally:
             replayer.close()
         _note_declared(connection, exchanges, queues, bindings, failures)
@@ -310,7 +304,7 @@ class Topology:
 
 
 def _note_declared(
-    connection: Any,
+    connection: ChannelOwner,
     exchanges: list[Exchange],
     queues: list[Queue],
     bindings: list[BindingRecord],
@@ -350,6 +344,10 @@ def _wanted_bindings(queue: Queue) -> list[tuple[str, str, Any]]:
     return wanted
 
 
+def _declare_exchange(exchange: Exchange, channel: Channel) -> None:
+    exchange.declare(channel=channel)
+
+
 def _bind(record: BindingRecord, channel: Channel) -> None:
     channel.queue_bind(
         queue=record.queue.name,
@@ -371,7 +369,7 @@ def _bind_exchange(record: ExchangeBindingRecord, channel: Channel) -> None:
 class _Replayer:
     """Runs declarations on one channel, opening a new one after a channel error."""
 
-    def __init__(self, connection: Any, failures: list[ReplayFailure]) -> None:
+    def __init__(self, connection: ChannelOwner, failures: list[ReplayFailure]) -> None:
         self.connection = connection
         self.failures = failures
         self._channel: Channel | None = None
@@ -382,7 +380,7 @@ class _Replayer:
             self._channel = self.connection.channel()
         return self._channel
 
-    def run(self, what: object, action: Any) -> None:
+    def run(self, what: object, action: Callable[[Channel], object]) -> None:
         try:
             action(self.channel)
         except BrokerConnectionError:

@@ -1,9 +1,10 @@
 """What exchanges and queues share: binding to a channel, the declaration cache.
 
-An entity is bound to a channel (and, when known, to the
-:class:`broker.Connection` that opened it). The connection is where
-declarations are remembered: ``connection.declared_entities`` (skip repeats
-until the next reconnect) and ``connection.topology`` (replay after one).
+An entity is bound to a channel and, when known, to the channel's owner (the
+:class:`broker.Connection` that opened it, through the
+:class:`~broker.entities.owner.ChannelOwner` contract). The owner is where
+declarations are remembered: ``owner.declared_entities`` (skip repeats until
+the next reconnect) and ``owner.topology`` (replay after one).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
+from broker.entities.owner import ChannelOwner, as_owner, owner_of
 from broker.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -23,9 +25,7 @@ __all__ = [
     "TRANSIENT",
     "Entity",
     "bound_channel",
-    "client_of",
     "freeze",
-    "is_connection",
     "maybe_declare",
     "normalize_delivery_mode",
     "queue_arguments",
@@ -52,34 +52,16 @@ def normalize_delivery_mode(value: int | str | None) -> int | None:
         ) from None
 
 
-def is_connection(obj: Any) -> bool:
-    """Whether ``obj`` is a :class:`broker.Connection` (duck-typed: no import cycle).
+def bound_channel(channel_or_owner: Any) -> tuple[Channel, ChannelOwner | None]:
+    """Return ``(channel, owner)`` for a channel or a :class:`broker.Connection`.
 
-    Only attributes whose lookup has no side effects are tested:
-    ``hasattr(conn, "default_channel")`` would evaluate the property and open
-    a channel. Pool leases, which proxy a connection, count as connections.
+    A connection (or a pool lease of one) stands for its default channel.
+    ``owner`` is ``None`` for a channel opened on a bare transport connection.
     """
-    return hasattr(obj, "declared_entities") and hasattr(obj, "ensure_connection")
-
-
-def bound_channel(channel_or_connection: Any) -> tuple[Channel, Any]:
-    """Return ``(channel, connection)`` for a channel or a :class:`broker.Connection`.
-
-    A connection stands for its default channel. ``connection`` is ``None``
-    for a channel that does not know its connection.
-    """
-    if is_connection(channel_or_connection):
-        return channel_or_connection.default_channel, channel_or_connection
-    return channel_or_connection, client_of(channel_or_connection)
-
-
-def client_of(channel: Any) -> Any:
-    """The :class:`broker.Connection` a channel was opened by, or ``None``.
-
-    The connection passes itself as the channel's ``owner`` when it opens it.
-    """
-    client = channel.owner
-    return client if client is not None and is_connection(client) else None
+    owner = as_owner(channel_or_owner)
+    if owner is not None:
+        return owner.default_channel, owner
+    return channel_or_owner, owner_of(channel_or_owner)
 
 
 class Entity:
@@ -89,17 +71,17 @@ class Entity:
     no_declare: bool
     recover: bool
     _channel: Channel | None = None
-    _client: Any = None
+    _owner: ChannelOwner | None = None
 
     def __call__(self, channel: Any) -> Self:
         """Return a copy bound to ``channel`` (or to a connection's default channel)."""
-        bound: Self = copy.copy(self)
-        bound.revive(channel)
-        return bound
+        return self.bind(channel)
 
-    def bind(self, channel: Any) -> Self:
-        """Same as calling the entity: a bound copy."""
-        return self.__call__(channel)
+    def bind(self, channel: Any, owner: ChannelOwner | None = None) -> Self:
+        """A copy bound to ``channel`` (see :meth:`revive`)."""
+        bound: Self = copy.copy(self)
+        bound.revive(channel, owner)
+        return bound
 
     def maybe_bind(self, channel: Any) -> Self:
         """Bind in place unless already bound; return self."""
@@ -107,22 +89,19 @@ class Entity:
             self.revive(channel)
         return self
 
-    def revive(self, channel: Any) -> None:
-        """Re-bind in place to ``channel`` (after a reconnect)."""
-        self._channel, self._client = bound_channel(channel)
-        self._when_bound()
+    def revive(self, channel: Any, owner: ChannelOwner | None = None) -> None:
+        """Re-bind in place to ``channel`` (after a reconnect).
 
-    def _bind_in_place(self, channel: Channel, client: Any) -> None:
-        # For producers and consumers, which know their connection even when
-        # the channel cannot tell.
-        self._channel = channel
-        self._client = client if client is not None else client_of(channel)
+        Args:
+            channel: a channel, or a :class:`broker.Connection` (or a pool
+                lease of one), meaning its default channel.
+            owner: the connection ``channel`` belongs to, for producers and
+                consumers that know it; by default the channel's own
+                :attr:`~transports.base.Channel.owner`.
+        """
+        chan, found = bound_channel(channel)
+        self._channel, self._owner = chan, owner if owner is not None else found
         self._when_bound()
-
-    def _bound(self, channel: Channel, client: Any) -> Self:
-        bound: Self = copy.copy(self)
-        bound._bind_in_place(channel, client)
-        return bound
 
     def _when_bound(self) -> None:
         pass
@@ -145,10 +124,10 @@ class Entity:
             )
         return self._channel
 
-    def _target(self, channel: Channel | None) -> tuple[Channel, Any]:
+    def _target(self, channel: Channel | None) -> tuple[Channel, ChannelOwner | None]:
         if channel is None or channel is self._channel:
-            return self.channel, self._client
-        return channel, client_of(channel)
+            return self.channel, self._owner
+        return channel, owner_of(channel)
 
     @property
     def declaration_key(self) -> tuple[Any, ...]:
@@ -158,13 +137,13 @@ class Entity:
     def can_cache_declaration(self) -> bool:
         raise NotImplementedError
 
-    def _note_declared(self, client: Any) -> None:
-        if client is not None and self.can_cache_declaration:
-            client.declared_entities.add(self.declaration_key)
+    def _note_declared(self, owner: ChannelOwner | None) -> None:
+        if owner is not None and self.can_cache_declaration:
+            owner.declared_entities.add(self.declaration_key)
 
-    def _forget_declared(self, client: Any) -> None:
-        if client is not None:
-            client.declared_entities.discard(self.declaration_key)
+    def _forget_declared(self, owner: ChannelOwner | None) -> None:
+        if owner is not None:
+            owner.declared_entities.discard(self.declaration_key)
 
 
 def maybe_declare(entity: Exchange | Queue, channel: Any = None) -> bool:
@@ -180,13 +159,13 @@ def maybe_declare(entity: Exchange | Queue, channel: Any = None) -> bool:
     if entity.no_declare:
         return False
     if channel is not None:
-        chan, client = bound_channel(channel)
+        chan, owner = bound_channel(channel)
         entity.maybe_bind(channel)
         if entity._channel is chan:
-            client = entity._client
+            owner = entity._owner
     else:
-        chan, client = entity.channel, entity._client
-    if client is not None and entity.declaration_key in client.declared_entities:
+        chan, owner = entity.channel, entity._owner
+    if owner is not None and entity.declaration_key in owner.declared_entities:
         return False
     if chan is entity._channel:
         entity.declare()

@@ -102,7 +102,7 @@ class Exchange(Entity):
         if self.no_declare or not self.name:
             return
         passive = self.passive if passive is None else passive
-        chan, client = self._target(channel)
+        chan, owner = self._target(channel)
         chan.exchange_declare(
             exchange=self.name,
             type=self.type,
@@ -112,18 +112,18 @@ class Exchange(Entity):
             nowait=nowait,
             arguments=self.arguments,
         )
-        if client is not None and not passive:
-            self._note_declared(client)
+        if owner is not None and not passive:
+            self._note_declared(owner)
             if self.recover:
-                client.topology.record_exchange(self)
+                owner.topology.record_exchange(self)
 
     def delete(self, if_unused: bool = False, nowait: bool = False) -> None:
         """Delete the exchange and forget it for recovery."""
-        chan, client = self._target(None)
+        chan, owner = self._target(None)
         chan.exchange_delete(exchange=self.name, if_unused=if_unused, nowait=nowait)
-        if client is not None:
-            self._forget_declared(client)
-            client.topology.forget_exchange(self)
+        if owner is not None:
+            self._forget_declared(owner)
+            owner.topology.forget_exchange(self)
 
     def bind_to(
         self,
@@ -153,13 +153,13 @@ class Exchange(Entity):
             broker.errors.NotFound: either exchange does not exist.
         """
         source = self._source_name(exchange)
-        chan, client = self._target(channel)
+        chan, owner = self._target(channel)
         chan.exchange_bind(
             destination=self.name, source=source, routing_key=routing_key, nowait=nowait,
             arguments=arguments,
         )  # fmt: skip
-        if client is not None and self.recover:
-            client.topology.record_exchange_binding(self.name, source, routing_key, arguments)
+        if owner is not None and self.recover:
+            owner.topology.record_exchange_binding(self.name, source, routing_key, arguments)
 
     def unbind_from(
         self,
@@ -175,13 +175,13 @@ class Exchange(Entity):
         exist is not an error.
         """
         source = self._source_name(exchange)
-        chan, client = self._target(channel)
+        chan, owner = self._target(channel)
         chan.exchange_unbind(
             destination=self.name, source=source, routing_key=routing_key, nowait=nowait,
             arguments=arguments,
         )  # fmt: skip
-        if client is not None:
-            client.topology.forget_exchange_binding(self.name, source, routing_key, arguments)
+        if owner is not None:
+            owner.topology.forget_exchange_binding(self.name, source, routing_key, arguments)
 
     def _source_name(self, exchange: object) -> str:
         if isinstance(exchange, Exchange):

@@ -30,7 +30,6 @@ from broker.entities.base import (
     TRANSIENT,
     Entity,
     bound_channel,
-    client_of,
     maybe_declare,
     normalize_delivery_mode,
 )
@@ -50,7 +49,6 @@ __all__ = [
     "Queue",
     "binding",
     "bound_channel",
-    "client_of",
     "maybe_declare",
     "normalize_delivery_mode",
 ]
@@ -141,7 +139,7 @@ class Queue(Entity):
 
     def _when_bound(self) -> None:
         if self.exchange is not None and self._channel is not None:
-            self.exchange = self.exchange._bound(self._channel, self._client)
+            self.exchange = self.exchange.bind(self._channel, self._owner)
 
     @property
     def declare_arguments(self) -> dict[str, Any] | None:
@@ -192,12 +190,12 @@ class Queue(Entity):
         self.queue_declare(nowait=nowait, passive=False, channel=channel)
         if self.exchange is not None and self.exchange.name:
             self.queue_bind(nowait=nowait, channel=channel)
-        chan, client = self._target(channel)
+        chan, owner = self._target(channel)
         for b in self.bindings:
             if b.exchange is not None:
-                b.exchange._bound(chan, client).declare(nowait=nowait)
+                b.exchange.bind(chan, owner).declare(nowait=nowait)
             b.bind(self, nowait=nowait, channel=channel)
-        self._note_declared(client)
+        self._note_declared(owner)
         return self.name
 
     def queue_declare(
@@ -208,7 +206,7 @@ class Queue(Entity):
         A server-named queue that already got its name is only checked
         (passively): brokers refuse to declare ``amq.*`` names.
         """
-        chan, client = self._target(channel)
+        chan, owner = self._target(channel)
         ok = chan.queue_declare(
             queue=self.name,
             passive=passive or (self.server_named and bool(self.name)),
@@ -223,8 +221,8 @@ class Queue(Entity):
                 self.name = ok.queue
             if self.on_declared is not None:
                 self.on_declared(*ok)
-        if client is not None and not passive and self.recover and self.name:
-            client.topology.record_queue(self)
+        if owner is not None and not passive and self.recover and self.name:
+            owner.topology.record_queue(self)
         return ok
 
     def queue_bind(self, nowait: bool = False, channel: Channel | None = None) -> None:
@@ -247,13 +245,13 @@ class Queue(Entity):
     ) -> None:
         """Bind this queue to ``exchange`` (recorded for recovery)."""
         name = exchange.name if isinstance(exchange, Exchange) else exchange
-        chan, client = self._target(channel)
+        chan, owner = self._target(channel)
         chan.queue_bind(
             queue=self.name, exchange=name, routing_key=routing_key, nowait=nowait,
             arguments=arguments,
         )  # fmt: skip
-        if client is not None and self.recover:
-            client.topology.record_binding(self, name, routing_key, arguments)
+        if owner is not None and self.recover:
+            owner.topology.record_binding(self, name, routing_key, arguments)
 
     def unbind_from(
         self,
@@ -265,14 +263,14 @@ class Queue(Entity):
     ) -> None:
         """Remove a binding (and forget it for recovery)."""
         name = exchange.name if isinstance(exchange, Exchange) else exchange
-        chan, client = self._target(channel)
+        chan, owner = self._target(channel)
         chan.queue_unbind(
             queue=self.name, exchange=name, routing_key=routing_key, nowait=nowait,
             arguments=arguments,
         )  # fmt: skip
-        if client is not None:
-            client.topology.forget_binding(self, name, routing_key, arguments)
-            self._forget_declared(client)
+        if owner is not None:
+            owner.topology.forget_binding(self, name, routing_key, arguments)
+            self._forget_declared(owner)
 
     # -- using --------------------------------------------------------------------
 
@@ -295,13 +293,13 @@ class Queue(Entity):
 
     def delete(self, if_unused: bool = False, if_empty: bool = False, nowait: bool = False) -> int:
         """Delete the queue and forget it for recovery; return the message count."""
-        chan, client = self._target(None)
+        chan, owner = self._target(None)
         count = chan.queue_delete(
             queue=self.name, if_unused=if_unused, if_empty=if_empty, nowait=nowait
         )
-        if client is not None:
-            self._forget_declared(client)
-            client.topology.forget_queue(self)
+        if owner is not None:
+            self._forget_declared(owner)
+            owner.topology.forget_queue(self)
         return count or 0
 
     def __eq__(self, other: object) -> bool:

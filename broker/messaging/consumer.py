@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from broker.entities.base import is_connection
-from broker.entities.queue import Queue, client_of, maybe_declare
+from broker.entities.owner import ChannelOwner, as_owner, owner_of
+from broker.entities.queue import Queue, maybe_declare
 from broker.errors import BrokerError, ChannelError, ConfigurationError
 from broker.messaging.message import Message
 from broker.messaging.serialization import prepare_accept
@@ -67,7 +67,7 @@ class Consumer:
         auto_declare: bool = True,
         tag_prefix: str | None = None,
         on_decode_error: Callable[[Message, Exception], Any] | None = None,
-        connection: Any = None,
+        connection: ChannelOwner | None = None,
     ) -> None:
         self.callbacks: list[Callback] = list(callbacks or ())
         self.on_message = on_message
@@ -82,22 +82,24 @@ class Consumer:
         self._active: dict[int, str] = {}  # id(queue) -> tag, consuming now
         self._qos: tuple[int, int, bool] | None = None
         self._owns_channel = False
-        if is_connection(channel):
-            self._connection: Any = channel
+        owner = as_owner(channel)
+        self._connection: ChannelOwner | None
+        if owner is not None:
+            self._connection = owner
             self._uses_default = True
-            channel = channel.default_channel
+            channel = owner.default_channel
         else:
-            self._connection = connection if connection is not None else client_of(channel)
+            self._connection = connection if connection is not None else owner_of(channel)
             self._uses_default = False
         self.channel: Any = channel
         if isinstance(queues, Queue):
             queues = [queues]
-        self.queues: list[Queue] = [q._bound(channel, self._connection) for q in queues or ()]
+        self.queues: list[Queue] = [q.bind(channel, self._connection) for q in queues or ()]
         if auto_declare:
             self.declare()
 
     @property
-    def connection(self) -> Any:
+    def connection(self) -> ChannelOwner | None:
         """The :class:`broker.Connection`, if known."""
         return self._connection
 
@@ -114,7 +116,7 @@ class Consumer:
 
     def add_queue(self, queue: Queue) -> Queue:
         """Add a queue (declared if ``auto_declare``); :meth:`consume` starts it."""
-        bound = queue._bound(self.channel, self._connection)
+        bound = queue.bind(self.channel, self._connection)
         if self.auto_declare:
             maybe_declare(bound)
         self.queues.append(bound)
@@ -259,15 +261,15 @@ class Consumer:
         made from a connection, else a new channel of its own. Queues keep
         their objects (and server-assigned names) and consumers their tags.
         """
-        if is_connection(channel):
-            conn = channel
+        conn = as_owner(channel)
+        if conn is not None:
             if self._uses_default:
                 channel = conn.default_channel
                 owns = False
             else:
                 channel, owns = conn.channel(), True
         else:
-            conn = client_of(channel) or self._connection
+            conn = owner_of(channel) or self._connection
             owns = False
         old = self.channel
         if channel is old and old.is_open:
@@ -276,7 +278,7 @@ class Consumer:
         self._drop_channel(old)
         self.channel, self._connection, self._owns_channel = channel, conn, owns
         for queue in self.queues:
-            queue._bind_in_place(channel, conn)
+            queue.revive(channel, conn)
         if self.auto_declare:
             self.declare()
         if self._qos is not None:
@@ -319,5 +321,7 @@ class Consumer:
 
     def __repr__(self) -> str:
         names = [q.name for q in self.queues]
-        chan = getattr(self.channel, "channel_id", "?")
-        return f"<Consumer queues={names!r} consuming={len(self._active)} chan:{chan}>"
+        return (
+            f"<Consumer queues={names!r} consuming={len(self._active)} "
+            f"chan:{self.channel.channel_id}>"
+        )

@@ -37,8 +37,9 @@ __all__ = ["DEFAULT_LOOP_POLICY", "ConsumerLoop"]
 
 logger = logging.getLogger("broker.consumer")
 
-#: The loop runs until stopped, so it reconnects without a count or deadline,
-#: backing off exponentially from 0.5 s up to 30 s between rounds.
+#: The one deliberate exception to :data:`~broker.retry.policy.DEFAULT_RETRY_POLICY`:
+#: the loop's job is to consume until stopped, so it reconnects without a count
+#: or deadline, backing off exponentially from 0.5 s up to 30 s between rounds.
 DEFAULT_LOOP_POLICY = RetryPolicy(
     max_retries=None, backoff=Exponential(base=0.5, factor=2.0, maximum=30.0), timeout=None
 )

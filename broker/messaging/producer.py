@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any
 
-from broker.entities.base import is_connection, normalize_delivery_mode
-from broker.entities.queue import PERSISTENT, Exchange, Queue, client_of, maybe_declare
+from broker.entities.base import normalize_delivery_mode
+from broker.entities.owner import ChannelOwner, as_owner, owner_of
+from broker.entities.queue import PERSISTENT, Exchange, Queue, maybe_declare
 from broker.errors import (
     BrokerError,
     ConfigurationError,
@@ -36,12 +37,8 @@ from broker.messaging.confirms import (
 from broker.messaging.consumer import Consumer
 from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
 
-__all__ = ["DEFAULT_RETRY_POLICY", "Consumer", "Producer"]
+__all__ = ["Consumer", "Producer"]
 
-#: ``publish(retry=True)`` retries this way unless ``retry_policy`` says otherwise.
-DEFAULT_RETRY_POLICY: Mapping[str, Any] = MappingProxyType(
-    {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 1}
-)
 _RETRY_KEYS = frozenset(
     {"max_retries", "interval_start", "interval_step", "interval_max", "errback", "timeout",
      "on_revive", "retry_errors", "policy"}
@@ -57,7 +54,7 @@ class Producer:
     Args:
         channel: a channel, or a :class:`broker.Connection` (its default
             channel, or a channel of its own when confirming).
-        exchange: default :class:`~broker.entities.queue.Exchange` (or name); the
+        exchange: default :class:`~broker.entities.exchange.Exchange` (or name); the
             default exchange ``''`` when omitted.
         routing_key: default routing key.
         serializer: default serializer name (see :mod:`broker.messaging.serialization`).
@@ -85,7 +82,7 @@ class Producer:
         confirm_publish: bool | None = None,
         *,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
-        connection: Any = None,
+        connection: ChannelOwner | None = None,
     ) -> None:
         self.routing_key = routing_key or ""
         self.serializer = serializer
@@ -99,13 +96,15 @@ class Producer:
         self._batch: ConfirmBatch | None = None
         self._retry_publish: Callable[..., None] | None = None
         self.exchange = exchange
+        owner = as_owner(channel)
         #: Made from a connection: follows its default channel when that reopens.
-        self._follows_default = is_connection(channel)
-        if is_connection(channel):
-            self._connection = channel
+        self._follows_default = owner is not None
+        self._connection: ChannelOwner | None
+        if owner is not None:
+            self._connection = owner
             channel = None
         else:
-            self._connection = connection if connection is not None else client_of(channel)
+            self._connection = connection if connection is not None else owner_of(channel)
         if confirm_publish is None and self._connection is not None:
             confirm_publish = bool(self._connection.transport_options.get("confirm_publish"))
         self.confirm_publish = bool(confirm_publish)
@@ -137,7 +136,7 @@ class Producer:
         self._default_mode = value.default_delivery_mode
 
     @property
-    def connection(self) -> Any:
+    def connection(self) -> ChannelOwner | None:
         """The :class:`broker.Connection` this producer publishes through, if known."""
         return self._connection
 
@@ -173,7 +172,7 @@ class Producer:
         elif self.on_return is not None:
             channel.on_return = self._handle_return
         if self.auto_declare and self._exchange_name and not self._exchange.no_declare:
-            self._exchange = self._exchange._bound(channel, self._connection)
+            self._exchange = self._exchange.bind(channel, self._connection)
             maybe_declare(self._exchange)
 
     def _tracker_for(self, channel: Any) -> ConfirmTracker:
@@ -240,8 +239,9 @@ class Producer:
             exchange: overrides the producer's exchange (must exist).
             retry: on a recoverable connection or channel error, reconnect
                 (failing over) and publish again, per ``retry_policy`` or
-                :data:`DEFAULT_RETRY_POLICY`. May publish twice.
-            retry_policy: keywords of :meth:`broker.Connection.ensure`.
+                :data:`broker.retry.policy.DEFAULT_RETRY_POLICY`. May publish twice.
+            retry_policy: keywords of :meth:`broker.Connection.ensure`; what
+                it leaves out keeps the default policy's value.
             declare: entities to declare first (once per connection).
             expiration: per-message TTL in seconds.
             confirm_timeout: seconds to wait for a confirm (confirming producers).
@@ -386,7 +386,7 @@ class Producer:
             raise ConfigurationError("publish(retry=True) needs the producer's broker.Connection")
         if retry_policy is None:
             if self._retry_publish is None:
-                self._retry_publish = conn.ensure(self, self._publish, **DEFAULT_RETRY_POLICY)
+                self._retry_publish = conn.ensure(self, self._publish)
             return self._retry_publish
         unknown = set(retry_policy) - _RETRY_KEYS
         if unknown:
@@ -394,16 +394,17 @@ class Producer:
                 f"unknown retry_policy key(s) {', '.join(sorted(map(repr, unknown)))}; "
                 f"allowed: {', '.join(sorted(_RETRY_KEYS))}"
             )
-        publish: Callable[..., None] = conn.ensure(
-            self, self._publish, **{**DEFAULT_RETRY_POLICY, **retry_policy}
-        )
-        return publish
+        return conn.ensure(self, self._publish, **retry_policy)
 
     def _drain(self, timeout: float) -> None:
-        self._connection.drain_events(timeout=timeout)
+        conn = self._connection
+        # Only confirm waits drain, and _tracker_for refuses to wait without a connection.
+        assert conn is not None
+        conn.drain_events(timeout=timeout)
 
     def _is_blocked(self) -> bool:
-        return bool(getattr(self._connection, "is_blocked", False))
+        conn = self._connection
+        return conn is not None and conn.is_blocked
 
     # -- pipelined confirms -------------------------------------------------------
 
@@ -447,21 +448,21 @@ class Producer:
         back into it; one bound to another open channel is declared through a copy.
         """
         channel = self._get_channel()
-        bound = entity._channel
-        if bound is None or not bound.is_open:
-            entity._bind_in_place(channel, self._connection)
-        elif bound is not channel:
-            entity = entity._bound(channel, self._connection)
+        if not entity.is_bound or not entity.channel.is_open:
+            entity.revive(channel, self._connection)
+        elif entity.channel is not channel:
+            entity = entity.bind(channel, self._connection)
         return maybe_declare(entity)
 
     def revive(self, channel: Any) -> None:
         """Move to a new channel or connection (after a reconnect)."""
-        if is_connection(channel):
-            self._connection, channel = channel, None
+        owner = as_owner(channel)
+        if owner is not None:
+            self._connection, channel = owner, None
         else:
-            client = client_of(channel)
-            if client is not None:
-                self._connection = client
+            owner = owner_of(channel)
+            if owner is not None:
+                self._connection = owner
         self._release_channel()
         confirming = self.confirm_publish or self._batch is not None
         if channel is not None and (not confirming or not self._is_shared(channel)):

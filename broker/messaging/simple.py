@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, ClassVar
 
-from broker.entities.base import is_connection
-from broker.entities.queue import Exchange, Queue, client_of
+from broker.entities.owner import ChannelOwner, as_owner, owner_of
+from broker.entities.queue import Exchange, Queue
 from broker.errors import BrokerError, ConfigurationError
 from broker.messaging.consumer import Consumer
 from broker.messaging.message import Message
@@ -45,7 +45,7 @@ class SimpleQueue:
         no_ack: settle messages on delivery (default: ack them yourself).
         queue_opts: keyword arguments for the :class:`~broker.entities.queue.Queue`.
         queue_args: ``queue_arguments`` for it.
-        exchange_opts: keyword arguments for the :class:`~broker.entities.queue.Exchange`.
+        exchange_opts: keyword arguments for the :class:`~broker.entities.exchange.Exchange`.
         serializer, compression: defaults for :meth:`put`.
         accept: what :attr:`Message.payload <broker.messaging.message.Message.payload>` may decode.
     """
@@ -68,18 +68,19 @@ class SimpleQueue:
         compression: str | None = None,
         accept: Iterable[str] | None = None,
     ) -> None:
-        if is_connection(channel):
-            self._connection: Any = channel
-            channel = channel.channel()
+        owner = as_owner(channel)
+        if owner is not None:
+            channel = owner.channel()
             self._owns_channel = True
         else:
-            self._connection = client_of(channel)
+            owner = owner_of(channel)
             self._owns_channel = False
-        if self._connection is None:
+        if owner is None:
             raise ConfigurationError(
                 "SimpleQueue needs a broker.Connection (or a channel opened by one) "
                 "to wait for messages on"
             )
+        self._connection: ChannelOwner = owner
         self.channel = channel
         if no_ack is None:
             no_ack = self.default_no_ack

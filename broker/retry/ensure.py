@@ -25,10 +25,16 @@ from broker.errors import RecoverableChannelError, RecoverableConnectionError
 from broker.retry.policy import RetryPolicy, RetryState
 
 if TYPE_CHECKING:
-    from broker.connection.connection import Connection
     from transports.base import Channel
 
-__all__ = ["Errback", "Revivable", "autoretried", "connect_with_retry", "ensured"]
+__all__ = [
+    "Errback",
+    "Reconnectable",
+    "Revivable",
+    "autoretried",
+    "connect_with_retry",
+    "ensured",
+]
 
 logger = logging.getLogger("broker.connection")
 
@@ -42,6 +48,56 @@ class Revivable(Protocol):
     """An object bound to a channel that can move to a new one (Producer, Consumer)."""
 
     def revive(self, channel: Channel) -> None: ...
+
+
+class Reconnectable(Protocol):
+    """What the retry loops need of a connection; :class:`broker.Connection` implements it.
+
+    The loops own the policy (counting, deadlines, sleeping); the connection
+    owns the link: it makes one connect attempt at a time to its current
+    alternate, and moves to the next alternate when told.
+    """
+
+    @property
+    def alternate_count(self) -> int:
+        """How many alternates one round passes over."""
+        ...
+
+    def describe_alternates(self) -> str:
+        """Every alternate's URL, passwords masked (for error messages)."""
+        ...
+
+    def as_uri(self, include_password: bool = False, mask: str = "**") -> str:
+        """The current alternate's URL, password masked."""
+        ...
+
+    def connect_once(self, timeout: float | None = None) -> None:
+        """One connect attempt to the current alternate, cut to ``timeout`` seconds.
+
+        Raises the attempt's error; leaves no half-open connection behind.
+        """
+        ...
+
+    def maybe_switch_next(self) -> None:
+        """Make the next alternate (per the failover strategy) the current one."""
+        ...
+
+    def connection_lost(self, exc: BaseException) -> None:
+        """Drop the broken link at once (no handshake) and move to the next alternate."""
+        ...
+
+    def run_pending_callbacks(self) -> None:
+        """Run callbacks other threads queued, if called on the owning thread."""
+        ...
+
+    @property
+    def default_channel(self) -> Channel:
+        """The shared channel, reopened (connecting if needed) when closed."""
+        ...
+
+    def replacement_channel(self, old: Channel | None) -> Channel:
+        """A working channel to replace ``old``."""
+        ...
 
 
 def _sleep(policy: RetryPolicy, delay: float, callback: Callable[[], None] | None) -> None:
@@ -61,7 +117,7 @@ def _sleep(policy: RetryPolicy, delay: float, callback: Callable[[], None] | Non
 
 
 def connect_with_retry(
-    conn: Connection,
+    conn: Reconnectable,
     state: RetryState,
     *,
     errback: Errback | None = None,
@@ -79,7 +135,7 @@ def connect_with_retry(
     hosts = conn.alternate_count
     while True:
         try:
-            conn._open_current(state.remaining())
+            conn.connect_once(state.remaining())
             return state
         except BaseException as exc:
             if not policy.retryable(exc):
@@ -104,7 +160,7 @@ def connect_with_retry(
 
 
 def ensured(
-    conn: Connection,
+    conn: Reconnectable,
     obj: Revivable,
     fun: Callable[..., R],
     policy: RetryPolicy,
@@ -119,7 +175,7 @@ def ensured(
     def _ensured(*args: Any, **kwargs: Any) -> R:
         state = policy.begin()
         while True:
-            conn._run_pending_callbacks()
+            conn.run_pending_callbacks()
             try:
                 return fun(*args, **kwargs)
             except BaseException as exc:
@@ -131,7 +187,7 @@ def ensured(
 
 
 def _recover(
-    conn: Connection,
+    conn: Reconnectable,
     obj: Revivable,
     exc: BaseException,
     state: RetryState,
@@ -145,7 +201,7 @@ def _recover(
         hosts = conn.alternate_count
         end = (state.attempts + 1) % hosts == 0
         state, delay = state.next(exc, end_of_round=end, what=what)
-        conn._connection_lost(exc)  # also moves to the next alternate
+        conn.connection_lost(exc)  # also moves to the next alternate
         logger.warning(
             "%s failed: connection lost (%s); reconnecting to %s in %.2f s",
             what,
@@ -168,6 +224,9 @@ def _recover(
         _sleep(policy, delay, None)
         if not isinstance(exc, RecoverableChannelError):
             return state
+        # ``obj`` is the caller's (kombu asks only for revive()); the ones that
+        # are bound to a channel (producers, consumers, autoretry's holder) say
+        # which, so that the default channel is replaced by the default channel.
         channel = conn.replacement_channel(getattr(obj, "channel", None))
     obj.revive(channel)
     if on_revive is not None:
@@ -186,12 +245,12 @@ class _Revival:
 
 
 def autoretried(
-    conn: Connection, fun: Callable[..., R], channel: Channel | None, opts: dict[str, Any]
-) -> Callable[..., tuple[R, Channel]]:
-    """kombu's ``autoretry``: ``fun(*args, channel=ch, **kw)`` under ``ensure``.
+    conn: Reconnectable, fun: Callable[..., R], channel: Channel | None
+) -> tuple[Revivable, Callable[..., tuple[R, Channel]]]:
+    """kombu's ``autoretry``, ready for :func:`ensured`: the object to revive and the call.
 
-    The wrapper returns ``(retval, channel)``; after a reconnect the channel
-    is the revived one.
+    The call passes ``fun`` the channel as ``channel=`` and returns
+    ``(retval, channel)``; after a reconnect the channel is the revived one.
     """
     revival = _Revival(channel)
 
@@ -200,4 +259,4 @@ def autoretried(
         revival.channel = chan
         return fun(*args, channel=chan, **kwargs), chan
 
-    return conn.ensure(revival, _call, **opts)
+    return revival, _call

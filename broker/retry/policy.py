@@ -8,15 +8,18 @@ advanced state and the delay to sleep, or raises
 ``__cause__``) when the budget is spent. No I/O and no sleeping happens here;
 time and randomness are injected so tests never sleep.
 
-Defaults (one set, used everywhere):
+There is one default, :data:`DEFAULT_RETRY_POLICY` (what ``RetryPolicy()``
+builds), and every entry point uses it unless the caller passes another:
+``ensure_connection()``, ``ensure()``, ``autoretry()``, implicit connects and
+``publish(retry=True)``. kombu's loose keywords (``max_retries``,
+``interval_start``, ``interval_step``, ``interval_max``, ``timeout``) are a
+thin adapter onto it (:meth:`RetryPolicy.from_intervals`): ``None`` means "the
+default's value", and only what the caller gives is overridden. The consumer
+loop's reconnect-forever policy is the one deliberate exception (see
+:mod:`broker.messaging.consumer_loop`).
 
-* ``max_retries=None`` and ``timeout=None`` given together mean "the default
-  budget": :data:`DEFAULT_TIMEOUT` seconds in total. Pass ``timeout=math.inf``
-  to retry forever -- only when you really ask for it.
-* kombu's ``interval_start``, ``interval_step`` and ``interval_max`` keywords
-  map onto :class:`Linear` backoff (see :meth:`RetryPolicy.from_intervals`).
-* Authentication, TLS verification and configuration errors are never
-  retried, whatever ``on`` says.
+Authentication, TLS verification and configuration errors are never retried,
+whatever ``on`` says.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Final, Protocol
 
 from broker.errors import (
     AuthenticationError,
@@ -38,7 +41,7 @@ from broker.errors import (
 )
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
+    "DEFAULT_RETRY_POLICY",
     "Backoff",
     "Constant",
     "Exponential",
@@ -47,9 +50,6 @@ __all__ = [
     "RetryPolicy",
     "RetryState",
 ]
-
-#: Total budget in seconds when neither ``max_retries`` nor ``timeout`` is given.
-DEFAULT_TIMEOUT = 60.0
 
 #: Errors that no policy retries: retrying them only repeats the failure.
 NEVER_RETRIED: tuple[type[BaseException], ...] = (
@@ -139,26 +139,36 @@ def _default_on() -> tuple[type[BaseException], ...]:
     return (RecoverableConnectionError, RecoverableChannelError)
 
 
+# The values of DEFAULT_RETRY_POLICY (RetryPolicy's field defaults); the reasons are given there.
+_DEFAULT_BACKOFF = Linear(start=0.5, step=0.5, maximum=3.0)
+_DEFAULT_TIMEOUT = 15.0
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How to retry: an immutable value.
 
+    ``RetryPolicy()`` is :data:`DEFAULT_RETRY_POLICY`; pass fields to change them.
+
     Attributes:
         max_retries: retries after the first attempt (``N`` means ``N + 1``
-            attempts); ``None`` means no limit on the count.
+            attempts); ``None`` (the default) means no limit on the count.
         backoff: the delay between rounds; a round is one pass over every
-            alternate broker, and within a round there is no sleep.
-        timeout: total seconds for all attempts and sleeps; ``None`` means
-            no deadline. The deadline is checked before every attempt and
-            every sleep, so it is overshot by at most one attempt.
-        on: the error classes worth retrying.
+            alternate broker, and within a round there is no sleep. Default:
+            ``Linear(start=0.5, step=0.5, maximum=3.0)``.
+        timeout: total seconds for all attempts and sleeps (default 15);
+            ``None`` means no deadline. The deadline is checked before every
+            attempt and every sleep, and a connect attempt is cut to the time
+            left, so it is overshot by at most one short attempt.
+        on: the error classes worth retrying (default: recoverable connection
+            and channel errors).
         clock: monotonic clock (injected in tests).
         sleep: sleep function (injected in tests).
     """
 
     max_retries: int | None = None
-    backoff: Backoff = field(default_factory=lambda: Linear(1.0, 1.0, 1.0))
-    timeout: float | None = DEFAULT_TIMEOUT
+    backoff: Backoff = _DEFAULT_BACKOFF
+    timeout: float | None = _DEFAULT_TIMEOUT
     on: tuple[type[BaseException], ...] = field(default_factory=_default_on)
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
@@ -183,39 +193,76 @@ class RetryPolicy:
     def from_intervals(
         cls,
         max_retries: int | None = None,
-        interval_start: float = 1.0,
-        interval_step: float = 1.0,
-        interval_max: float = 1.0,
+        interval_start: float | None = None,
+        interval_step: float | None = None,
+        interval_max: float | None = None,
         timeout: float | None = None,
         on: tuple[type[BaseException], ...] | None = None,
     ) -> RetryPolicy:
-        """Build a policy from kombu's loose keywords.
+        """Build a policy from kombu's loose keywords, on top of :data:`DEFAULT_RETRY_POLICY`.
 
-        ``max_retries=None`` with ``timeout=None`` gets the default budget of
-        :data:`DEFAULT_TIMEOUT` seconds; ``timeout=math.inf`` means no deadline.
+        Each keyword left at ``None`` keeps the default's value; only what is
+        given is overridden. The three intervals shape a :class:`Linear`
+        backoff; an ``interval_start`` above the default maximum raises the
+        maximum to it, unless ``interval_max`` is given too.
+        ``timeout=math.inf`` means no deadline (retry until ``max_retries``,
+        or forever without it).
         """
-        if timeout is None and max_retries is None:
-            timeout = DEFAULT_TIMEOUT
-        elif timeout is not None and math.isinf(timeout):
+        default = DEFAULT_RETRY_POLICY
+        backoff = default.backoff
+        if interval_start is not None or interval_step is not None or interval_max is not None:
+            start = _DEFAULT_BACKOFF.start if interval_start is None else interval_start
+            backoff = Linear(
+                start,
+                _DEFAULT_BACKOFF.step if interval_step is None else interval_step,
+                max(_DEFAULT_BACKOFF.maximum, start) if interval_max is None else interval_max,
+            )
+        if timeout is None:
+            timeout = default.timeout
+        elif math.isinf(timeout):
             timeout = None
         return cls(
-            max_retries=max_retries,
-            backoff=Linear(interval_start, interval_step, interval_max),
+            max_retries=default.max_retries if max_retries is None else max_retries,
+            backoff=backoff,
             timeout=timeout,
-            on=on if on is not None else _default_on(),
+            on=default.on if on is None else on,
         )
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether this policy retries ``exc`` (never auth/TLS/config errors)."""
         return isinstance(exc, self.on) and not isinstance(exc, NEVER_RETRIED)
 
-    def replace(self, **changes: object) -> RetryPolicy:
+    def replace(self, **changes: Any) -> RetryPolicy:
         """A copy with some fields changed."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)
 
     def begin(self) -> RetryState:
         """Start a retry loop now."""
         return RetryState(policy=self, started=self.clock())
+
+
+DEFAULT_RETRY_POLICY: Final = RetryPolicy()
+"""The one default: 15 s in total, failing over at once, pausing 0.5 s more per round up to 3 s.
+
+Used by ``ensure_connection()``, ``ensure()``, ``autoretry()``, implicit connects
+(``connect()``, ``channel()``, ``default_channel``, ``drain_events()``, a
+publish that needs a connection) and ``publish(retry=True)``, unless the
+caller passes a policy or loose keywords.
+
+* No count limit, a 15 s deadline. Time is what callers can plan with: a web
+  worker must answer well within its request timeout (gunicorn kills a
+  worker after 30 s by default), and 15 s leaves room for the rest of the
+  request; a publisher or consumer service rides out what 15 s covers -- a
+  network blip, a failover to another node, a broker restart (5-8 s for
+  RabbitMQ) -- and longer outages belong to the consumer loop, which
+  retries forever by design (:mod:`broker.messaging.consumer_loop`).
+* Within a round the next alternate is tried at once: a dead node costs one
+  refused connect (or one ``connect_timeout``), never a sleep.
+* Between rounds: 0.5 s, 1 s, 1.5 s ... up to 3 s. The first pauses are
+  short because most failures are blips or a failover race; the cap keeps a
+  broker that comes back in use within 3 s; over 15 s this makes about seven
+  rounds, so a single broker is tried about eight times.
+"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,10 @@ def test_drain_events_timeout_holds_while_heartbeats_arrive(rabbitmq_url: str) -
         start = time.monotonic()
         with pytest.raises(socket.timeout):
             conn.drain_events(timeout=2)
-        assert 1.8 <= time.monotonic() - start <= 2.2
+        # Not before the timeout; and a timeout restarted by every heartbeat
+        # frame (py-amqp's own) would never fire at all, so a bound far above
+        # 2 s is enough to catch that.
+        assert 1.8 <= time.monotonic() - start < 10
 
 
 def test_wrong_password_fails_fast_even_with_unbounded_retries(rabbitmq_url: str) -> None:

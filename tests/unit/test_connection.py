@@ -17,7 +17,7 @@ from broker.errors import (
     RecoverableConnectionError,
     TransportNotFound,
 )
-from broker.retry.policy import Constant, RetryPolicy
+from broker.retry.policy import DEFAULT_RETRY_POLICY, Constant, Linear, RetryPolicy
 
 SECRET = "s3cr3t-Pa55"
 
@@ -312,3 +312,60 @@ def test_memory_broker_announces_its_capabilities() -> None:
         assert conn.publisher_confirms and conn.basic_nack
         assert conn.exchange_exchange_bindings
         assert conn.server_properties["product"] == "brokerpool-memory"
+
+
+# -- one default retry policy --------------------------------------------------------
+
+
+@pytest.fixture
+def policies_used(monkeypatch: pytest.MonkeyPatch) -> list[RetryPolicy]:
+    """Every policy the retry loops are started with (the loops still run)."""
+    from broker.retry import ensure
+
+    used: list[RetryPolicy] = []
+    connect_with_retry, ensured = ensure.connect_with_retry, ensure.ensured
+
+    def spy_connect(conn: Any, state: Any, **kwargs: Any) -> Any:
+        used.append(state.policy)
+        return connect_with_retry(conn, state, **kwargs)
+
+    def spy_ensured(conn: Any, obj: Any, fun: Any, policy: RetryPolicy, **kwargs: Any) -> Any:
+        used.append(policy)
+        return ensured(conn, obj, fun, policy, **kwargs)
+
+    monkeypatch.setattr(ensure, "connect_with_retry", spy_connect)
+    monkeypatch.setattr(ensure, "ensured", spy_ensured)
+    return used
+
+
+@pytest.mark.parametrize(
+    "entry_point",
+    [
+        lambda conn: conn.connect(),
+        lambda conn: conn.ensure_connection(),
+        lambda conn: conn.default_channel,
+        lambda conn: conn.channel(),
+        lambda conn: conn.ensure(Revivable(), lambda: None)(),
+        lambda conn: conn.autoretry(lambda channel: None)(),
+        lambda conn: conn.Producer().publish(b"x", routing_key="q", retry=True),
+    ],
+    ids=["connect", "ensure_connection", "default_channel", "channel", "ensure", "autoretry",
+         "publish-retry"],
+)  # fmt: skip
+def test_every_entry_point_uses_the_one_default_policy(
+    entry_point: Any, policies_used: list[RetryPolicy]
+) -> None:
+    with Connection("memory://") as conn:
+        entry_point(conn)
+    assert policies_used and all(p == DEFAULT_RETRY_POLICY for p in policies_used)
+
+
+def test_loose_keywords_override_only_what_they_give(policies_used: list[RetryPolicy]) -> None:
+    with Connection("memory://") as conn:
+        conn.ensure_connection(max_retries=2)
+        conn.ensure(Revivable(), lambda: None, interval_max=7)()
+        conn.Producer().publish(b"x", routing_key="q", retry=True, retry_policy={"timeout": 4})
+    by_count, by_interval, by_timeout = policies_used
+    assert by_count == DEFAULT_RETRY_POLICY.replace(max_retries=2)
+    assert by_interval == DEFAULT_RETRY_POLICY.replace(backoff=Linear(0.5, 0.5, 7))
+    assert by_timeout == DEFAULT_RETRY_POLICY.replace(timeout=4)

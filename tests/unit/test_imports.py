@@ -32,6 +32,21 @@ def test_lower_packages_never_import_the_facade(package: str) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_layers_below_the_facade_never_import_it() -> None:
+    # The retry loops drive a Reconnectable, entities and messaging a
+    # ChannelOwner: neither needs the Connection class at run time.
+    code = (
+        "import sys, importlib, pkgutil\n"
+        "import broker.retry.ensure, broker.entities, broker.messaging\n"
+        "for pkg in (broker.entities, broker.messaging):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "assert 'broker.connection.connection' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.startswith('broker.connection'))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_every_exported_name_resolves() -> None:
     import broker
 

@@ -17,7 +17,7 @@ from broker.errors import (
     TLSVerificationError,
 )
 from broker.retry.policy import (
-    DEFAULT_TIMEOUT,
+    DEFAULT_RETRY_POLICY,
     Constant,
     Exponential,
     FullJitter,
@@ -163,10 +163,50 @@ def test_default_policy_retries_recoverable_errors_only() -> None:
 def test_kombu_keywords_map_onto_linear_backoff_with_a_bounded_default() -> None:
     p = RetryPolicy.from_intervals(None, 2, 2, 30)
     assert p.backoff == Linear(2, 2, 30)
-    assert p.timeout == DEFAULT_TIMEOUT and p.max_retries is None
-    assert RetryPolicy.from_intervals(3).timeout is None
+    assert p.timeout == DEFAULT_RETRY_POLICY.timeout and p.max_retries is None
+    # A count alone keeps the default deadline: only what is given is overridden.
+    assert RetryPolicy.from_intervals(3).timeout == DEFAULT_RETRY_POLICY.timeout
+    assert RetryPolicy.from_intervals(3, timeout=math.inf).timeout is None
     assert RetryPolicy.from_intervals(None, timeout=math.inf).timeout is None
     assert RetryPolicy.from_intervals(None, timeout=4).timeout == 4
+
+
+def test_there_is_one_default_policy_and_it_is_bounded() -> None:
+    assert RetryPolicy() == DEFAULT_RETRY_POLICY == RetryPolicy.from_intervals()
+    assert DEFAULT_RETRY_POLICY.timeout == 15.0 and DEFAULT_RETRY_POLICY.max_retries is None
+    assert DEFAULT_RETRY_POLICY.backoff == Linear(start=0.5, step=0.5, maximum=3.0)
+    clock = FakeClock()
+    state = DEFAULT_RETRY_POLICY.replace(clock=clock, sleep=clock.sleep).begin()
+    err = RecoverableConnectionError("refused")
+    with pytest.raises(OperationalError, match="timeout of 15 s reached"):
+        while True:
+            # Two alternates: the first failure of each round fails over at once.
+            state, delay = state.next(err, end_of_round=state.attempts % 2 == 1)
+            clock.sleep(delay)
+    assert clock.slept[:8] == [0, 0.5, 0, 1.0, 0, 1.5, 0, 2.0]
+    assert max(clock.slept) == 3.0 and clock.now - 100.0 <= 15.0
+
+
+@pytest.mark.parametrize(
+    ("keywords", "backoff"),
+    [
+        ({"interval_start": 2}, Linear(2, 0.5, 3.0)),
+        ({"interval_start": 5}, Linear(5, 0.5, 5)),  # the cap rises to a larger start
+        ({"interval_start": 5, "interval_max": 1}, Linear(5, 0.5, 1)),
+        ({"interval_step": 0}, Linear(0.5, 0, 3.0)),
+        ({"interval_max": 10}, Linear(0.5, 0.5, 10)),
+    ],
+)
+def test_kombu_keywords_override_only_what_they_give(
+    keywords: dict[str, float], backoff: Linear
+) -> None:
+    p = RetryPolicy.from_intervals(**keywords)
+    assert p.backoff == backoff
+    assert (p.max_retries, p.timeout, p.on) == (
+        DEFAULT_RETRY_POLICY.max_retries,
+        DEFAULT_RETRY_POLICY.timeout,
+        DEFAULT_RETRY_POLICY.on,
+    )
 
 
 @pytest.mark.parametrize(
