@@ -5,7 +5,7 @@ members are private nodes (see :mod:`tests.support.rabbitnode`) on AMQP ports
 of their own range, sharing one Erlang cookie and one private epmd, and nodes
 2 and 3 join node 1 with ``rabbitmqctl join_cluster``::
 
-    with RabbitCluster() as cluster:          # about 15-20 s on 2 cores
+    with RabbitCluster() as cluster:          # 20-30 s on 2 busy cores
         amqp.Connection(host=cluster.nodes[0].host)
         leader = cluster.wait_for_leader("orders")   # a quorum queue's leader
         cluster.kill(leader)                  # kill -9 of that node's beam
