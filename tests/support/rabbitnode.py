@@ -235,6 +235,8 @@ class RabbitNode:
             ``listeners.ssl.default = 5691`` and ``ssl_options.*``).
         advanced_config: Contents of ``advanced.config`` (Erlang terms).
         epmd_port: Port of the private epmd the node registers with.
+        cookie: Erlang cookie; nodes that form a cluster need the same one.
+            None gives the node a random cookie of its own.
         start_timeout: Seconds :meth:`start` waits for an AMQP handshake.
 
     Attributes:
@@ -253,6 +255,7 @@ class RabbitNode:
         config_lines: Sequence[str] = (),
         advanced_config: str = "[].",
         epmd_port: int = EPMD_PORT,
+        cookie: str | None = None,
         start_timeout: float = 60.0,
     ) -> None:
         script = find_server_script()
@@ -275,6 +278,7 @@ class RabbitNode:
         self._lock = threading.RLock()
         self.base_dir = Path(tempfile.mkdtemp(prefix=f"bp-rabbit{self.port}-"))
         self.pid_file = self.base_dir / "rabbit.pid"
+        self._cookie = cookie or f"BPTEST{os.urandom(12).hex().upper()}"
         self._write_files(config_lines, advanced_config)
         self._env = self._make_env()
         # Before any beam: otherwise erl would spawn an `epmd -daemon` nobody owns.
@@ -422,7 +426,7 @@ class RabbitNode:
         for sub in ("home", "mnesia", "log", "conf.d"):
             (base / sub).mkdir()
         cookie = base / "home" / ".erlang.cookie"
-        cookie.write_text(f"BPTEST{os.urandom(12).hex().upper()}")
+        cookie.write_text(self._cookie)
         cookie.chmod(0o400)  # Erlang refuses a cookie others can read
         (base / "rabbitmq.conf").write_text("\n".join([*_DEFAULT_CONFIG, *config_lines]) + "\n")
         (base / "advanced.config").write_text(advanced_config + "\n")

@@ -93,6 +93,8 @@ class RedisNode:
     Args:
         port: Port to listen on; None claims a free one from :data:`REDIS_PORTS`.
         extra_args: More ``redis-server`` options, e.g. ``("--requirepass", "s3cr3t")``.
+        config: Contents of a config file, written to ``base_dir/redis.conf``
+            and loaded before the options (a Sentinel needs a file it can rewrite).
         start_timeout: Seconds :meth:`start` waits for ``+PONG``.
 
     Attributes:
@@ -101,6 +103,7 @@ class RedisNode:
         base_dir: Temporary working directory; the server logs to ``redis.log``
             there (``redis.out`` has what it printed before opening the log).
         started_pids: Pid of every server this node started, oldest first.
+        config_file: ``base_dir/redis.conf`` when ``config`` was given, else None.
     """
 
     host = "127.0.0.1"
@@ -110,6 +113,7 @@ class RedisNode:
         port: int | None = None,
         *,
         extra_args: Sequence[str] = (),
+        config: str | None = None,
         start_timeout: float = 10.0,
     ) -> None:
         problem = install_problem()
@@ -124,6 +128,10 @@ class RedisNode:
         self._lock = threading.RLock()
         self.base_dir = Path(tempfile.mkdtemp(prefix=f"bp-redis{self.port}-"))
         self.log_file = self.base_dir / "redis.log"
+        self.config_file: Path | None = None
+        if config is not None:
+            self.config_file = self.base_dir / "redis.conf"
+            self.config_file.write_text(config)
         _LIVE.add(self)
 
     # -- state ------------------------------------------------------------------
@@ -246,6 +254,7 @@ class RedisNode:
     def _command(self) -> list[str]:
         return [
             "redis-server",
+            *([] if self.config_file is None else [str(self.config_file)]),
             "--port", str(self.port),
             "--bind", self.host,
             "--save", "",
