@@ -37,7 +37,7 @@ from tests.support.rabbitcluster import RabbitCluster
 from tests.support.rabbitnode import install_problem as rabbit_install_problem
 from tests.support.redisnode import install_problem as redis_install_problem
 from tests.support.sentinel import SentinelDeployment
-from tests.support.services import in_ci
+from tests.support.services import skip_or_fail
 
 _HERE = Path(__file__).resolve().parent
 
@@ -51,11 +51,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def require_installed(problem: str | None, what: str) -> None:
     """Skip (or fail under ``CI=true``) when ``what`` cannot start here because of ``problem``."""
-    if problem is None:
-        return
-    if in_ci():
-        pytest.fail(f"CI=true and {what} cannot start: {problem}", pytrace=False)
-    pytest.skip(f"{what} cannot start: {problem}")
+    if problem is not None:
+        skip_or_fail(f"{what} cannot start: {problem}")
 
 
 def require_rabbit_cluster() -> None:
