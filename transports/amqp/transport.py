@@ -151,8 +151,13 @@ class AmqpConnection(base.TransportConnection):
 
     def is_lost(self) -> bool:
         """True when the socket is gone or known broken (whether or not we closed it)."""
-        transport = self._driver._transport
+        transport = self._driver.current_transport
         return transport is None or not transport.connected
+
+    @property
+    def driver(self) -> Driver:
+        """The py-amqp connection underneath (for this transport's channels and diagnostics)."""
+        return self._driver
 
     @property
     def is_open(self) -> bool:
@@ -199,7 +204,7 @@ class AmqpConnection(base.TransportConnection):
             broker.errors.ChannelLimitExceeded: ``channel_max`` channels are open.
         """
         driver = self._require_open()
-        if len(driver._used_channel_ids) >= driver.channel_max:
+        if driver.channels_in_use >= driver.channel_max:
             raise ChannelLimitExceeded(
                 f"all {driver.channel_max} channels of {self.display_url} are in use"
             )
@@ -255,7 +260,7 @@ class AmqpConnection(base.TransportConnection):
 
     def verify(self) -> bool:
         """Non-blocking liveness check: False when the socket is closed, reset or at EOF."""
-        transport = self._driver._transport
+        transport = self._driver.current_transport
         if self._closed or transport is None or not transport.connected:
             return False
         sock = transport.sock
@@ -281,7 +286,7 @@ class AmqpConnection(base.TransportConnection):
                 budget = max(timeout, 0.001)
                 driver.deadline = monotonic() + budget
                 # Bounds the close frame's write too, not only the reads.
-                driver._transport.sock.settimeout(budget)
+                driver.transport.sock.settimeout(budget)
                 driver.close()
         except _CLOSE_ERRORS as exc:
             logger.debug("graceful close of %s failed: %r", self.display_url, exc)
@@ -295,7 +300,7 @@ class AmqpConnection(base.TransportConnection):
         driver = self._driver
         # Frames still held for a pipelined batch can no longer be sent.
         driver.write_buffer, driver.write_buffer_users = None, 0
-        transport = driver._transport
+        transport = driver.current_transport
         if transport is not None and transport.sock is not None:
             sock, transport.sock = transport.sock, None
             with contextlib.suppress(OSError):

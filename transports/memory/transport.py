@@ -147,7 +147,7 @@ class MemoryConnection(base.TransportConnection):
         if entry is not None and callback is not None:
             message = _new_message(Message)
             message.body = entry.body
-            message.channel = consumer.channel  # type: ignore[assignment]
+            message.channel = consumer.receiver
             message.delivery_tag = tag
             message._properties = None
             message._info = None
@@ -193,8 +193,7 @@ class MemoryConnection(base.TransportConnection):
             return
         if consumer.callback is None:
             return  # stays unacked until the channel closes, then goes back
-        channel: Any = consumer.channel
-        consumer.callback(received(entry, channel, tag, redelivered, consumer.tag, None))
+        consumer.callback(received(entry, consumer.receiver, tag, redelivered, consumer.tag, None))
 
     def heartbeat_tick(self, rate: int = 2) -> None:
         """Nothing to do: there is no link that could go silent."""
