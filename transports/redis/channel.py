@@ -34,7 +34,7 @@ from transports.redis.consuming import ConsumingMixin, flag
 from transports.redis.message import Message, encode, headers_json
 
 if TYPE_CHECKING:
-    from transports.redis.transport import RedisConnection
+    from transports.redis.connection import RedisConnection
 
 __all__ = ["RedisChannel"]
 
@@ -51,7 +51,7 @@ def _check_name(kind: str, name: str) -> None:
 
 
 class RedisChannel(ConsumingMixin):
-    """A channel on a :class:`~transports.redis.transport.RedisConnection`.
+    """A channel on a :class:`~transports.redis.connection.RedisConnection`.
 
     Implements :class:`transports.base.ConfirmingChannel`: a publish is
     confirmed when the broker script returns, and there are no frames to
