@@ -89,9 +89,9 @@ class PublishRecord(NamedTuple):
 class ConfirmTracker:
     """Confirm bookkeeping for one channel in confirm mode.
 
-    The channel's :class:`~transports.base.ConfirmListener` (found again as
-    ``channel.confirm_listener``) and its ``on_return`` callback, until
-    :meth:`detach`.
+    It is the channel's :class:`~transports.base.ConfirmListener` (so
+    ``channel.confirm_listener`` finds it again) and takes the channel's
+    returned messages, until :meth:`detach`.
 
     Args:
         channel: the channel; put in confirm mode here.
