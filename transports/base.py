@@ -11,7 +11,11 @@ A transport has two halves:
 
 Channels speak AMQP 0-9-1 method names with py-amqp's keyword arguments on
 every transport (see :class:`Channel`), so code written against a channel runs
-on ``memory://`` and ``amqp://`` alike.
+on ``memory://`` and ``amqp://`` alike. Beyond that contract a channel may
+declare capabilities: :class:`PublisherConfirms` (confirm mode, with a
+:class:`ConfirmListener`) and :class:`BufferedWrites` (holding frames for
+pipelined publishing); :class:`ConfirmingChannel` is a channel with both, as
+every built-in transport's channels are.
 
 Error contract: a transport raises only classes from :mod:`broker.errors`
 (plus :class:`TimeoutError` from :meth:`TransportConnection.drain_events`,

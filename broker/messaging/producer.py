@@ -406,7 +406,7 @@ class Producer:
         self._connection.drain_events(timeout=timeout)
 
     def _is_blocked(self) -> bool:
-        return bool(getattr(self._connection, "is_blocked", False))
+        return bool(self._connection.is_blocked)
 
     # -- pipelined confirms -------------------------------------------------------
 
