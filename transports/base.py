@@ -11,7 +11,11 @@ A transport has two halves:
 
 Channels speak AMQP 0-9-1 method names with py-amqp's keyword arguments on
 every transport (see :class:`Channel`), so code written against a channel runs
-on ``memory://`` and ``amqp://`` alike.
+on ``memory://`` and ``amqp://`` alike. Beyond that contract a channel may
+declare capabilities: :class:`PublisherConfirms` (confirm mode, with a
+:class:`ConfirmListener`) and :class:`BufferedWrites` (holding frames for
+pipelined publishing); :class:`ConfirmingChannel` is a channel with both, as
+every built-in transport's channels are.
 
 Error contract: a transport raises only classes from :mod:`broker.errors`
 (plus :class:`TimeoutError` from :meth:`TransportConnection.drain_events`,
@@ -38,15 +42,21 @@ from broker.errors import (
 )
 
 __all__ = [
+    "BufferedWrites",
     "Capabilities",
     "Channel",
+    "ConfirmListener",
+    "ConfirmingChannel",
     "ConnectionParams",
     "MessageCallback",
+    "PublisherConfirms",
     "QueueDeclareOk",
     "RawMessage",
+    "ReturnCallback",
     "SSLOption",
     "Transport",
     "TransportConnection",
+    "WriteHold",
 ]
 
 #: What ``ssl=`` accepts: off, on with defaults, a dict of options, or a context.
@@ -119,6 +129,10 @@ class RawMessage(Protocol):
 #: A consumer callback receives each delivered message.
 MessageCallback = Callable[[Any], None]
 
+#: ``on_return(reply_code, reply_text, exchange, routing_key, message)``: a
+#: ``mandatory`` message that no queue took, handed back by the broker.
+ReturnCallback = Callable[[int, str, str, str, Any], None]
+
 
 @runtime_checkable
 class Channel(Protocol):
@@ -135,6 +149,12 @@ class Channel(Protocol):
     #: façade; ``None`` for a channel opened on a bare transport connection).
     #: Transports store it and never use it.
     owner: object | None
+    #: Called for each ``mandatory`` message no queue took (see
+    #: :data:`ReturnCallback`); ``None`` drops returned messages. RabbitMQ
+    #: sends returns asynchronously, so on ``amqp://`` the call happens while
+    #: the connection is read; ``memory://`` and ``redis://`` call it before
+    #: :meth:`basic_publish` returns.
+    on_return: ReturnCallback | None
 
     @property
     def is_open(self) -> bool: ...
@@ -274,10 +294,97 @@ class Channel(Protocol):
 
     def basic_recover(self, requeue: bool = False) -> None: ...
 
-    # Optional: a channel may also offer ``buffered_writes()``, a context
-    # manager that coalesces the frames of many publishes into fewer socket
-    # writes (the amqp transport does; see transports.amqp.writes). Callers
-    # look it up with getattr and do without it when it is missing.
+
+# -- capabilities a channel may add to the contract above --------------------------
+
+
+class ConfirmListener(Protocol):
+    """Receives a confirm-mode channel's publisher confirms.
+
+    The broker numbers the publishes of a channel in confirm mode 1, 2, 3, ...
+    in publish order and settles each with an ack or a nack;
+    ``multiple=True`` settles every tag up to ``delivery_tag``. The calls run
+    in the thread that reads the connection (``drain_events`` or any blocking
+    channel call).
+    """
+
+    def on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        """The broker took responsibility for the publish(es)."""
+        ...
+
+    def on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        """The broker refused the publish(es); whether they were stored is unknown."""
+        ...
+
+
+class PublisherConfirms(Protocol):
+    """Capability: publisher confirms (every built-in transport's channels have it)."""
+
+    #: Whoever is told of this channel's confirms; the channel keeps it until it
+    #: is replaced or set to ``None`` (so its holder can be found again).
+    confirm_listener: ConfirmListener | None
+
+    @property
+    def confirms_synchronously(self) -> bool:
+        """True when :meth:`~Channel.basic_publish` returns only once the broker has the message.
+
+        Then nothing is ever outstanding and :attr:`confirm_listener` is never
+        called (``memory://``, ``redis://``; their returns reach
+        :attr:`Channel.on_return` before the publish returns too). False when
+        acks arrive later, as the connection is read (``amqp://``).
+        """
+        ...
+
+    def confirm_select(self, nowait: bool = False) -> None:
+        """Put the channel in confirm mode (``confirm.select``); publishes are numbered from 1."""
+        ...
+
+
+class WriteHold(Protocol):
+    """One :meth:`BufferedWrites.buffered_writes` block, usable with or without ``with``."""
+
+    def start(self) -> None:
+        """Begin holding outgoing frames (once)."""
+        ...
+
+    def release(self, quiet: bool = False) -> None:
+        """Send what is held and stop holding (once).
+
+        ``quiet=True`` (while another exception propagates) drops the
+        connection on a failed send instead of raising.
+        """
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class BufferedWrites(Protocol):
+    """Capability: coalescing the frames of many publishes into fewer socket writes."""
+
+    def buffered_writes(self) -> WriteHold:
+        """Hold this connection's outgoing frames meanwhile and send them in large writes.
+
+        For pipelined publishing. Whatever the connection reads first sends
+        what is held, so nobody waits for the answer to a frame still held.
+        A transport whose publishes complete synchronously has nothing to
+        hold and returns a block that does nothing.
+        """
+        ...
+
+
+@runtime_checkable
+class ConfirmingChannel(Channel, PublisherConfirms, BufferedWrites, Protocol):
+    """A channel with both capabilities: what pipelined publisher confirms are built on.
+
+    Every built-in transport's channels are.
+    """
 
 
 class TransportConnection(abc.ABC):

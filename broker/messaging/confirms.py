@@ -9,17 +9,18 @@ which publishes are still outstanding without asking the broker anything.
 * Per-message confirms publish, then wait for that one tag
   (:meth:`ConfirmTracker.wait`), draining the connection with the time left.
 * A :class:`ConfirmBatch` (``with producer.confirms() as batch:``) keeps many
-  publishes in flight and waits once, at exit. Where the channel offers
-  ``buffered_writes()`` (the AMQP transport), the batch holds the channel's
-  frames meanwhile and they leave in large socket writes: when enough have
-  gathered, whenever the connection is read (waiting for confirms), and
-  when the batch ends, also by an exception. A channel error (say, a missing
-  exchange) is then noticed when the batch next reads, not by the publish
-  that follows it.
+  publishes in flight and waits once, at exit. The batch holds the channel's
+  frames meanwhile (``buffered_writes()``) and they leave in large socket
+  writes: when enough have gathered, whenever the connection is read
+  (waiting for confirms), and when the batch ends, also by an exception. A
+  channel error (say, a missing exchange) is then noticed when the batch next
+  reads, not by the publish that follows it.
 
-On the memory transport a publish is confirmed when ``basic_publish`` returns
-(and an unroutable ``mandatory`` message is handed back before it returns), so
-nothing is ever outstanding.
+The channel is a :class:`transports.base.ConfirmingChannel`. Where it
+``confirms_synchronously`` (``memory://``, ``redis://``) a publish is confirmed
+when ``basic_publish`` returns (and an unroutable ``mandatory`` message is
+handed back before it returns), so nothing is ever outstanding and there is
+nothing to hold back.
 
 Returned (unroutable ``mandatory``) messages arrive before the ack of the same
 publish. With one publish in flight they belong to it; in a batch they are
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from broker.errors import ConfirmTimeout, MessageNacked, MessageUnroutable
 
 if TYPE_CHECKING:
-    from transports.base import Channel
+    from transports.base import ConfirmingChannel, RawMessage, WriteHold
 
 __all__ = [
     "DEFAULT_CONFIRM_TIMEOUT",
@@ -62,13 +63,12 @@ class Returned(NamedTuple):
     reply_text: str
     exchange: str
     routing_key: str
-    message: Any
+    message: RawMessage
 
     @property
     def message_id(self) -> Any:
         """The returned message's ``message_id`` property, if it had one."""
-        props = getattr(self.message, "properties", None) or {}
-        return props.get("message_id")
+        return self.message.properties.get("message_id")
 
     def error(self) -> MessageUnroutable:
         """The exception describing this return."""
@@ -89,25 +89,26 @@ class PublishRecord(NamedTuple):
 class ConfirmTracker:
     """Confirm bookkeeping for one channel in confirm mode.
 
+    It is the channel's :class:`~transports.base.ConfirmListener` (so
+    ``channel.confirm_listener`` finds it again) and takes the channel's
+    returned messages, until :meth:`detach`.
+
     Args:
         channel: the channel; put in confirm mode here.
     """
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: ConfirmingChannel) -> None:
         self.channel = channel
-        # A channel without confirm hooks confirms synchronously (memory).
-        self.synchronous = not hasattr(channel, "on_ack")
+        self.synchronous = channel.confirms_synchronously
         self.last_tag = 0
         self.pending: dict[int, Any] = {}
         self.nacked: set[int] = set()
         self.returns: list[Returned] = []
         self.broken = False
         self._floor = 1  # every tag below it is settled
-        channel.confirm_select()  # type: ignore[attr-defined]
-        if not self.synchronous:
-            channel.on_ack = self._on_ack  # type: ignore[attr-defined]
-            channel.on_nack = self._on_nack  # type: ignore[attr-defined]
-        channel.on_return = self._on_return  # type: ignore[attr-defined]
+        channel.confirm_select()
+        channel.confirm_listener = self
+        channel.on_return = self._on_return
 
     def publish(
         self, msg: Any, exchange: str, routing_key: str, mandatory: bool, track: bool
@@ -150,14 +151,16 @@ class ConfirmTracker:
             if tag == self._floor:
                 self._floor = tag + 1
 
-    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+    def on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        """The broker acked ``delivery_tag`` (and, with ``multiple``, every tag below)."""
         self._settle(delivery_tag, multiple, False)
 
-    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+    def on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        """The broker nacked ``delivery_tag`` (and, with ``multiple``, every tag below)."""
         self._settle(delivery_tag, multiple, True)
 
     def _on_return(
-        self, reply_code: int, reply_text: str, exchange: str, routing_key: str, message: Any
+        self, reply_code: int, reply_text: str, exchange: str, routing_key: str, message: RawMessage
     ) -> None:
         self.returns.append(Returned(reply_code, reply_text, exchange, routing_key, message))
 
@@ -199,12 +202,9 @@ class ConfirmTracker:
 
     def detach(self) -> None:
         """Stop listening on the channel (it is being replaced)."""
-        channel: Any = self.channel
-        if not self.synchronous:
-            if channel.on_ack == self._on_ack:
-                channel.on_ack = None
-            if channel.on_nack == self._on_nack:
-                channel.on_nack = None
+        channel = self.channel
+        if channel.confirm_listener is self:
+            channel.confirm_listener = None
         if channel.on_return == self._on_return:
             channel.on_return = None
 
@@ -266,7 +266,7 @@ class ConfirmBatch:
         self._first_tag = 0
         self._first_seq = 0
         self._ids: dict[int, Any] = {}  # tag -> message_id, only when one was given
-        self._held: Any = None  # the tracker channel's buffered_writes(), if it has them
+        self._held: WriteHold | None = None  # the tracker channel's buffered_writes()
 
     def __enter__(self) -> ConfirmBatch:
         self._deadline = time.monotonic() + self.timeout
@@ -318,11 +318,9 @@ class ConfirmBatch:
         self._ids = {}
         tracker.nacked.clear()
         tracker.returns.clear()
-        buffered_writes = getattr(tracker.channel, "buffered_writes", None)
-        if buffered_writes is not None:
-            held = buffered_writes()
-            held.start()
-            self._held = held
+        held = tracker.channel.buffered_writes()
+        held.start()
+        self._held = held
 
     def _release_writes(self, quiet: bool) -> None:
         held, self._held = self._held, None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.entities.base import normalize_delivery_mode
 from broker.entities.owner import ChannelOwner, as_owner, owner_of
@@ -36,6 +36,9 @@ from broker.messaging.confirms import (
 )
 from broker.messaging.consumer import Consumer
 from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
+
+if TYPE_CHECKING:
+    from transports.base import ConfirmingChannel
 
 __all__ = ["Consumer", "Producer"]
 
@@ -175,11 +178,11 @@ class Producer:
             self._exchange = self._exchange.bind(channel, self._connection)
             maybe_declare(self._exchange)
 
-    def _tracker_for(self, channel: Any) -> ConfirmTracker:
+    def _tracker_for(self, channel: ConfirmingChannel) -> ConfirmTracker:
         # Producers sharing a confirm-mode channel must share its count.
-        owner = getattr(getattr(channel, "on_return", None), "__self__", None)
-        if isinstance(owner, ConfirmTracker) and owner.channel is channel and not owner.broken:
-            return owner
+        found = channel.confirm_listener
+        if isinstance(found, ConfirmTracker) and found.channel is channel and not found.broken:
+            return found
         tracker = ConfirmTracker(channel)
         if not tracker.synchronous and self._connection is None:
             tracker.detach()

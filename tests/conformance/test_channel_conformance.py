@@ -419,7 +419,7 @@ def test_mandatory_unroutable_message_is_returned(
     exchange = names.exchange()
     channel.exchange_declare(exchange, "direct", auto_delete=False)
     returned: list[tuple[Any, ...]] = []
-    channel.on_return = lambda *args: returned.append(args)  # type: ignore[attr-defined]
+    channel.on_return = lambda *args: returned.append(args)
 
     channel.basic_publish(channel.prepare_message(b"dropped"), exchange, "nowhere")
     channel.basic_publish(channel.prepare_message(b"bounced"), exchange, "nowhere", mandatory=True)

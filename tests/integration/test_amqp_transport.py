@@ -175,14 +175,14 @@ def test_repr_shows_state_and_hides_the_password(connect: Connect) -> None:
 
 def test_drain_events_times_out_in_total_while_heartbeats_keep_arriving(connect: Connect) -> None:
     conn = connect(heartbeat=1)
-    frames_before = conn._driver.bytes_recv
+    frames_before = conn.driver.bytes_recv
     started = time.monotonic()
     with pytest.raises(socket.timeout, match="no event"):
         conn.drain_events(timeout=2)
     elapsed = time.monotonic() - started
     assert 1.8 <= elapsed <= 2.2
     # The broker sends a heartbeat every 0.5 s: they arrived but did not end the wait.
-    assert conn._driver.bytes_recv - frames_before >= 2
+    assert conn.driver.bytes_recv - frames_before >= 2
     assert conn.is_open
 
 
@@ -439,13 +439,29 @@ def test_send_heartbeat_from_another_thread_while_the_owner_drains(
 # -- publisher confirms and returns ------------------------------------------------------------
 
 
+class Confirms:
+    """A confirm listener that records what it is told."""
+
+    def __init__(self) -> None:
+        self.acks: list[tuple[int, bool]] = []
+        self.nacks: list[tuple[int, bool]] = []
+
+    def on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self.acks.append((delivery_tag, multiple))
+
+    def on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.nacks.append((delivery_tag, multiple))
+
+
 def test_confirms_and_returns_reach_the_hooks(connect: Connect, unique_name: str) -> None:
     conn = connect()
     channel = conn.channel()
+    assert not channel.confirms_synchronously
     channel.confirm_select()
-    acks: list[tuple[int, bool]] = []
+    listener = Confirms()
+    acks = listener.acks
     returns: list[tuple[Any, ...]] = []
-    channel.on_ack = lambda tag, multiple: acks.append((tag, multiple))
+    channel.confirm_listener = listener
     channel.on_return = lambda *args: returns.append(args)
     channel.queue_declare(queue=unique_name, auto_delete=True)
 
@@ -466,13 +482,15 @@ def test_nacks_reach_the_nack_hook(connect: Connect, unique_name: str) -> None:
     reject_all = {"x-max-length": 0, "x-overflow": "reject-publish"}
     channel.queue_declare(queue=unique_name, auto_delete=True, arguments=reject_all)
     channel.confirm_select()
-    nacks: list[tuple[int, bool]] = []
-    channel.on_nack = lambda tag, multiple: nacks.append((tag, multiple))
+    listener = Confirms()
+    nacks = listener.nacks
+    channel.confirm_listener = listener
+    assert channel.confirm_listener is listener
     channel.basic_publish(channel.prepare_message(b"rejected"), routing_key=unique_name)
     drain_until(conn, lambda: bool(nacks))
     assert nacks[0][0] == 1
-    channel.on_nack = None
-    assert not channel.events["basic_nack"]
+    channel.confirm_listener = None
+    assert not channel.events["basic_nack"] and not channel.events["basic_ack"]
 
 
 # -- parameters are validated before any I/O ---------------------------------------------------

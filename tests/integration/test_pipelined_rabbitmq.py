@@ -21,6 +21,7 @@ import pytest
 
 from broker import Connection, Producer
 from broker.errors import ChannelError, NotFound
+from transports.amqp.transport import AmqpConnection
 
 pytestmark = pytest.mark.broker
 
@@ -55,7 +56,9 @@ def wait_for_count(conn: Connection, queue: str, count: int) -> None:
 
 
 def driver_of(conn: Connection) -> Any:
-    return conn.transport_connection._driver  # type: ignore[union-attr]
+    link = conn.transport_connection
+    assert isinstance(link, AmqpConnection)
+    return link.driver
 
 
 def test_a_batch_of_5000_is_confirmed_in_far_fewer_socket_writes(

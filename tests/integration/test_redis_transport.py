@@ -2,7 +2,7 @@
 
 Every test works in db 13 under a key prefix of its own (``redis_key_prefix``),
 deleted afterwards. Crashes are simulated in-process with
-:meth:`~transports.redis.transport.RedisConnection.teardown` (sockets dropped, nothing
+:meth:`~transports.redis.connection.RedisConnection.teardown` (sockets dropped, nothing
 said to Redis); the kill -9 test with a real process is in
 ``tests/reliability/test_redis_reliability.py``.
 """

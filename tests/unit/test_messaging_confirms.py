@@ -14,6 +14,7 @@ from broker.entities.owner import ChannelOwner
 from broker.entities.queue import Queue
 from broker.errors import ConfigurationError, MessageUnroutable
 from broker.messaging.producer import Producer
+from transports._shared.unbuffered import UNBUFFERED
 from transports.memory.transport import inspect
 
 
@@ -95,20 +96,29 @@ def test_confirms_blocks_do_not_nest(conn):
 
 
 class RecordingChannel:
-    """Implements the confirm hooks of the amqp transport's channel; acks come from tests."""
+    """Confirms like the amqp transport's channel (later, as acks); acks come from tests."""
 
     channel_id = 7
     is_open = True
+    confirms_synchronously = False
 
     def __init__(self) -> None:
-        self.on_ack: Any = None
-        self.on_nack: Any = None
+        self.confirm_listener: Any = None
         self.on_return: Any = None
         self.confirming = False
         self.published: list[Any] = []
 
+    def on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self.confirm_listener.on_ack(delivery_tag, multiple)
+
+    def on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.confirm_listener.on_nack(delivery_tag, multiple)
+
     def confirm_select(self, nowait: bool = False) -> None:
         self.confirming = True
+
+    def buffered_writes(self) -> Any:
+        return UNBUFFERED
 
     def prepare_message(self, body: bytes, **properties: Any) -> Any:
         return (body, properties)

@@ -1,3 +1,3 @@
-"""Helpers shared by several transports: RabbitMQ's reply texts, message property checks and TLS
-settings.
+"""Helpers shared by several transports: RabbitMQ's reply texts, message property checks, TLS
+settings and the write-buffering of synchronous channels.
 """

@@ -5,11 +5,12 @@ Every method delegates to the py-amqp channel and translates driver errors
 the channel: :attr:`AmqpChannel.is_open` turns false and later calls raise
 :class:`~broker.errors.RecoverableChannelError`; open a new channel.
 
-Publisher confirms (for the Producer's pipelined confirms): call
-:meth:`AmqpChannel.confirm_select`, then set :attr:`AmqpChannel.on_ack` and
-:attr:`AmqpChannel.on_nack` to ``callable(delivery_tag, multiple)``. The broker
-numbers publishes on a confirm-mode channel 1, 2, 3, ... in publish order;
-``multiple=True`` covers every tag up to ``delivery_tag``. The callbacks run in
+Publisher confirms (:class:`transports.base.PublisherConfirms`): call
+:meth:`AmqpChannel.confirm_select`, then set
+:attr:`AmqpChannel.confirm_listener` to a
+:class:`~transports.base.ConfirmListener`. The broker numbers publishes on a
+confirm-mode channel 1, 2, 3, ... in publish order; ``multiple=True`` covers
+every tag up to ``delivery_tag``. The listener's ``on_ack``/``on_nack`` run in
 the thread that reads the connection (``drain_events`` or any blocking channel
 call). :attr:`AmqpChannel.events` is py-amqp's listener table
 (``'basic_ack'``, ``'basic_nack'``, ``'basic_return'`` → set of callables) for
@@ -21,7 +22,8 @@ a returned message or the error an earlier publish caused is seen now), but
 finds out that nothing has with one ``poll`` (py-amqp: a non-blocking read and
 two ``settimeout`` calls); and the encoded method arguments are reused.
 
-Pipelined publishing (:meth:`AmqpChannel.buffered_writes`): inside the
+Pipelined publishing (:meth:`AmqpChannel.buffered_writes`, the
+:class:`transports.base.BufferedWrites` capability): inside the
 block, the connection's outgoing frames are sent in chunks of about 64 KB
 rather than one system call per frame, and publishes on this channel do not
 look for incoming frames first (whoever pipelines reads the connection when
@@ -39,36 +41,63 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 import amqp
 from amqp import spec
 from amqp.serialization import dumps
 
 from broker.errors import BrokerConnectionError, BrokerError, RecoverableChannelError
+from transports.amqp.driver import Driver
 from transports.amqp.errors import DRIVER_ERRORS, ErrorTranslator
 from transports.amqp.writes import DEFAULT_LIMIT, HeldWrites
-from transports.base import MessageCallback, QueueDeclareOk, RawMessage
+from transports.base import (
+    ConfirmListener,
+    MessageCallback,
+    QueueDeclareOk,
+    RawMessage,
+    ReturnCallback,
+)
 
-if TYPE_CHECKING:
-    from transports.amqp.transport import AmqpConnection
-
-__all__ = ["AckCallback", "AmqpChannel", "ReturnCallback"]
+__all__ = ["AmqpChannel", "ChannelHost"]
 
 logger = logging.getLogger(__name__)
-
-#: ``on_return(reply_code, reply_text, exchange, routing_key, message)``.
-ReturnCallback = Callable[[int, str, str, str, Any], None]
-#: ``on_ack(delivery_tag, multiple)`` / ``on_nack(delivery_tag, multiple)``.
-AckCallback = Callable[[int, bool], None]
 
 _BASIC_PUBLISH = spec.Basic.Publish
 #: Encoded basic.publish arguments kept per channel (one per exchange and key, mostly).
 _ARGS_CACHE_SIZE = 64
 
 
+class ChannelHost(Protocol):
+    """What a channel needs of the connection it was opened on (an ``AmqpConnection``)."""
+
+    #: The broker URL with the password masked, for messages.
+    display_url: str
+
+    @property
+    def driver(self) -> Driver:
+        """The py-amqp connection underneath."""
+        ...
+
+    @property
+    def heartbeat(self) -> float:
+        """The negotiated heartbeat interval (0: off)."""
+        ...
+
+    def is_lost(self) -> bool:
+        """True when the socket is gone or known broken."""
+        ...
+
+    def connection_failed(self, err: BrokerError) -> None:
+        """A connection-level error was raised on a channel: drop the link."""
+        ...
+
+
 class AmqpChannel:
-    """One AMQP channel (implements :class:`transports.base.Channel`).
+    """One AMQP channel.
+
+    Implements :class:`transports.base.Channel` and both capabilities of
+    :class:`transports.base.ConfirmingChannel`.
 
     Attributes:
         channel_id: the channel number on its connection.
@@ -80,12 +109,11 @@ class AmqpChannel:
 
     __slots__ = (
         "_chan",
+        "_confirm_listener",
         "_conn",
         "_driver",
         "_errors",
         "_holds",
-        "_on_ack",
-        "_on_nack",
         "_publish",
         "_publish_args",
         "channel_id",
@@ -93,17 +121,16 @@ class AmqpChannel:
         "owner",
     )
 
-    def __init__(self, connection: AmqpConnection, chan: Any, owner: object | None = None) -> None:
+    def __init__(self, connection: ChannelHost, chan: Any, owner: object | None = None) -> None:
         self._conn = connection
         self._chan = chan
         self.channel_id: int = chan.channel_id
         self.owner = owner
         self.on_return: ReturnCallback | None = None
-        self._on_ack: AckCallback | None = None
-        self._on_nack: AckCallback | None = None
+        self._confirm_listener: ConfirmListener | None = None
         # Bound once: basic_publish is the hot path.
         self._publish = self._publish_polled
-        self._driver = connection._driver
+        self._driver = connection.driver
         self._holds = 0  # active buffered_writes() blocks on this channel
         self._publish_args: dict[tuple[str, str, bool, bool], bytes] = {}
         self._errors = ErrorTranslator(
@@ -125,33 +152,27 @@ class AmqpChannel:
         return self._chan.events
 
     @property
-    def on_ack(self) -> AckCallback | None:
-        """``callable(delivery_tag, multiple)`` run for each publisher confirm, or ``None``."""
-        return self._on_ack
-
-    @on_ack.setter
-    def on_ack(self, callback: AckCallback | None) -> None:
-        self._on_ack = self._swap_listener("basic_ack", self._on_ack, callback)
+    def confirms_synchronously(self) -> bool:
+        """False: RabbitMQ's acks arrive later, while the connection is read."""
+        return False
 
     @property
-    def on_nack(self) -> AckCallback | None:
-        """``callable(delivery_tag, multiple)`` run for each negative confirm, or ``None``."""
-        return self._on_nack
+    def confirm_listener(self) -> ConfirmListener | None:
+        """Who is told of this channel's acks and nacks (after :meth:`confirm_select`)."""
+        return self._confirm_listener
 
-    @on_nack.setter
-    def on_nack(self, callback: AckCallback | None) -> None:
-        self._on_nack = self._swap_listener("basic_nack", self._on_nack, callback)
-
-    def _swap_listener(
-        self, event: str, old: AckCallback | None, new: AckCallback | None
-    ) -> AckCallback | None:
-        # Registered straight in py-amqp's table: no extra call per confirm.
-        listeners = self._chan.events[event]
+    @confirm_listener.setter
+    def confirm_listener(self, listener: ConfirmListener | None) -> None:
+        # Its methods go straight into py-amqp's table: no extra call per confirm.
+        events = self._chan.events
+        old = self._confirm_listener
         if old is not None:
-            listeners.discard(old)
-        if new is not None:
-            listeners.add(new)
-        return new
+            events["basic_ack"].discard(old.on_ack)
+            events["basic_nack"].discard(old.on_nack)
+        if listener is not None:
+            events["basic_ack"].add(listener.on_ack)
+            events["basic_nack"].add(listener.on_nack)
+        self._confirm_listener = listener
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -265,7 +286,7 @@ class AmqpChannel:
             broker.errors.BrokerConnectionError: sending failed (on entry: the
                 connection is gone); the connection is dropped.
         """
-        return HeldWrites(self, limit)
+        return HeldWrites(self.channel_id, self._hold_writes, self._release_writes, limit)
 
     def _hold_writes(self, limit: int) -> None:
         try:
@@ -327,9 +348,10 @@ class AmqpChannel:
 
     # -- everything else ---------------------------------------------------------
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        # ``method`` is a bound method of the py-amqp channel.
         try:
-            result = getattr(self._chan, method)(*args, **kwargs)
+            result = method(*args)
             if self._driver.write_buffer is not None:
                 self._send_held()  # a nowait method must not sit behind a batch
             return result
@@ -338,7 +360,7 @@ class AmqpChannel:
 
     def confirm_select(self, nowait: bool = False) -> None:
         """Put the channel in publisher-confirm mode (see the module docstring)."""
-        self._call("confirm_select", nowait)
+        self._call(self._chan.confirm_select, nowait)
 
     def exchange_declare(
         self,
@@ -352,12 +374,19 @@ class AmqpChannel:
     ) -> None:
         """Declare an exchange (or check it exists with ``passive``)."""
         self._call(
-            "exchange_declare", exchange, type, passive, durable, auto_delete, nowait, arguments
+            self._chan.exchange_declare,
+            exchange,
+            type,
+            passive,
+            durable,
+            auto_delete,
+            nowait,
+            arguments,
         )
 
     def exchange_delete(self, exchange: str, if_unused: bool = False, nowait: bool = False) -> None:
         """Delete an exchange."""
-        self._call("exchange_delete", exchange, if_unused, nowait)
+        self._call(self._chan.exchange_delete, exchange, if_unused, nowait)
 
     def exchange_bind(
         self,
@@ -368,7 +397,7 @@ class AmqpChannel:
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         """Bind exchange ``destination`` to exchange ``source`` (RabbitMQ extension)."""
-        self._call("exchange_bind", destination, source, routing_key, nowait, arguments)
+        self._call(self._chan.exchange_bind, destination, source, routing_key, nowait, arguments)
 
     def exchange_unbind(
         self,
@@ -379,7 +408,7 @@ class AmqpChannel:
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         """Remove an exchange-to-exchange binding."""
-        self._call("exchange_unbind", destination, source, routing_key, nowait, arguments)
+        self._call(self._chan.exchange_unbind, destination, source, routing_key, nowait, arguments)
 
     def queue_declare(
         self,
@@ -393,7 +422,14 @@ class AmqpChannel:
     ) -> QueueDeclareOk | None:
         """Declare a queue; returns its name and counts (``None`` with ``nowait``)."""
         ok = self._call(
-            "queue_declare", queue, passive, durable, exclusive, auto_delete, nowait, arguments
+            self._chan.queue_declare,
+            queue,
+            passive,
+            durable,
+            exclusive,
+            auto_delete,
+            nowait,
+            arguments,
         )
         return None if ok is None else QueueDeclareOk(*ok)
 
@@ -406,7 +442,7 @@ class AmqpChannel:
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         """Bind a queue to an exchange."""
-        self._call("queue_bind", queue, exchange, routing_key, nowait, arguments)
+        self._call(self._chan.queue_bind, queue, exchange, routing_key, nowait, arguments)
 
     def queue_unbind(
         self,
@@ -417,11 +453,11 @@ class AmqpChannel:
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         """Remove a queue binding."""
-        self._call("queue_unbind", queue, exchange, routing_key, nowait, arguments)
+        self._call(self._chan.queue_unbind, queue, exchange, routing_key, nowait, arguments)
 
     def queue_purge(self, queue: str = "", nowait: bool = False) -> int | None:
         """Remove every ready message; returns how many (``None`` with ``nowait``)."""
-        result: int | None = self._call("queue_purge", queue, nowait)
+        result: int | None = self._call(self._chan.queue_purge, queue, nowait)
         return result
 
     def queue_delete(
@@ -432,12 +468,12 @@ class AmqpChannel:
         nowait: bool = False,
     ) -> int | None:
         """Delete a queue; returns how many messages it held (``None`` with ``nowait``)."""
-        result: int | None = self._call("queue_delete", queue, if_unused, if_empty, nowait)
+        result: int | None = self._call(self._chan.queue_delete, queue, if_unused, if_empty, nowait)
         return result
 
     def basic_get(self, queue: str = "", no_ack: bool = False) -> RawMessage | None:
         """Fetch one message, or ``None`` when the queue is empty."""
-        message: RawMessage | None = self._call("basic_get", queue, no_ack)
+        message: RawMessage | None = self._call(self._chan.basic_get, queue, no_ack)
         return message
 
     def basic_consume(
@@ -454,7 +490,7 @@ class AmqpChannel:
     ) -> str:
         """Start a consumer; ``callback(message)`` gets py-amqp messages as they are."""
         tag: str = self._call(
-            "basic_consume",
+            self._chan.basic_consume,
             queue,
             consumer_tag,
             no_local,
@@ -469,20 +505,20 @@ class AmqpChannel:
 
     def basic_cancel(self, consumer_tag: str, nowait: bool = False) -> None:
         """Stop a consumer."""
-        self._call("basic_cancel", consumer_tag, nowait)
+        self._call(self._chan.basic_cancel, consumer_tag, nowait)
 
     def basic_reject(self, delivery_tag: int, requeue: bool) -> None:
         """Reject one delivery, requeueing it or not."""
-        self._call("basic_reject", delivery_tag, requeue)
+        self._call(self._chan.basic_reject, delivery_tag, requeue)
 
     def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
         """Reject one delivery (or all up to it), requeueing by default."""
-        self._call("basic_nack", delivery_tag, multiple, requeue)
+        self._call(self._chan.basic_nack, delivery_tag, multiple, requeue)
 
     def basic_qos(self, prefetch_size: int, prefetch_count: int, a_global: bool) -> None:
         """Limit unacknowledged deliveries (``prefetch_count``)."""
-        self._call("basic_qos", prefetch_size, prefetch_count, a_global)
+        self._call(self._chan.basic_qos, prefetch_size, prefetch_count, a_global)
 
     def basic_recover(self, requeue: bool = False) -> None:
         """Redeliver this channel's unacknowledged messages."""
-        self._call("basic_recover", requeue)
+        self._call(self._chan.basic_recover, requeue)

@@ -1,6 +1,8 @@
 """Small, targeted subclasses of py-amqp's classes used by the AMQP transport.
 
-Each override fixes one behaviour brokerpool needs and py-amqp 5.4 lacks:
+Each override fixes one behaviour brokerpool needs and py-amqp 5.4 lacks. Where
+that means a private py-amqp hook, the override goes through the adapters of
+:mod:`transports.amqp.pyamqp_internals`, which is the only module touching them:
 
 * :class:`TLSSocketTransport` wraps the socket with a caller-supplied
   :class:`ssl.SSLContext` (py-amqp only builds its own), bounds the TLS
@@ -36,8 +38,13 @@ from typing import Any
 
 import amqp
 from amqp import spec
-from amqp.transport import SSLTransport
 
+from transports.amqp.pyamqp_internals import (
+    ChannelAdapter,
+    ConnectionAdapter,
+    SSLTransportAdapter,
+    has_unread_input,
+)
 from transports.amqp.writes import WriteBuffer
 
 __all__ = ["Driver", "DriverChannel", "TLSSocketTransport"]
@@ -53,7 +60,7 @@ NEGOTIATE_CAPABILITIES = {
 }
 
 
-class TLSSocketTransport(SSLTransport):  # type: ignore[misc]
+class TLSSocketTransport(SSLTransportAdapter):
     """py-amqp's TLS transport, wrapping with a given context and bounded handshake."""
 
     sock: Any
@@ -90,7 +97,8 @@ class TLSSocketTransport(SSLTransport):  # type: ignore[misc]
         with self._io_lock:
             return int(self.sock.pending())
 
-    def _setup_transport(self) -> None:
+    def setup_tls(self) -> None:
+        """Wrap with our context; the handshake ends by the connect deadline."""
         self.sock = self.tls_context.wrap_socket(
             self.sock, server_hostname=self.server_hostname, do_handshake_on_connect=False
         )
@@ -101,15 +109,16 @@ class TLSSocketTransport(SSLTransport):  # type: ignore[misc]
         self.sock.do_handshake()
         # Back to blocking: reads set their own timeouts (having_timeout).
         self.sock.settimeout(None)
-        self._quick_recv = self.sock.read
 
-    def _shutdown_transport(self) -> None:
-        # No TLS close_notify exchange: the AMQP close handshake already ended
-        # the session, and unwrap() can block forever on a silent peer.
-        return None
+    def before_close(self) -> None:
+        """No TLS close_notify exchange.
+
+        The AMQP close handshake already ended the session, and ``unwrap()``
+        can block forever on a silent peer.
+        """
 
 
-class DriverChannel(amqp.Channel):  # type: ignore[misc]
+class DriverChannel(ChannelAdapter):
     """A py-amqp channel that stays closed after a broker-side channel error."""
 
     def __init__(self, connection: Driver, channel_id: int | None = None, **kwargs: Any) -> None:
@@ -117,10 +126,13 @@ class DriverChannel(amqp.Channel):  # type: ignore[misc]
         kwargs["auto_decode"] = False
         super().__init__(connection, channel_id, **kwargs)
 
-    def _do_revive(self) -> None:
-        # py-amqp re-opens a channel the broker closed (a hidden round trip
-        # and a channel that silently lost its consumers). The broker already
-        # got close-ok, so just release it; the error is raised by the caller.
+    def after_broker_close(self) -> None:
+        """Release the channel instead of opening it again.
+
+        py-amqp re-opens a channel the broker closed (a hidden round trip and
+        a channel that silently lost its consumers). The broker already got
+        close-ok; the error is raised to the caller.
+        """
         self.collect()
 
     def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
@@ -128,7 +140,7 @@ class DriverChannel(amqp.Channel):  # type: ignore[misc]
         self.send_method(spec.Basic.Nack, "Lbb", (delivery_tag, multiple, requeue))
 
 
-class Driver(amqp.Connection):  # type: ignore[misc]
+class Driver(ConnectionAdapter):
     """A py-amqp connection with bounded waits; see the module docstring."""
 
     Channel = DriverChannel
@@ -192,29 +204,13 @@ class Driver(amqp.Connection):  # type: ignore[misc]
             **kwargs,
         )
 
-    @property
-    def transport(self) -> Any:
-        # py-amqp's getter reconnects when the transport is gone; we never do.
-        transport = self._transport
-        if transport is None:
-            raise amqp.RecoverableConnectionError("connection already closed")
-        return transport
-
-    @transport.setter
-    def transport(self, transport: Any) -> None:
-        self._transport = transport
-
     # -- negotiation ----------------------------------------------------------
 
-    def _on_tune(
-        self, channel_max: int, frame_max: int, server_heartbeat: int, argsig: str = "BlB"
-    ) -> None:
-        # py-amqp takes the server's limits as they are; take the smaller one.
-        super()._on_tune(
+    def tune_limits(self, channel_max: int, frame_max: int) -> tuple[int, int]:
+        """The smaller of the broker's limits and ours (py-amqp takes the broker's)."""
+        return (
             _smaller(channel_max, self.wanted_channel_max),
             _smaller(frame_max, self.wanted_frame_max),
-            server_heartbeat,
-            argsig,
         )
 
     # -- writing ---------------------------------------------------------------
@@ -273,7 +269,7 @@ class Driver(amqp.Connection):  # type: ignore[misc]
             poll = self._poll = (sock, poller, isinstance(transport, TLSSocketTransport))
         # A partial frame read earlier, or bytes TLS already decrypted, are
         # invisible to poll: then read the usual way.
-        quiet = not transport._read_buffer and not (poll[2] and transport.pending())
+        quiet = not has_unread_input(transport) and not (poll[2] and transport.pending())
         if quiet and not poll[1].poll(0):
             return
         with contextlib.suppress(TimeoutError):

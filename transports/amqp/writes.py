@@ -24,19 +24,20 @@ What keeps that safe:
   was. A failed send marks the transport disconnected (the stream is cut at
   an unknown point) and raises the socket error, which the caller translates.
 
-:class:`HeldWrites` is what ``AmqpChannel.buffered_writes()`` returns: one
-holder of a connection's buffer (several may share it).
+:class:`HeldWrites` is what ``AmqpChannel.buffered_writes()`` returns (a
+:class:`transports.base.WriteHold`): one holder of a connection's buffer
+(several may share it).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from time import monotonic
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
-if TYPE_CHECKING:
-    from transports.amqp.channel import AmqpChannel
+from transports.amqp.pyamqp_internals import RawWrites
 
 __all__ = ["DEFAULT_LIMIT", "DEFAULT_MAX_DELAY", "HeldWrites", "WriteBuffer"]
 
@@ -49,8 +50,8 @@ DEFAULT_MAX_DELAY = 0.05
 class WriteBuffer:
     """Collects one py-amqp transport's outgoing frames; see the module docstring.
 
-    Installing it replaces the transport's ``_write`` (the raw socket write
-    that py-amqp's ``transport.write`` calls) until :meth:`close`.
+    Installing it diverts the transport's raw socket writes (see
+    :class:`~transports.amqp.pyamqp_internals.RawWrites`) until :meth:`close`.
 
     Args:
         transport: a connected py-amqp transport.
@@ -64,15 +65,14 @@ class WriteBuffer:
         self.limit = limit
         self.max_delay = max_delay
         self.sends = 0  # socket writes made through the buffer (for tests and repr)
-        self._transport = transport
-        self._raw = transport._write
-        self._had_own_write = "_write" in vars(transport)
+        self._socket_transport = transport
         self._pending = bytearray()
         self._since = 0.0  # when the oldest pending byte arrived
         self._lock = threading.Lock()
         self._owner = threading.get_ident()
         self._closed = False
-        transport._write = self.write
+        self._diverted = RawWrites(transport, self.write)
+        self._raw = self._diverted.original
 
     @property
     def pending(self) -> int:
@@ -119,12 +119,7 @@ class WriteBuffer:
             with self._lock:
                 self._closed = True
                 self._pending.clear()
-                transport = self._transport
-                if transport._write == self.write:
-                    if self._had_own_write:
-                        transport._write = self._raw
-                    else:
-                        del transport._write
+                self._diverted.restore()
 
     def _send_locked(self) -> None:
         pending = self._pending
@@ -139,7 +134,7 @@ class WriteBuffer:
             self._raw(data)
         except OSError:
             # Part of the data may have left: the stream is unusable now.
-            self._transport.connected = False
+            self._socket_transport.connected = False
             raise
         self.sends += 1
 
@@ -149,31 +144,45 @@ class WriteBuffer:
 
 
 class HeldWrites:
-    """One :meth:`AmqpChannel.buffered_writes` block (also usable without ``with``).
+    """One ``AmqpChannel.buffered_writes()`` block (also usable without ``with``).
 
     :meth:`start` begins holding frames, :meth:`release` sends them and ends
     it; ``quiet=True`` (used while another exception propagates) drops the
     connection on a failed send without raising.
+
+    Args:
+        channel_id: the channel holding (for ``repr``).
+        hold: called once by :meth:`start` with ``limit``.
+        release: called once by :meth:`release` with ``quiet``.
+        limit: bytes collected before they are sent.
     """
 
-    __slots__ = ("_active", "_channel", "_limit")
+    __slots__ = ("_active", "_channel_id", "_hold", "_limit", "_release")
 
-    def __init__(self, channel: AmqpChannel, limit: int) -> None:
-        self._channel = channel
+    def __init__(
+        self,
+        channel_id: int,
+        hold: Callable[[int], None],
+        release: Callable[[bool], None],
+        limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        self._channel_id = channel_id
+        self._hold = hold
+        self._release = release
         self._limit = limit
         self._active = False
 
     def start(self) -> None:
         """Begin holding frames (once)."""
         if not self._active:
-            self._channel._hold_writes(self._limit)
+            self._hold(self._limit)
             self._active = True
 
     def release(self, quiet: bool = False) -> None:
         """Send what is held and stop holding (once)."""
         if self._active:
             self._active = False
-            self._channel._release_writes(quiet)
+            self._release(quiet)
 
     def __enter__(self) -> Self:
         self.start()
@@ -189,4 +198,4 @@ class HeldWrites:
 
     def __repr__(self) -> str:
         state = "holding" if self._active else "released"
-        return f"<HeldWrites chan:{self._channel.channel_id} {state}>"
+        return f"<HeldWrites chan:{self._channel_id} {state}>"

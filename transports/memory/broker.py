@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from broker.errors import NotFound
+from transports import base
 from transports._shared.replies import locked_error, not_found, precondition
 
 if TYPE_CHECKING:
@@ -71,7 +72,13 @@ class Entry:
 
 
 class Consumer:
-    """A ``basic_consume`` subscription of one channel to one queue."""
+    """A ``basic_consume`` subscription of one channel to one queue.
+
+    ``channel`` and ``receiver`` are the same channel: the broker keeps its
+    state through ``channel``, deliveries name it through ``receiver``, the
+    :class:`~transports.base.Channel` its user sees (which builds on this
+    module, so this module cannot name its class).
+    """
 
     __slots__ = (
         "callback",
@@ -80,6 +87,7 @@ class Consumer:
         "no_ack",
         "on_cancel",
         "queue",
+        "receiver",
         "tag",
         "unacked",
     )
@@ -88,6 +96,7 @@ class Consumer:
         self,
         tag: str,
         channel: ChannelCore,
+        receiver: base.Channel,
         queue: Queue,
         callback: Callable[[Any], None] | None,
         no_ack: bool,
@@ -96,6 +105,7 @@ class Consumer:
     ) -> None:
         self.tag = tag
         self.channel = channel
+        self.receiver = receiver
         self.queue = queue
         self.callback = callback
         self.no_ack = no_ack

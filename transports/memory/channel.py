@@ -27,6 +27,7 @@ from transports._shared.replies import (
     not_found,
     not_implemented,
 )
+from transports._shared.unbuffered import UNBUFFERED
 from transports.memory.broker import (
     LOCK,
     ChannelCore,
@@ -74,21 +75,29 @@ class _Guard:
 
 
 class MemoryChannel(ChannelCore):
-    """A channel on the memory broker; see :class:`transports.base.Channel`.
+    """A channel on the memory broker.
+
+    Implements :class:`transports.base.ConfirmingChannel`: publishes are
+    confirmed synchronously, and there are no frames to buffer.
 
     Attributes:
         on_return: called as ``on_return(reply_code, reply_text, exchange,
-            routing_key, message)`` for a ``mandatory`` message no queue took.
+            routing_key, message)`` for a ``mandatory`` message no queue took,
+            before :meth:`basic_publish` returns.
+        confirm_mode: set by :meth:`confirm_select`.
+        confirm_listener: kept for whoever tracks this channel's confirms; never
+            called, since every publish is confirmed when it returns.
     """
 
-    __slots__ = ("_guard", "confirm_mode", "on_return", "owner")
+    __slots__ = ("_guard", "confirm_listener", "confirm_mode", "on_return", "owner")
 
     def __init__(self, session: Session, channel_id: int, owner: object | None = None) -> None:
         super().__init__(session, channel_id)
         self.owner = owner
         self._guard = _Guard(self)
-        self.on_return: Callable[[int, str, str, str, Message], None] | None = None
+        self.on_return: base.ReturnCallback | None = None
         self.confirm_mode = False
+        self.confirm_listener: base.ConfirmListener | None = None
 
     @property
     def is_open(self) -> bool:
@@ -323,10 +332,19 @@ class MemoryChannel(ChannelCore):
             returned.delivery_info = {"exchange": exchange, "routing_key": routing_key}
             self.on_return(312, "NO_ROUTE", exchange, routing_key, returned)
 
+    @property
+    def confirms_synchronously(self) -> bool:
+        """True: a publish is confirmed when :meth:`basic_publish` returns."""
+        return True
+
     def confirm_select(self, nowait: bool = False) -> None:
-        """Accepted for compatibility: memory publishes are confirmed when they return."""
+        """Enter confirm mode; memory publishes are confirmed when they return."""
         with self._guard:
             self.confirm_mode = True
+
+    def buffered_writes(self) -> base.WriteHold:
+        """Nothing to hold: publishes are routed when :meth:`basic_publish` returns."""
+        return UNBUFFERED
 
     # -- consuming --------------------------------------------------------------
 
@@ -378,7 +396,7 @@ class MemoryChannel(ChannelCore):
                 raise IrrecoverableChannelError(
                     f"NOT_ALLOWED - attempt to reuse consumer tag '{tag}'", reply_code=530
                 )
-            consumer = Consumer(tag, self, found, callback, no_ack, exclusive, on_cancel)
+            consumer = Consumer(tag, self, self, found, callback, no_ack, exclusive, on_cancel)
             self.consumers[tag] = consumer
             found.consumers.append(consumer)
             dispatch(found)

@@ -44,7 +44,8 @@ def freeze(value: Any) -> Hashable:
         hash(value)
     except TypeError:
         return repr(value)
-    return value  # type: ignore[no-any-return]
+    hashable: Hashable = value
+    return hashable
 
 
 def words(key: str) -> tuple[str, ...]:

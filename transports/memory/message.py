@@ -9,8 +9,9 @@ another one sees.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from transports import base
 from transports._shared.properties import (
     PROPERTY_NAMES,
     coerce_body,
@@ -19,9 +20,6 @@ from transports._shared.properties import (
     drop_unknown,
 )
 from transports.memory.broker import Entry
-
-if TYPE_CHECKING:
-    from transports.memory.channel import MemoryChannel
 
 __all__ = [
     "PROPERTY_NAMES",
@@ -82,7 +80,7 @@ class Message:
     )
 
     def __init__(
-        self, body: Any = b"", channel: MemoryChannel | None = None, **properties: Any
+        self, body: Any = b"", channel: base.Channel | None = None, **properties: Any
     ) -> None:
         # ``properties`` is a fresh dict; nested headers are copied at publish.
         drop_unknown(properties)
@@ -177,7 +175,7 @@ def prepared(body: Any, properties: dict[str, Any]) -> Message:
 
 def received(
     entry: Entry,
-    channel: MemoryChannel,
+    channel: base.Channel,
     tag: int,
     redelivered: bool,
     consumer_tag: str | None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, Self
 
@@ -29,11 +29,12 @@ from transports._shared.replies import (
     not_implemented,
     precondition,
 )
+from transports._shared.unbuffered import UNBUFFERED
 from transports.redis.consuming import ConsumingMixin, flag
 from transports.redis.message import Message, encode, headers_json
 
 if TYPE_CHECKING:
-    from transports.redis.transport import RedisConnection
+    from transports.redis.connection import RedisConnection
 
 __all__ = ["RedisChannel"]
 
@@ -50,12 +51,18 @@ def _check_name(kind: str, name: str) -> None:
 
 
 class RedisChannel(ConsumingMixin):
-    """A channel on a :class:`~transports.redis.transport.RedisConnection`.
+    """A channel on a :class:`~transports.redis.connection.RedisConnection`.
+
+    Implements :class:`transports.base.ConfirmingChannel`: a publish is
+    confirmed when the broker script returns, and there are no frames to
+    buffer.
 
     Attributes:
         on_return: called as ``on_return(reply_code, reply_text, exchange,
             routing_key, message)`` for an unroutable ``mandatory`` message,
             before :meth:`basic_publish` returns.
+        confirm_listener: kept for whoever tracks this channel's confirms; never
+            called, since every publish is confirmed when it returns.
     """
 
     def __init__(
@@ -65,7 +72,8 @@ class RedisChannel(ConsumingMixin):
         self.channel_id = channel_id
         self.uid = f"{connection.uid}.{channel_id}"
         self.owner = owner
-        self.on_return: Callable[..., None] | None = None
+        self.on_return: base.ReturnCallback | None = None
+        self.confirm_listener: base.ConfirmListener | None = None
         self.next_tag = 1
         self.prefetch_count = 0
         self.prefetch_global = False
@@ -258,8 +266,17 @@ class RedisChannel(ConsumingMixin):
     def prepare_message(self, body: bytes, **properties: Any) -> Message:
         return Message(body, **properties)
 
+    @property
+    def confirms_synchronously(self) -> bool:
+        """True: a publish is confirmed when :meth:`basic_publish` returns."""
+        return True
+
     def confirm_select(self, nowait: bool = False) -> None:
-        """Accepted for compatibility: a publish is confirmed when the script returns."""
+        """Accepted: a publish is confirmed when the script returns."""
+
+    def buffered_writes(self) -> base.WriteHold:
+        """Nothing to hold: a publish is one script call, done when it returns."""
+        return UNBUFFERED
 
     def basic_publish(
         self,

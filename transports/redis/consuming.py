@@ -18,7 +18,7 @@ from transports._shared.replies import not_implemented, precondition
 from transports.redis.message import Message
 
 if TYPE_CHECKING:
-    from transports.redis.transport import RedisConnection
+    from transports.redis.connection import RedisConnection
 
 __all__ = ["Consumer", "ConsumingMixin", "flag"]
 
