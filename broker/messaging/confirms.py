@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from broker.errors import ConfirmTimeout, MessageNacked, MessageUnroutable
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONFIRM_TIMEOUT",
     "DEFAULT_MAX_IN_FLIGHT",
+    "BatchingProducer",
     "ConfirmBatch",
     "ConfirmTracker",
     "PublishRecord",
@@ -227,6 +228,31 @@ def _timeout(count: int, timeout: float, blocked: bool) -> ConfirmTimeout:
     )
 
 
+class BatchingProducer(Protocol):
+    """What a :class:`ConfirmBatch` needs of the producer whose publishes it pipelines."""
+
+    #: Called as ``on_return(exc, exchange, routing_key, message)`` for each returned
+    #: ``mandatory`` message when the batch ends; ``None`` makes the batch raise instead.
+    on_return: Callable[..., Any] | None
+
+    @property
+    def is_blocked(self) -> bool:
+        """Whether the broker blocks the producer's connection (a timeout then says so)."""
+        ...
+
+    def enter_batch(self, batch: ConfirmBatch) -> None:
+        """Route the producer's publishes through ``batch``."""
+        ...
+
+    def leave_batch(self, batch: ConfirmBatch) -> None:
+        """Stop routing the producer's publishes through ``batch``."""
+        ...
+
+    def drain_confirms(self, timeout: float) -> None:
+        """Read the connection for up to ``timeout`` seconds, so that confirms can arrive."""
+        ...
+
+
 class ConfirmBatch:
     """Pipelined confirms: ``with producer.confirms(timeout=30) as batch: ...``.
 
@@ -249,7 +275,7 @@ class ConfirmBatch:
 
     def __init__(
         self,
-        producer: Any,
+        producer: BatchingProducer,
         timeout: float = DEFAULT_CONFIRM_TIMEOUT,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
@@ -270,7 +296,7 @@ class ConfirmBatch:
 
     def __enter__(self) -> ConfirmBatch:
         self._deadline = time.monotonic() + self.timeout
-        self.producer._begin_batch(self)
+        self.producer.enter_batch(self)
         return self
 
     def __exit__(
@@ -279,7 +305,7 @@ class ConfirmBatch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.producer._end_batch(self)
+        self.producer.leave_batch(self)
         if exc_type is not None:
             self._close_out(wait=False)
             return
@@ -304,9 +330,9 @@ class ConfirmBatch:
         if message_id is not None:
             self._ids[tag] = message_id
         if len(tracker.pending) >= self.max_in_flight:
-            drain = self.producer._drain
+            drain = self.producer.drain_confirms
             if not tracker.wait_below(self.max_in_flight // 2, self._deadline, drain):
-                raise _timeout(len(tracker.pending), self.timeout, self.producer._is_blocked())
+                raise _timeout(len(tracker.pending), self.timeout, self.producer.is_blocked)
 
     def _switch(self, tracker: ConfirmTracker, tag: int) -> None:
         # A new channel (after a reconnect): what the old one still owed is unknown.
@@ -333,7 +359,7 @@ class ConfirmBatch:
             # Everything held leaves first, so the wait below can be answered.
             self._release_writes(quiet=not wait)
             if tracker is not None and wait and not tracker.broken:
-                tracker.wait_below(0, self._deadline, self.producer._drain)
+                tracker.wait_below(0, self._deadline, self.producer.drain_confirms)
         finally:
             self._settle_segment(final=True)
             self._tracker = None

@@ -366,7 +366,7 @@ class Producer:
             return
         tag = tracker.publish(msg, exchange, routing_key, mandatory, True)
         timeout = self.confirm_timeout if confirm_timeout is None else confirm_timeout
-        tracker.wait(tag, timeout, self._drain, self._is_blocked)
+        tracker.wait(tag, timeout, self.drain_confirms, lambda: self.is_blocked)
         self._check_outcome(tracker, tag)
 
     def _check_outcome(self, tracker: ConfirmTracker, tag: int) -> None:
@@ -399,13 +399,16 @@ class Producer:
             )
         return conn.ensure(self, self._publish, **retry_policy)
 
-    def _drain(self, timeout: float) -> None:
+    def drain_confirms(self, timeout: float) -> None:
+        """Read the connection for up to ``timeout`` seconds, so that confirms can arrive."""
         conn = self._connection
         # Only confirm waits drain, and _tracker_for refuses to wait without a connection.
         assert conn is not None
         conn.drain_events(timeout=timeout)
 
-    def _is_blocked(self) -> bool:
+    @property
+    def is_blocked(self) -> bool:
+        """Whether the broker blocks this producer's connection (``connection.blocked``)."""
         conn = self._connection
         return conn is not None and conn.is_blocked
 
@@ -422,7 +425,12 @@ class Producer:
         """
         return ConfirmBatch(self, timeout=timeout, max_in_flight=max_in_flight)
 
-    def _begin_batch(self, batch: ConfirmBatch) -> None:
+    def enter_batch(self, batch: ConfirmBatch) -> None:
+        """Route this producer's publishes through ``batch`` (called by ``ConfirmBatch``).
+
+        Raises:
+            ConfigurationError: a ``confirms()`` block of this producer is already open.
+        """
         if self._batch is not None:
             raise ConfigurationError("this producer is already inside a confirms() block")
         self._batch = batch
@@ -433,8 +441,10 @@ class Producer:
             else:
                 self._tracker = self._tracker_for(channel)
 
-    def _end_batch(self, batch: ConfirmBatch) -> None:
-        self._batch = None
+    def leave_batch(self, batch: ConfirmBatch) -> None:
+        """Stop routing publishes through ``batch`` (called by ``ConfirmBatch``)."""
+        if self._batch is batch:
+            self._batch = None
 
     # -- lifecycle ----------------------------------------------------------------
 
