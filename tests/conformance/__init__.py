@@ -7,7 +7,6 @@ real broker pass the same assertions.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,13 +18,10 @@ __all__ = [
     "Connect",
     "Names",
     "declare_bound",
-    "drain_for",
-    "drain_until",
     "get",
     "message_count",
     "publish",
     "routed",
-    "wait_for",
 ]
 
 #: A factory of connections of the transport under test.
@@ -68,35 +64,6 @@ def get(channel: Channel, queue: str, no_ack: bool = False) -> Any:
         if message is not None or time.monotonic() > deadline:
             return message
         time.sleep(0.01)
-
-
-def drain_until(connection: TransportConnection, done: Callable[[], bool]) -> None:
-    """drain_events until ``done()`` holds; fail after the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while not done():
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, "expected deliveries did not arrive"
-        with contextlib.suppress(TimeoutError):
-            connection.drain_events(timeout=remaining)
-
-
-def drain_for(connection: TransportConnection, seconds: float) -> None:
-    """drain_events for a while, dispatching whatever arrives."""
-    deadline = time.monotonic() + seconds
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            connection.drain_events(timeout=remaining)
-        except TimeoutError:
-            return
-
-
-def wait_for(check: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def message_count(connection: TransportConnection, queue: str) -> int:

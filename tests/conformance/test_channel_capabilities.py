@@ -9,7 +9,8 @@ does not tells its listener as the connection is read.
 
 from __future__ import annotations
 
-from tests.conformance import Names, drain_until, message_count, publish, wait_for
+from tests.conformance import Names, message_count, publish
+from tests.support.wait import drain_until, wait_until
 from transports.base import Channel, ConfirmingChannel, TransportConnection
 
 
@@ -69,6 +70,6 @@ def test_publishes_held_by_buffered_writes_all_arrive_in_order(
     hold.start()
     publish(channel, queue, b"50")
     hold.release()
-    assert wait_for(lambda: message_count(connection, queue) == 51)
+    wait_until(lambda: message_count(connection, queue) == 51)
     bodies = [channel.basic_get(queue, no_ack=True) for _ in range(51)]
     assert [m.body for m in bodies if m is not None] == [b"%02d" % n for n in range(51)]

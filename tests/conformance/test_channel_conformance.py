@@ -17,14 +17,12 @@ from tests.conformance import (
     Connect,
     Names,
     declare_bound,
-    drain_for,
-    drain_until,
     get,
     message_count,
     publish,
     routed,
-    wait_for,
 )
+from tests.support.wait import drain_for, drain_until, wait_until
 from transports.base import Channel, QueueDeclareOk, TransportConnection
 
 # -- declarations ------------------------------------------------------------------
@@ -36,7 +34,7 @@ def test_queue_declare_reports_name_and_counts(channel: Channel, names: Names) -
     assert ok == QueueDeclareOk(queue, 0, 0)
     publish(channel, queue, b"one")
     publish(channel, queue, b"two")
-    assert wait_for(lambda: channel.queue_declare(queue, passive=True).message_count == 2)
+    wait_until(lambda: channel.queue_declare(queue, passive=True).message_count == 2)
 
 
 def test_exchange_redeclare_with_same_arguments_is_accepted(channel: Channel, names: Names) -> None:
@@ -162,7 +160,7 @@ def test_consume_delivers_through_drain_events_in_order(
     for message in got:
         channel.basic_ack(message.delivery_tag)
     channel.basic_cancel(tag)
-    assert wait_for(lambda: message_count(connection, queue) == 0)
+    wait_until(lambda: message_count(connection, queue) == 0)
 
 
 def test_consumers_of_one_queue_are_served_round_robin(
@@ -191,7 +189,7 @@ def test_cancelled_consumer_gets_nothing_more(
     publish(channel, queue, b"after cancel")
     drain_for(connection, 0.3)
     assert got == []
-    assert wait_for(lambda: message_count(connection, queue) == 1)
+    wait_until(lambda: message_count(connection, queue) == 1)
 
 
 def test_reject_with_requeue_redelivers_flagged(channel: Channel, names: Names) -> None:
@@ -290,7 +288,7 @@ def test_unacked_deliveries_return_to_the_queue_when_the_channel_closes(
     assert message_count(connection, queue) == 0
 
     consumer_channel.close()
-    assert wait_for(lambda: message_count(connection, queue) == 3)
+    wait_until(lambda: message_count(connection, queue) == 3)
     again = [get(channel, queue, no_ack=True) for _ in range(3)]
     assert [m.body for m in again] == [b"0", b"1", b"2"]
     assert all(m.delivery_info["redelivered"] for m in again)
@@ -321,11 +319,11 @@ def test_purge_and_delete_report_message_counts(
     channel.queue_declare(queue, auto_delete=False)
     for n in range(3):
         publish(channel, queue, b"%d" % n)
-    assert wait_for(lambda: message_count(connection, queue) == 3)
+    wait_until(lambda: message_count(connection, queue) == 3)
     assert channel.queue_purge(queue) == 3
     publish(channel, queue, b"a")
     publish(channel, queue, b"b")
-    assert wait_for(lambda: message_count(connection, queue) == 2)
+    wait_until(lambda: message_count(connection, queue) == 2)
     assert channel.queue_delete(queue) == 2
     with pytest.raises(NotFound):
         message_count(connection, queue)
@@ -343,7 +341,7 @@ def test_direct_exchange_routes_by_exact_key(
     )
     for key in ("red", "green", "blue", "black"):
         publish(channel, key, key.encode(), exchange=exchange)
-    assert wait_for(lambda: message_count(connection, queues["a"]) == 2)
+    wait_until(lambda: message_count(connection, queues["a"]) == 2)
     assert routed(channel, list(queues.values())) == {
         queues["a"]: [b"blue", b"red"],
         queues["b"]: [b"green"],
@@ -363,7 +361,7 @@ def test_topic_exchange_matches_star_and_hash(
     )
     for key in ("stock.usd.nyse", "stock.eur", "stock", "bond.usd.nyse", "stock.usd.nyse.x"):
         publish(channel, key, key.encode(), exchange=exchange)
-    assert wait_for(lambda: message_count(connection, queues["any"]) == 4)
+    wait_until(lambda: message_count(connection, queues["any"]) == 4)
     assert routed(channel, list(queues.values())) == {
         queues["one"]: [b"stock.usd.nyse"],
         queues["any"]: [b"stock", b"stock.eur", b"stock.usd.nyse", b"stock.usd.nyse.x"],
@@ -377,7 +375,7 @@ def test_fanout_exchange_ignores_the_routing_key(
     exchange = names.exchange()
     queues = declare_bound(channel, names, exchange, "fanout", {"a": ["x"], "b": [""]})
     publish(channel, "anything", b"everyone", exchange=exchange)
-    assert wait_for(lambda: message_count(connection, queues["b"]) == 1)
+    wait_until(lambda: message_count(connection, queues["b"]) == 1)
     assert routed(channel, list(queues.values())) == {
         queues["a"]: [b"everyone"],
         queues["b"]: [b"everyone"],
@@ -406,7 +404,7 @@ def test_headers_exchange_matches_all_or_any(
     }
     for body, headers in samples.items():
         publish(channel, "", body, exchange=exchange, application_headers=headers)
-    assert wait_for(lambda: message_count(connection, queues["any"]) == 3)
+    wait_until(lambda: message_count(connection, queues["any"]) == 3)
     assert routed(channel, list(queues.values())) == {
         queues["all"]: [b"pdf-report"],
         queues["any"]: [b"pdf-only", b"pdf-report", b"zip-log"],

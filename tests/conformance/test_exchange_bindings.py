@@ -18,8 +18,8 @@ from tests.conformance import (
     message_count,
     publish,
     routed,
-    wait_for,
 )
+from tests.support.wait import wait_until
 from transports.base import Channel, TransportConnection
 
 
@@ -34,7 +34,7 @@ def test_exchange_binding_routes_direct_source_to_fanout_destination(
     publish(channel, "blue", b"blue", exchange=source)
     publish(channel, "red", b"red", exchange=source)
     for queue in (direct["direct"], fanned["a"], fanned["b"]):
-        assert wait_for(lambda q=queue: message_count(connection, q) == 1)
+        wait_until(lambda q=queue: message_count(connection, q) == 1)
     message = get(channel, fanned["a"], no_ack=True)
     assert (message.body, message.delivery_info["exchange"]) == (b"red", source)
     assert message.delivery_info["routing_key"] == "red"
@@ -58,7 +58,7 @@ def test_exchange_binding_routes_topic_source_to_direct_destination(
     for key in ("bond.usd", "stock.gbp", "stock.eur", "stock.usd"):
         publish(channel, key, key.encode(), exchange=source)
     for queue in queues.values():
-        assert wait_for(lambda q=queue: message_count(connection, q) == 1)
+        wait_until(lambda q=queue: message_count(connection, q) == 1)
     assert routed(channel, list(queues.values())) == {
         queues["usd"]: [b"stock.usd"],
         queues["eur"]: [b"stock.eur"],
@@ -77,7 +77,7 @@ def test_exchange_unbind_stops_routing(
     channel.exchange_unbind(destination, source)  # unbinding twice is not an error
     publish(channel, "", b"unbound", exchange=source)
     publish(channel, queues["q"], b"marker")  # routed after both, on the same channel
-    assert wait_for(lambda: message_count(connection, queues["q"]) == 2)
+    wait_until(lambda: message_count(connection, queues["q"]) == 2)
     assert routed(channel, [queues["q"]]) == {queues["q"]: [b"bound", b"marker"]}
 
 
@@ -94,7 +94,7 @@ def test_a_queue_reached_by_several_paths_and_a_cycle_gets_one_copy(
     publish(channel, "", b"once", exchange=first)
     publish(channel, "", b"also once", exchange=second)
     publish(channel, queues["q"], b"marker")  # routed after both, on the same channel
-    assert wait_for(lambda: message_count(connection, queues["q"]) >= 3)
+    wait_until(lambda: message_count(connection, queues["q"]) >= 3)
     assert routed(channel, [queues["q"]]) == {queues["q"]: [b"also once", b"marker", b"once"]}
 
 

@@ -34,6 +34,7 @@ from broker.errors import (
     RecoverableConnectionError,
 )
 from tests.support.faultproxy import FaultProxy
+from tests.support.wait import drain_until
 from transports.amqp.transport import AmqpConnection, Transport
 from transports.base import Channel, ConnectionParams, QueueDeclareOk, RawMessage
 
@@ -71,12 +72,6 @@ def proxy(broker_address: tuple[str, int]) -> Iterator[FaultProxy]:
     """A loopback fault proxy in front of the test broker."""
     with FaultProxy(*broker_address) as fault_proxy:
         yield fault_proxy
-
-
-def drain_until(conn: AmqpConnection, done: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        conn.drain_events(timeout=max(deadline - time.monotonic(), 0.01))
 
 
 # -- the registry and the basics -----------------------------------------------------

@@ -6,7 +6,6 @@ because other runs share the broker.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from broker.entities.queue import Exchange, Queue
 from broker.errors import MessageNacked, MessageUnroutable
 from broker.messaging.message import Message
 from broker.messaging.producer import Consumer, Producer
+from tests.support.wait import drain_until
 
 pytestmark = pytest.mark.broker
 
@@ -41,15 +41,6 @@ def cleanup(rabbitmq_url: str) -> Iterator[list[Queue | Exchange]]:
                 channel.queue_delete(entity.name)
             else:
                 channel.exchange_delete(entity.name)
-
-
-def drain_until(conn: Connection, predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, "timed out waiting for deliveries"
-        with contextlib.suppress(TimeoutError):
-            conn.drain_events(timeout=remaining)
 
 
 def test_hello_world(conn, unique_name):

@@ -21,6 +21,7 @@ import pytest
 
 from broker import Connection, Producer
 from broker.errors import ChannelError, NotFound
+from tests.support.wait import wait_until
 from transports.amqp.transport import AmqpConnection
 
 pytestmark = pytest.mark.broker
@@ -49,10 +50,11 @@ def message_count(conn: Connection, queue: str) -> int:
 
 def wait_for_count(conn: Connection, queue: str, count: int) -> None:
     # Another channel's publishes are routed asynchronously: give them a moment.
-    deadline = time.monotonic() + 10
-    while message_count(conn, queue) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} messages arrived"
-        time.sleep(0.05)
+    wait_until(
+        lambda: message_count(conn, queue) >= count,
+        interval=0.05,
+        message=f"fewer than {count} messages arrived",
+    )
 
 
 def driver_of(conn: Connection) -> Any:

@@ -32,9 +32,10 @@ from broker.errors import (
     RecoverableConnectionError,
 )
 from broker.messaging.producer import Consumer, Producer
-from tests.conformance import drain_until, publish
+from tests.conformance import publish
 from tests.support.routing_cases import HEADERS_CASES, TOPIC_CASES
 from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT
+from tests.support.wait import drain_until
 from transports.base import ConnectionParams
 from transports.redis.transport import RedisConnection, Transport
 

@@ -1,18 +1,8 @@
-"""Helpers for messaging tests on a connection: wait for a condition, fetch one message."""
+"""Helpers for messaging tests on a connection: fetch one message."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from broker import Connection, Message, Queue
-
-
-def drain_until(conn: Connection, predicate: Callable[[], object], timeout: float = 2.0) -> None:
-    """Drain events until ``predicate()`` is true; ``TimeoutError`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        conn.drain_events(timeout=max(deadline - time.monotonic(), 0.001))
 
 
 def fetch(conn: Connection, name: str) -> Message:

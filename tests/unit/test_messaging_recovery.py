@@ -11,7 +11,7 @@ from broker import Connection
 from broker.entities.queue import Exchange, Queue
 from broker.errors import RecoverableConnectionError
 from broker.messaging.producer import Consumer, Producer
-from tests.support.messaging import drain_until
+from tests.support.wait import drain_until
 from transports.memory.transport import MemoryChannel, inspect, reset
 
 
