@@ -422,6 +422,16 @@ class TransportConnection(abc.ABC):
     def is_blocked(self) -> bool:
         """True while the broker has blocked this connection (``connection.blocked``)."""
 
+    @property
+    def failure(self) -> BaseException | None:
+        """The connection-level error that found this connection broken, if one did.
+
+        ``None`` while it is open and after a clean :meth:`close`. The façade
+        passes it to ``on_close`` hooks when it finds a connection broken by a
+        channel call that it did not make itself.
+        """
+        return None
+
     @abc.abstractmethod
     def channel(self, owner: object | None = None) -> Channel:
         """Open a new channel; ``owner`` is stored as the channel's :attr:`Channel.owner`."""

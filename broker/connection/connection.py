@@ -522,7 +522,9 @@ class Connection(ChannelOwner):
         conn = self._conn
         if conn is None or not conn.is_open:
             if conn is not None:
-                self._drop(None)
+                # Broken under a channel call: the hooks get the error that broke it,
+                # and the next connect starts with the next alternate.
+                self._drop(conn.failure)
             self.connect()
             conn = self._conn
             assert conn is not None

@@ -43,6 +43,23 @@ def test_on_close_receives_the_error_of_a_cut_link(fault_proxy: Any, rabbitmq_ur
     assert closed == [raised.value, None]  # a clean close reports no error
 
 
+def test_on_close_receives_the_error_a_channel_call_met_on_a_cut_link(
+    fault_proxy: Any, rabbitmq_url: str
+) -> None:
+    proxy: FaultProxy = fault_proxy(5672)
+    closed: list[BaseException | None] = []
+    conn = Connection(proxy.url_for(), on_close=lambda c, exc: closed.append(exc))
+    channel = conn.channel()
+    proxy.cut(rst=True)
+    with pytest.raises(RecoverableConnectionError) as raised:
+        channel.queue_declare(queue="", exclusive=True)  # the channel, not the façade, meets it
+    assert closed == []  # the façade has not looked yet
+    assert conn.default_channel.is_open  # its next call finds the link broken and reconnects
+    assert closed == [raised.value]  # the hooks got the error that broke it, not None
+    conn.close()
+    assert closed == [raised.value, None]
+
+
 def test_blackholed_broker_is_detected_then_ensure_connection_fails_over(
     fault_proxy: Any, rabbitmq_url: str
 ) -> None:

@@ -82,6 +82,7 @@ class AmqpConnection(base.TransportConnection):
         self._on_unblocked = on_unblocked
         self._blocked = False
         self._closed = False
+        self._failure: BrokerError | None = None
         self._poller: select.poll | None = None  # made on the first verify()
         self._errors = ErrorTranslator(
             self.display_url, is_lost=self.is_lost, after=self._after_error
@@ -279,7 +280,14 @@ class AmqpConnection(base.TransportConnection):
     def connection_failed(self, err: BrokerError) -> None:
         """A connection-level error was raised: the link is unusable, drop it."""
         logger.debug("connection to %s failed: %s", self.display_url, err)
+        if self._failure is None:
+            self._failure = err
         self.teardown()
+
+    @property
+    def failure(self) -> BrokerError | None:
+        """The first connection-level error this connection raised, if any."""
+        return self._failure
 
     def _after_error(self, err: BrokerError) -> None:
         if isinstance(err, BrokerConnectionError):
