@@ -1,7 +1,8 @@
 """Self-tests of the reliability infrastructure: extra nodes, epmd and the fault proxy.
 
 They use raw py-amqp so that they do not depend on the code under test, and
-check that each fault looks to a client the way TESTING.md describes.
+check that each fault looks to a client as docs/architecture.rst ("How it is tested")
+describes.
 """
 
 from __future__ import annotations

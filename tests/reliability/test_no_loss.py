@@ -1,6 +1,6 @@
 """No confirmed message is lost when a node is killed; consumers come back by themselves.
 
-Loss is counted the way RabbitMQ's and Jepsen's tests do (TESTING.md): each
+Loss is counted the way RabbitMQ's and Jepsen's tests do (docs/architecture.rst): each
 message carries a sequence number; every publish is recorded as confirmed or
 unknown; after the faults every queue on every node is drained, and we check
 that every confirmed message was drained (no loss) and that every drained

@@ -1,7 +1,7 @@
 """Extra RabbitMQ nodes that reliability tests may start, kill, restart and block.
 
 The machine's RabbitMQ on 5672 is never touched: these private nodes are set
-up as /work/shared/TESTING.md prescribes (the real server script, own node name,
+up as docs/architecture.rst ("How it is tested") describes (the real server script, own node name,
 ports, data, logs, config, ``HOME`` and cookie, a private epmd on 4370)::
 
     node = RabbitNode()              # claims a free AMQP port in 5673-5679

@@ -1,4 +1,4 @@
-"""Each top-level package imports alone, and imports flow one way (STYLE.md)."""
+"""Each top-level package imports alone, and imports flow one way (docs/architecture.rst)."""
 
 from __future__ import annotations
 

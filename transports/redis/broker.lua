@@ -1,6 +1,6 @@
 -- brokerpool's AMQP model on Redis: one script, every operation atomic.
 --
--- Called as EVALSHA sha 0 prefix op vhost args...  (see transports/_redis_scripts.py).
+-- Called as EVALSHA sha 0 prefix op vhost args...  (see transports/redis/driver.py).
 -- Every key starts with the prefix P:
 --   P..'exchanges'          hash   name -> {t=type, d=durable, a=auto_delete, alt=...}
 --   P..'queues'             hash   name -> {d, a, o=owner connection or '', x=x-args, p=max priority}
