@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from broker import Connection
 from broker.entities.queue import Queue
@@ -37,6 +39,7 @@ from tests.support.routing_cases import HEADERS_CASES, TOPIC_CASES
 from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT
 from tests.support.wait import drain_until
 from transports.base import ConnectionParams
+from transports.redis.redispy_internals import cut_socket_timeout
 from transports.redis.transport import RedisConnection, Transport
 
 pytestmark = pytest.mark.redis
@@ -222,6 +225,24 @@ def test_close_returns_unacked_messages_at_once(connect: Open) -> None:
     first.close()
     again = connect().channel().basic_get("work", no_ack=True)
     assert (again.body, again.delivery_info["redelivered"]) == (b"job", True)
+
+
+def test_closing_cuts_the_socket_timeout_of_the_owners_last_command(redis_key_prefix: str) -> None:
+    # RedisConnection.close(timeout) relies on this to bound its farewell call.
+    client = redis.Redis(
+        REDIS_HOST,
+        REDIS_PORT,
+        db=REDIS_DB,
+        single_connection_client=True,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        cut_socket_timeout(client, 0.1)
+        with pytest.raises(redis.TimeoutError):
+            # Without the cut (no socket timeout), Redis would answer None after 5 s.
+            client.blpop([f"{redis_key_prefix}nothing"], timeout=5)
+    finally:
+        client.close()
 
 
 def test_a_publish_wakes_a_waiting_consumer_at_once(connect: Open) -> None:

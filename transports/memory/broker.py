@@ -2,9 +2,10 @@
 
 All broker state is guarded by one lock, :data:`LOCK`, shared by every memory
 connection of the process (virtual hosts and exchanges live in
-``transports/memory/vhost.py``). Every function and method here expects the
-caller to hold it; none of them blocks or calls user code, so the lock is only
-ever held briefly.
+``transports/memory/vhost.py``, one layer up: what this module needs of a
+virtual host is the :class:`Host` protocol). Every function and method here
+expects the caller to hold it; none of them blocks or calls user code, so the
+lock is only ever held briefly.
 
 Deliveries to consumers are decided here, at publish time, the way RabbitMQ
 does it: a message goes round-robin to the next consumer with prefetch credit,
@@ -24,20 +25,18 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from broker.errors import NotFound
 from transports import base
 from transports._shared.replies import locked_error, not_found, precondition
-
-if TYPE_CHECKING:
-    from transports.memory.vhost import VHost
 
 __all__ = [
     "LOCK",
     "ChannelCore",
     "Consumer",
     "Entry",
+    "Host",
     "Queue",
     "Ready",
     "Session",
@@ -258,6 +257,33 @@ def dispatch(queue: Queue) -> None:
 
 # -- channels and connections (broker side) ------------------------------------
 
+
+class Host(Protocol):
+    """What channels and sessions need of the virtual host they live in.
+
+    :class:`~transports.memory.vhost.VHost` is the one implementation; it
+    builds on this module, so this module names it only through this protocol.
+    """
+
+    @property
+    def name(self) -> str:
+        """The virtual host's name, for error messages."""
+        ...
+
+    @property
+    def queues(self) -> Mapping[str, Queue]:
+        """The live queues by name."""
+        ...
+
+    def drop_queue(self, queue: Queue) -> None:
+        """Delete a queue: unbind it, cancel its consumers, discard its messages."""
+        ...
+
+    def remove_session(self, session: Session) -> None:
+        """A connection closed: it no longer lives in this virtual host."""
+        ...
+
+
 #: An unacked delivery: its queue, the entry, and the consumer (None for basic_get).
 Unacked = tuple[Queue, Entry, Consumer | None]
 
@@ -277,12 +303,10 @@ class ChannelCore:
         "pushed",
         "session",
         "unacked",
-        "vhost",
     )
 
     def __init__(self, session: Session, channel_id: int) -> None:
         self.session = session
-        self.vhost = session.vhost
         self.channel_id = channel_id
         self._open = True
         self.close_reason: str | None = None
@@ -300,11 +324,12 @@ class ChannelCore:
             name = self.last_queue
             if not name:
                 raise NotFound("NOT_FOUND - no previously declared queue", reply_code=404)
-        queue = self.vhost.queues.get(name)
+        host = self.session.vhost
+        queue = host.queues.get(name)
         if queue is None:
-            raise not_found("queue", name, self.vhost.name)
+            raise not_found("queue", name, host.name)
         if queue.owner is not None and queue.owner is not self.session:
-            raise locked_error(name, self.vhost.name)
+            raise locked_error(name, host.name)
         return queue
 
     def settle_locked(self, tag: int, multiple: bool, requeue: bool | None) -> None:
@@ -402,7 +427,7 @@ class ChannelCore:
             if self.session.waiting:
                 self.session.cond.notify()
         if queue.auto_delete and not queue.consumers and not queue.deleted:
-            self.vhost.drop_queue(queue)
+            self.session.vhost.drop_queue(queue)
         else:
             dispatch(queue)
 
@@ -422,7 +447,7 @@ class ChannelCore:
             queue = consumer.queue
             touched.add(queue)
             if queue.auto_delete and not queue.consumers:
-                self.vhost.drop_queue(queue)
+                self.session.vhost.drop_queue(queue)
         for queue in touched:
             dispatch(queue)
         self.session.channels.pop(self.channel_id, None)
@@ -433,7 +458,7 @@ class Session:
 
     __slots__ = ("channels", "cond", "exclusive", "open", "ready", "vhost", "waiting")
 
-    def __init__(self, vhost: VHost) -> None:
+    def __init__(self, vhost: Host) -> None:
         self.vhost = vhost
         self.cond = threading.Condition(LOCK)
         self.ready: deque[Ready] = deque()
@@ -451,7 +476,7 @@ class Session:
             self.vhost.drop_queue(queue)
         self.open = False
         self.ready.clear()
-        self.vhost.sessions.discard(self)
+        self.vhost.remove_session(self)
         self.cond.notify_all()
 
     def kill_locked(self, reason: str) -> None:

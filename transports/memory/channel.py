@@ -45,6 +45,7 @@ from transports.memory.message import (
     prepared,
     received,
 )
+from transports.memory.vhost import VHost
 
 __all__ = ["MemoryChannel"]
 
@@ -87,12 +88,16 @@ class MemoryChannel(ChannelCore):
         confirm_mode: set by :meth:`confirm_select`.
         confirm_listener: kept for whoever tracks this channel's confirms; never
             called, since every publish is confirmed when it returns.
+        vhost: the virtual host its exchanges and queues live in.
     """
 
-    __slots__ = ("_guard", "confirm_listener", "confirm_mode", "on_return", "owner")
+    __slots__ = ("_guard", "confirm_listener", "confirm_mode", "on_return", "owner", "vhost")
 
-    def __init__(self, session: Session, channel_id: int, owner: object | None = None) -> None:
+    def __init__(
+        self, vhost: VHost, session: Session, channel_id: int, owner: object | None = None
+    ) -> None:
         super().__init__(session, channel_id)
+        self.vhost = vhost
         self.owner = owner
         self._guard = _Guard(self)
         self.on_return: base.ReturnCallback | None = None

@@ -14,6 +14,7 @@ from transports import base
 from transports.memory.broker import LOCK, Ready, Session
 from transports.memory.channel import MemoryChannel
 from transports.memory.message import Message, received
+from transports.memory.vhost import VHost
 
 __all__ = ["SERVER_PROPERTIES", "MemoryConnection"]
 
@@ -46,8 +47,9 @@ SERVER_PROPERTIES: Mapping[str, Any] = MappingProxyType(
 class MemoryConnection(base.TransportConnection):
     """A connection to the in-process broker, in one virtual host."""
 
-    def __init__(self, params: base.ConnectionParams, session: Session) -> None:
+    def __init__(self, params: base.ConnectionParams, vhost: VHost, session: Session) -> None:
         self.params = params
+        self._vhost = vhost
         self._session = session
         self._channel_ids = itertools.count(1)
 
@@ -76,7 +78,7 @@ class MemoryConnection(base.TransportConnection):
             if not self._session.open:
                 raise self._closed_error()
             channel_id = next(self._channel_ids)
-            channel = MemoryChannel(self._session, channel_id, owner)
+            channel = MemoryChannel(self._vhost, self._session, channel_id, owner)
             self._session.channels[channel_id] = channel
         return channel
 
@@ -173,13 +175,13 @@ class MemoryConnection(base.TransportConnection):
 
     def _closed_error(self) -> RecoverableConnectionError:
         return RecoverableConnectionError(
-            f"the memory connection to vhost {self._session.vhost.name!r} is closed"
+            f"the memory connection to vhost {self._vhost.name!r} is closed"
         )
 
     def __repr__(self) -> str:
         session = self._session
         state = "open" if session.open else "closed"
         return (
-            f"<MemoryConnection vhost={session.vhost.name!r} {state} "
+            f"<MemoryConnection vhost={self._vhost.name!r} {state} "
             f"channels={len(session.channels)} ready={len(session.ready)}>"
         )

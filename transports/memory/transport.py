@@ -74,4 +74,5 @@ class Transport(base.Transport):
         """Open a connection to ``params.virtual_host`` (host, port and login are ignored)."""
         if not isinstance(params.virtual_host, str):
             raise ConfigurationError(f"virtual_host must be a string, got {params.virtual_host!r}")
-        return MemoryConnection(params, open_session(params.virtual_host))
+        vhost, session = open_session(params.virtual_host)
+        return MemoryConnection(params, vhost, session)

@@ -11,7 +11,9 @@ was deleted), and that may cascade to the exchanges bound to it, as on
 RabbitMQ.
 
 Methods of :class:`VHost` expect :data:`transports.memory.broker.LOCK` to be
-held; :func:`open_session` and :func:`reset` take it themselves.
+held; :func:`open_session` and :func:`reset` take it themselves. A
+:class:`VHost` is the :class:`~transports.memory.broker.Host` of the sessions
+and channels in it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class VHost:
         self.exchanges: dict[str, Exchange] = {"": Exchange("", "direct", True, False, {})}
         for kind in ("direct", "topic", "fanout", "headers"):
             self.exchanges[f"amq.{kind}"] = Exchange(f"amq.{kind}", kind, True, False, {})
+
+    def remove_session(self, session: Session) -> None:
+        """A connection closed: it no longer lives in this virtual host."""
+        self.sessions.discard(session)
 
     def exchange(self, name: str) -> Exchange:
         exchange = self.exchanges.get(name)
@@ -250,15 +256,15 @@ def _check_binding_arguments(source: Exchange, args: Mapping[str, Any]) -> None:
             )
 
 
-def open_session(virtual_host: str) -> Session:
-    """A new connection's state in ``virtual_host`` (created on first use)."""
+def open_session(virtual_host: str) -> tuple[VHost, Session]:
+    """A new connection's state in ``virtual_host`` (created on first use), and that host."""
     with LOCK:
         vhost = _vhosts.get(virtual_host)
         if vhost is None:
             vhost = _vhosts[virtual_host] = VHost(virtual_host)
         session = Session(vhost)
         vhost.sessions.add(session)
-        return session
+        return vhost, session
 
 
 def vhosts() -> dict[str, VHost]:

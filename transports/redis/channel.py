@@ -1,19 +1,20 @@
 """Channels of the Redis transport: py-amqp's methods, kept in Redis by the broker script.
 
-A channel keeps its own bookkeeping (delivery tags, which consumer holds
-which unacked delivery, prefetch) and asks the script for everything else.
-Broker-side failures raise the same :class:`~broker.errors.ChannelError`
-subclasses, codes and texts as RabbitMQ and close the channel, which returns
-its unacked messages to their queues.
+A channel holds its consuming side (delivery tags, prefetch, consumers, which
+consumer holds which unacked delivery: :class:`~transports.redis.consuming.Consuming`)
+and asks the script for everything else. What it needs of its connection is
+:class:`ChannelHost`. Broker-side failures raise the same
+:class:`~broker.errors.ChannelError` subclasses, codes and texts as RabbitMQ
+and close the channel, which returns its unacked messages to their queues.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, Self
+from collections.abc import Callable, Mapping
+from types import MappingProxyType, TracebackType
+from typing import Any, NoReturn, Protocol, Self
 
 from broker.errors import (
     BrokerConnectionError,
@@ -30,13 +31,10 @@ from transports._shared.replies import (
     precondition,
 )
 from transports._shared.unbuffered import UNBUFFERED
-from transports.redis.consuming import ConsumingMixin, flag
+from transports.redis.consuming import Consumer, Consuming, ConsumingHost, flag
 from transports.redis.message import Message, encode, headers_json
 
-if TYPE_CHECKING:
-    from transports.redis.connection import RedisConnection
-
-__all__ = ["RedisChannel"]
+__all__ = ["ChannelHost", "RedisChannel"]
 
 _MAX_PRIORITY = 255
 
@@ -50,7 +48,24 @@ def _check_name(kind: str, name: str) -> None:
         raise ConfigurationError(f"{kind} name must be a string without NUL, got {name!r}")
 
 
-class RedisChannel(ConsumingMixin):
+class ChannelHost(ConsumingHost, Protocol):
+    """What a channel needs of the connection it was opened on (a ``RedisConnection``)."""
+
+    @property
+    def is_open(self) -> bool:
+        """True until the connection is closed or found dead."""
+        ...
+
+    def closed_error(self) -> BrokerConnectionError:
+        """What a call on the closed connection raises."""
+        ...
+
+    def forget_channel(self, channel_id: int) -> None:
+        """The channel is closed: stop counting it among the connection's channels."""
+        ...
+
+
+class RedisChannel:
     """A channel on a :class:`~transports.redis.connection.RedisConnection`.
 
     Implements :class:`transports.base.ConfirmingChannel`: a publish is
@@ -66,7 +81,7 @@ class RedisChannel(ConsumingMixin):
     """
 
     def __init__(
-        self, connection: RedisConnection, channel_id: int, owner: object | None = None
+        self, connection: ChannelHost, channel_id: int, owner: object | None = None
     ) -> None:
         self.connection = connection
         self.channel_id = channel_id
@@ -74,11 +89,7 @@ class RedisChannel(ConsumingMixin):
         self.owner = owner
         self.on_return: base.ReturnCallback | None = None
         self.confirm_listener: base.ConfirmListener | None = None
-        self.next_tag = 1
-        self.prefetch_count = 0
-        self.prefetch_global = False
-        self.consumers = {}
-        self.unacked = {}
+        self._consuming = Consuming(self, connection)
         self._open = True
         self._why: str | None = None
 
@@ -88,21 +99,35 @@ class RedisChannel(ConsumingMixin):
     def is_open(self) -> bool:
         return self._open and self.connection.is_open
 
-    def _call(self, op: str, *args: Any) -> Any:
+    @property
+    def consumers(self) -> Mapping[str, Consumer]:
+        """This channel's consumers by tag (a read-only view)."""
+        return MappingProxyType(self._consuming.consumers)
+
+    def call(self, op: str, *args: Any) -> Any:
+        """Run one broker-script operation for this channel.
+
+        Raises:
+            broker.errors.ChannelError: the broker refused it; the channel is
+                closed first, as an AMQP channel exception closes it.
+            broker.errors.RecoverableChannelError: the channel is closed.
+            broker.errors.BrokerConnectionError: the connection is closed or broke.
+        """
         if not self.is_open:
-            raise self._closed_error()
+            raise self.closed_error()
         try:
             return self.connection.call(op, *args)
         except ChannelError as exc:
-            self._fail(exc)
+            self.fail(exc)
 
-    def _fail(self, exc: ChannelError) -> NoReturn:
+    def fail(self, exc: ChannelError) -> NoReturn:
         """Close the channel for a broker-side error, then raise it."""
         self._why = str(exc)
         self.close()
         raise exc
 
-    def _closed_error(self) -> BrokerConnectionError | RecoverableChannelError:
+    def closed_error(self) -> BrokerConnectionError | RecoverableChannelError:
+        """What a call on this closed channel raises (the connection's error if it is gone)."""
         if not self.connection.is_open:
             return self.connection.closed_error()
         return channel_closed(self.channel_id, self._why)
@@ -122,8 +147,7 @@ class RedisChannel(ConsumingMixin):
         """Cancel this channel's consumers and put its unacked messages back."""
         if not self._open:
             return
-        self._open = False
-        consumers = list(self.consumers.values())
+        consumers = self._consuming.clear()
         self.forget()
         pairs: list[str] = []
         for consumer in consumers:
@@ -135,9 +159,8 @@ class RedisChannel(ConsumingMixin):
     def forget(self) -> None:
         """Drop local state only (the connection is gone; its lease cleans up in Redis)."""
         self._open = False
-        self.consumers.clear()
-        self.unacked.clear()
-        self.connection.channels.pop(self.channel_id, None)
+        self._consuming.clear()
+        self.connection.forget_channel(self.channel_id)
 
     # -- exchanges ----------------------------------------------------------------------
 
@@ -155,11 +178,11 @@ class RedisChannel(ConsumingMixin):
         if not passive:
             check_exchange_type(type, exchange, "redis")
         alternate = (arguments or {}).get("alternate-exchange") or ""
-        self._call("exchange_declare", exchange, type, flag(passive), flag(durable),
+        self.call("exchange_declare", exchange, type, flag(passive), flag(durable),
                    flag(auto_delete), str(alternate))  # fmt: skip
 
     def exchange_delete(self, exchange: str, if_unused: bool = False, nowait: bool = False) -> None:
-        self._call("exchange_delete", exchange, flag(if_unused))
+        self.call("exchange_delete", exchange, flag(if_unused))
 
     def exchange_bind(
         self,
@@ -187,13 +210,13 @@ class RedisChannel(ConsumingMixin):
     ) -> None:
         _check_name("exchange", source)
         mode = str((arguments or {}).get("x-match", ""))
-        self._call("bind", kind, dest, source, key, _canonical(arguments), mode,
+        self.call("bind", kind, dest, source, key, _canonical(arguments), mode,
                    self.connection.uid)  # fmt: skip
 
     def _unbind(
         self, kind: str, dest: str, source: str, key: str, arguments: Mapping[str, Any] | None
     ) -> None:
-        self._call("unbind", kind, dest, source, key, _canonical(arguments), self.connection.uid)
+        self.call("unbind", kind, dest, source, key, _canonical(arguments), self.connection.uid)
 
     # -- queues -------------------------------------------------------------------------
 
@@ -215,10 +238,10 @@ class RedisChannel(ConsumingMixin):
         if isinstance(priority, bool) or not isinstance(priority, int):
             priority = -1
         if not 0 <= priority <= _MAX_PRIORITY:
-            self._fail(precondition(f"invalid arg 'x-max-priority' for queue '{name}': "
+            self.fail(precondition(f"invalid arg 'x-max-priority' for queue '{name}': "
                                     f"{x_args['x-max-priority']!r} is not an integer "
                                     f"in 0..{_MAX_PRIORITY}"))  # fmt: skip
-        name_b, messages, consumers = self._call(
+        name_b, messages, consumers = self.call(
             "queue_declare", name, flag(passive), flag(durable), flag(exclusive),
             flag(auto_delete), _canonical(x_args), priority, flag(generated),
             self.connection.uid,
@@ -248,7 +271,7 @@ class RedisChannel(ConsumingMixin):
         self._unbind("q", queue, exchange, routing_key, arguments)
 
     def queue_purge(self, queue: str = "", nowait: bool = False) -> int | None:
-        return int(self._call("queue_purge", queue, self.connection.uid))
+        return int(self.call("queue_purge", queue, self.connection.uid))
 
     def queue_delete(
         self,
@@ -257,7 +280,7 @@ class RedisChannel(ConsumingMixin):
         if_empty: bool = False,
         nowait: bool = False,
     ) -> int | None:
-        count = self._call("queue_delete", queue, flag(if_unused), flag(if_empty),
+        count = self.call("queue_delete", queue, flag(if_unused), flag(if_empty),
                            self.connection.uid)  # fmt: skip
         return int(count)
 
@@ -288,12 +311,12 @@ class RedisChannel(ConsumingMixin):
     ) -> None:
         """Route and store a message; an unroutable ``mandatory`` one goes to ``on_return``."""
         if immediate:
-            self._fail(not_implemented("immediate=true"))
+            self.fail(not_implemented("immediate=true"))
         properties = dict(getattr(msg, "properties", None) or {})
         body = msg.body if type(msg.body) is bytes else coerce_body(msg.body, properties)
         item = encode(body, properties, exchange, routing_key)
         priority = properties.get("priority") or 0
-        routed = self._call("publish", exchange, routing_key, item, headers_json(properties),
+        routed = self.call("publish", exchange, routing_key, item, headers_json(properties),
                             priority if isinstance(priority, int) else 0)  # fmt: skip
         if not routed and mandatory and self.on_return is not None:
             returned = Message(body, **properties)
@@ -301,9 +324,55 @@ class RedisChannel(ConsumingMixin):
             returned.delivery_info = {"exchange": exchange, "routing_key": routing_key}
             self.on_return(312, "NO_ROUTE", exchange, routing_key, returned)
 
+    # -- consuming (see transports.redis.consuming) -------------------------------------------
+
+    def basic_get(self, queue: str = "", no_ack: bool = False) -> Message | None:
+        """Take the next ready message, or return ``None`` when the queue is empty."""
+        return self._consuming.get(queue, no_ack)
+
+    def basic_consume(
+        self,
+        queue: str = "",
+        consumer_tag: str = "",
+        no_local: bool = False,
+        no_ack: bool = False,
+        exclusive: bool = False,
+        nowait: bool = False,
+        callback: base.MessageCallback | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        on_cancel: Callable[[str], None] | None = None,
+    ) -> str:
+        """Start a consumer; its callback runs in the connection's ``drain_events``."""
+        return self._consuming.consume(queue, consumer_tag, no_ack, exclusive, callback, on_cancel)
+
+    def basic_cancel(self, consumer_tag: str, nowait: bool = False) -> None:
+        """Stop a consumer; what it holds unacked stays unacked on this channel."""
+        self._consuming.cancel(consumer_tag)
+
+    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        """Acknowledge one delivery, or every one up to ``delivery_tag``."""
+        self._consuming.ack(delivery_tag, multiple)
+
+    def basic_reject(self, delivery_tag: int, requeue: bool) -> None:
+        """Reject one delivery, returning it to its queue when ``requeue``."""
+        self._consuming.reject(delivery_tag, False, requeue)
+
+    def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
+        """Reject one delivery, or every one up to ``delivery_tag``."""
+        self._consuming.reject(delivery_tag, multiple, requeue)
+
+    def basic_qos(self, prefetch_size: int, prefetch_count: int, a_global: bool) -> None:
+        """Limit unacked pushed deliveries: per consumer, or per channel if ``a_global``."""
+        self._consuming.qos(prefetch_size, prefetch_count, a_global)
+
+    def basic_recover(self, requeue: bool = False) -> None:
+        """Return every unacked message to its queue (always requeued here)."""
+        self._consuming.recover()
+
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
+        consuming = self._consuming
         return (
-            f"<RedisChannel {self.channel_id} {state} consumers={len(self.consumers)} "
-            f"unacked={len(self.unacked)} prefetch={self.prefetch_count}>"
+            f"<RedisChannel {self.channel_id} {state} consumers={len(consuming.consumers)} "
+            f"unacked={len(consuming.unacked)} prefetch={consuming.prefetch_count}>"
         )

@@ -18,7 +18,7 @@ from typing import Any
 from broker.errors import BrokerConnectionError, RecoverableConnectionError
 from transports import base
 from transports.redis.channel import RedisChannel
-from transports.redis.consuming import Consumer, ConsumingMixin
+from transports.redis.consuming import Consumer, Consuming
 from transports.redis.driver import Link
 from transports.redis.options import RedisSettings
 
@@ -141,6 +141,10 @@ class RedisConnection(base.TransportConnection):
         self.channels[channel_id] = channel
         return channel
 
+    def forget_channel(self, channel_id: int) -> None:
+        """A channel of this connection closed: it is no longer one of :attr:`channels`."""
+        self.channels.pop(channel_id, None)
+
     def add_consumer(self, consumer: Consumer) -> None:
         """Start waking up for ``consumer``'s queue."""
         topic = self._topic(consumer.queue)
@@ -224,28 +228,29 @@ class RedisConnection(base.TransportConnection):
         order = consumers[start:] + consumers[:start]
         args: list[Any] = [self.uid, self.settings.lease_ms]
         asked: list[Consumer] = []
-        shared: dict[ConsumingMixin, int] = {}
+        shared: dict[Consuming, int] = {}
         for consumer in order:
-            room = consumer.channel.room_for(consumer, shared)
+            consuming = consumer.consuming
+            room = consuming.room_for(consumer, shared)
             if room > 0:
                 asked.append(consumer)
-                args += [consumer.channel.uid, consumer.queue, room,
-                         int(consumer.no_ack), consumer.channel.next_tag]  # fmt: skip
+                args += [consuming.uid, consumer.queue, room,
+                         int(consumer.no_ack), consuming.next_tag]  # fmt: skip
         if not asked:
             return False
         taken = self.call("deliver", *args)
         self._renewed = time.monotonic()
         for index in taken[0]:
             consumer = asked[index - 1]
-            consumer.channel.queue_gone(consumer)
-        put_back: dict[ConsumingMixin, list[int]] = {}
+            consumer.consuming.queue_gone(consumer)
+        put_back: dict[Consuming, list[int]] = {}
         for i in range(1, len(taken), 3):
             consumer = asked[taken[i] - 1]
-            channel = consumer.channel
-            if not channel.deliver(consumer, int(taken[i + 1]), taken[i + 2]):
-                put_back.setdefault(channel, []).append(int(taken[i + 1]))
-        for channel, tags in put_back.items():
-            channel.put_back(tags)
+            consuming = consumer.consuming
+            if not consuming.deliver(consumer, int(taken[i + 1]), taken[i + 2]):
+                put_back.setdefault(consuming, []).append(int(taken[i + 1]))
+        for consuming, tags in put_back.items():
+            consuming.put_back(tags)
         return len(taken) > 1 or bool(taken[0])
 
     def heartbeat_tick(self, rate: int = 2) -> None:

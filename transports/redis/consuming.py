@@ -1,43 +1,133 @@
 """Consuming on a Redis channel: gets, consumers, prefetch, acks and requeues.
 
-The consuming half of :class:`~transports.redis.channel.RedisChannel`. A
-channel keeps the delivery tags it handed out and which consumer holds each
-unacked one; Redis keeps the messages themselves (in the channel's unacked
-hash) until they are acked, rejected or put back.
+:class:`Consuming` is the consuming side of one
+:class:`~transports.redis.channel.RedisChannel`, which holds it and
+delegates its ``basic_*`` methods to it. It keeps the delivery tags the
+channel handed out, the prefetch limit, the consumers and which consumer
+holds each unacked delivery; Redis keeps the messages themselves (in the
+channel's unacked hash) until they are acked, rejected or put back.
+
+What it needs of its channel (:class:`ConsumingChannel`) and of the
+connection (:class:`ConsumingHost`) are declared below, so this module
+imports neither; the connection drives deliveries through the public
+:meth:`Consuming.room_for`, :meth:`Consuming.deliver`,
+:meth:`Consuming.put_back` and :meth:`Consuming.queue_gone`.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol
 
-from broker.errors import BrokerError, ChannelError, ConfigurationError, IrrecoverableChannelError
+from broker.errors import (
+    BrokerError,
+    ChannelError,
+    ConfigurationError,
+    IrrecoverableChannelError,
+    RecoverableConnectionError,
+)
 from transports import base
 from transports._shared.replies import not_implemented, precondition
 from transports.redis.message import Message
+from transports.redis.options import RedisSettings
 
-if TYPE_CHECKING:
-    from transports.redis.connection import RedisConnection
+__all__ = ["Consumer", "Consuming", "ConsumingChannel", "ConsumingHost", "flag"]
 
-__all__ = ["Consumer", "ConsumingMixin", "flag"]
+
+def flag(value: bool) -> int:
+    """A boolean argument as the broker script reads it."""
+    return 1 if value else 0
+
+
+class ConsumingChannel(Protocol):
+    """What :class:`Consuming` needs of the channel that holds it (a ``RedisChannel``).
+
+    The channel is also what delivered messages name as their ``channel``,
+    so that ``message.ack()`` reaches it.
+    """
+
+    @property
+    def uid(self) -> str:
+        """The channel's id in Redis (its unacked hash is kept under it)."""
+        ...
+
+    @property
+    def is_open(self) -> bool:
+        """True until the channel or its connection is closed."""
+        ...
+
+    def call(self, op: str, *args: Any) -> Any:
+        """Run one broker-script operation; a channel error closes the channel and is raised."""
+        ...
+
+    def fail(self, exc: ChannelError) -> NoReturn:
+        """Close the channel for a broker-side error, then raise it."""
+        ...
+
+    def closed_error(self) -> BrokerError:
+        """What a call on the closed channel raises."""
+        ...
+
+
+class ConsumingHost(Protocol):
+    """What :class:`Consuming` needs of the connection (a ``RedisConnection``)."""
+
+    @property
+    def uid(self) -> str:
+        """The connection's id in Redis (its lease is kept under it)."""
+        ...
+
+    @property
+    def settings(self) -> RedisSettings:
+        """The transport options (lease length, largest delivery batch)."""
+        ...
+
+    def call(self, op: str, *args: Any) -> Any:
+        """One broker-script operation; a connection failure tears the connection down."""
+        ...
+
+    def hdel(self, key: str, *fields: int) -> int:
+        """HDEL under the key prefix (the fast path of a single ack)."""
+        ...
+
+    def lease_lost(self) -> RecoverableConnectionError:
+        """Close the connection after finding its lease gone; the error to raise."""
+        ...
+
+    def wake(self) -> None:
+        """Ask Redis for deliveries on the next ``drain_events`` (room was freed)."""
+        ...
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        """Start delivering to ``consumer`` (and waking up for its queue)."""
+        ...
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        """Stop delivering to ``consumer``."""
+        ...
 
 
 class Consumer:
-    """One ``basic_consume`` of a channel."""
+    """One ``basic_consume`` of a channel.
 
-    __slots__ = ("callback", "channel", "no_ack", "on_cancel", "queue", "tag", "unacked")
+    Attributes:
+        consuming: the consuming side of the channel it belongs to.
+        unacked: how many of its deliveries are not settled yet.
+    """
+
+    __slots__ = ("callback", "consuming", "no_ack", "on_cancel", "queue", "tag", "unacked")
 
     def __init__(
         self,
-        channel: ConsumingMixin,
+        consuming: Consuming,
         queue: str,
         tag: str,
         no_ack: bool,
         callback: base.MessageCallback | None,
         on_cancel: Callable[[str], None] | None,
     ) -> None:
-        self.channel = channel
+        self.consuming = consuming
         self.queue = queue
         self.tag = tag
         self.no_ack = no_ack
@@ -49,79 +139,129 @@ class Consumer:
         return f"<redis Consumer {self.tag!r} queue={self.queue!r} unacked={self.unacked}>"
 
 
-def flag(value: bool) -> int:
-    """A boolean argument as the broker script reads it."""
-    return 1 if value else 0
+class Consuming:
+    """The consuming side of one channel (see the module docstring).
 
+    Attributes:
+        next_tag: the delivery tag of the channel's next delivery.
+        prefetch_count: the most unacked pushed deliveries (0: no limit).
+        prefetch_global: the limit is the channel's, shared by its consumers,
+            rather than each consumer's.
+        consumers: the channel's consumers by tag.
+        unacked: each unacked delivery tag and the consumer holding it
+            (``None`` for a ``basic_get``).
+    """
 
-class ConsumingMixin:
-    """``basic_get``, ``basic_consume`` and settling, for :class:`RedisChannel`."""
+    __slots__ = (
+        "channel",
+        "connection",
+        "consumers",
+        "next_tag",
+        "prefetch_count",
+        "prefetch_global",
+        "unacked",
+    )
 
-    connection: RedisConnection
-    uid: str
-    next_tag: int
-    prefetch_count: int
-    prefetch_global: bool
-    consumers: dict[str, Consumer]
-    # delivery tag -> the consumer holding it (None for basic_get)
-    unacked: dict[int, Consumer | None]
-    _open: bool
+    def __init__(self, channel: ConsumingChannel, connection: ConsumingHost) -> None:
+        self.channel = channel
+        self.connection = connection
+        self.next_tag = 1
+        self.prefetch_count = 0
+        self.prefetch_global = False
+        self.consumers: dict[str, Consumer] = {}
+        self.unacked: dict[int, Consumer | None] = {}
 
-    if TYPE_CHECKING:  # provided by RedisChannel
+    @property
+    def uid(self) -> str:
+        """The channel's id in Redis."""
+        return self.channel.uid
 
-        @property
-        def is_open(self) -> bool: ...
+    # -- the channel's methods ------------------------------------------------------------
 
-        def _call(self, op: str, *args: Any) -> Any: ...
-
-        def _fail(self, exc: ChannelError) -> NoReturn: ...
-
-        def _closed_error(self) -> BrokerError: ...
-
-    def basic_get(self, queue: str = "", no_ack: bool = False) -> Message | None:
-        """Take the next ready message, or return ``None`` when the queue is empty."""
+    def get(self, queue: str, no_ack: bool) -> Message | None:
+        """``basic_get``: the next ready message, or ``None`` when the queue is empty."""
         tag = self.next_tag
-        found = self._call("get", queue, self.uid, tag, flag(no_ack), self.connection.uid,
-                           self.connection.settings.lease_ms)  # fmt: skip
+        connection = self.connection
+        found = self.channel.call("get", queue, self.uid, tag, flag(no_ack), connection.uid,
+                                  connection.settings.lease_ms)  # fmt: skip
         if not found:
             return None
         self.next_tag = tag + 1
         if not no_ack:
             self.unacked[tag] = None
-        return Message.delivered(found[0], self, tag, message_count=int(found[1]))
+        return Message.delivered(found[0], self.channel, tag, message_count=int(found[1]))
 
-    def basic_consume(
+    def consume(
         self,
-        queue: str = "",
-        consumer_tag: str = "",
-        no_local: bool = False,
-        no_ack: bool = False,
-        exclusive: bool = False,
-        nowait: bool = False,
-        callback: base.MessageCallback | None = None,
-        arguments: Mapping[str, Any] | None = None,
-        on_cancel: Callable[[str], None] | None = None,
+        queue: str,
+        consumer_tag: str,
+        no_ack: bool,
+        exclusive: bool,
+        callback: base.MessageCallback | None,
+        on_cancel: Callable[[str], None] | None,
     ) -> str:
-        """Start a consumer; its callback runs in the connection's ``drain_events``."""
+        """``basic_consume``: start a consumer and return its tag."""
         tag = consumer_tag or "amq.ctag-" + secrets.token_urlsafe(16)
         if tag in self.consumers:
             reuse = f"NOT_ALLOWED - attempt to reuse consumer tag '{tag}'"
-            self._fail(IrrecoverableChannelError(reuse, reply_code=530))
-        self._call("consume", self.connection.uid, self.uid, queue, tag, flag(exclusive))
+            self.channel.fail(IrrecoverableChannelError(reuse, reply_code=530))
+        self.channel.call("consume", self.connection.uid, self.uid, queue, tag, flag(exclusive))
         consumer = Consumer(self, queue, tag, no_ack, callback, on_cancel)
         self.consumers[tag] = consumer
         self.connection.add_consumer(consumer)
         return tag
 
-    def basic_cancel(self, consumer_tag: str, nowait: bool = False) -> None:
-        """Stop a consumer; what it holds unacked stays unacked on this channel."""
+    def cancel(self, consumer_tag: str) -> None:
+        """``basic_cancel``: what the consumer holds unacked stays unacked on the channel."""
         consumer = self.consumers.pop(consumer_tag, None)
         if consumer is None:
             return
         self.connection.remove_consumer(consumer)
-        self._call("cancel", self.connection.uid, self.uid, consumer.queue, consumer.tag)
+        self.channel.call("cancel", self.connection.uid, self.uid, consumer.queue, consumer.tag)
 
-    def room_for(self, consumer: Consumer, shared: dict[ConsumingMixin, int]) -> int:
+    def ack(self, delivery_tag: int, multiple: bool) -> None:
+        """``basic_ack``: one delivery, or every one up to ``delivery_tag``."""
+        self._settle(delivery_tag, multiple, "ack")
+
+    def reject(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+        """``basic_reject``/``basic_nack``: back to the queue when ``requeue``, else dropped."""
+        self._settle(delivery_tag, multiple, "requeue" if requeue else "drop")
+
+    def qos(self, prefetch_size: int, prefetch_count: int, a_global: bool) -> None:
+        """``basic_qos``: limit unacked pushed deliveries, per consumer or per channel."""
+        if prefetch_size:
+            self.channel.fail(not_implemented(f"prefetch_size!=0 ({prefetch_size})"))
+        if isinstance(prefetch_count, bool) or not isinstance(prefetch_count, int):
+            raise ConfigurationError(f"prefetch_count must be an integer, got {prefetch_count!r}")
+        if not 0 <= prefetch_count <= 65535:
+            raise ConfigurationError(f"prefetch_count must be in 0..65535, got {prefetch_count}")
+        self.prefetch_count = prefetch_count
+        self.prefetch_global = a_global
+        self.connection.wake()
+
+    def recover(self) -> None:
+        """``basic_recover``: every unacked message goes back to its queue."""
+        self.channel.call("recover", self.uid)
+        self.connection.wake()
+        for consumer in self.unacked.values():
+            if consumer is not None:
+                consumer.unacked -= 1
+        self.unacked.clear()
+
+    def clear(self) -> list[Consumer]:
+        """Forget every consumer and unacked delivery (the channel is closing).
+
+        Returns:
+            the consumers that were active, for the caller to detach.
+        """
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        self.unacked.clear()
+        return consumers
+
+    # -- what the connection's delivery calls use ---------------------------------------------
+
+    def room_for(self, consumer: Consumer, shared: dict[Consuming, int]) -> int:
         """How many more deliveries ``consumer`` may take now (its prefetch allowance).
 
         With a channel-wide (``a_global``) limit, the channel's allowance is
@@ -144,22 +284,23 @@ class ConsumingMixin:
     def deliver(self, consumer: Consumer, tag: int, item: bytes) -> bool:
         """Hand ``consumer`` one message a delivery call took for it.
 
-        Returns False when the consumer was cancelled (or the channel closed)
-        meanwhile: an acked-mode message must then be put back.
+        Returns False when the consumer was cancelled meanwhile, or its channel
+        closed (which drops every consumer): an acked-mode message must then
+        be put back.
         """
         self.next_tag = max(self.next_tag, tag + 1)
-        if self.consumers.get(consumer.tag) is not consumer or not self._open:
+        if self.consumers.get(consumer.tag) is not consumer:
             return consumer.no_ack
         if not consumer.no_ack:
             self.unacked[tag] = consumer
             consumer.unacked += 1
         if consumer.callback is not None:
-            consumer.callback(Message.delivered(item, self, tag, consumer.tag))
+            consumer.callback(Message.delivered(item, self.channel, tag, consumer.tag))
         return True
 
     def put_back(self, tags: list[int]) -> None:
         """Requeue deliveries taken for a consumer that is gone."""
-        if self.is_open:
+        if self.channel.is_open:
             self.connection.call("settle", self.uid, "requeue", *tags)
 
     def queue_gone(self, consumer: Consumer) -> None:
@@ -173,8 +314,8 @@ class ConsumingMixin:
     # -- settling ---------------------------------------------------------------------------
 
     def _settle(self, delivery_tag: int, multiple: bool, mode: str) -> None:
-        if not self.is_open:
-            raise self._closed_error()
+        if not self.channel.is_open:
+            raise self.channel.closed_error()
         unacked = self.unacked
         if multiple:
             tags = [t for t in unacked if t <= delivery_tag or delivery_tag == 0]
@@ -183,50 +324,24 @@ class ConsumingMixin:
         else:
             tags = []
         if not tags and not (multiple and delivery_tag == 0):
-            self._fail(precondition(f"unknown delivery tag {delivery_tag}"))
+            self.channel.fail(precondition(f"unknown delivery tag {delivery_tag}"))
         for tag in tags:
             consumer = unacked.pop(tag)
             if consumer is not None:
                 consumer.unacked -= 1
         if not tags:
             return
+        connection = self.connection
         if mode == "ack" and len(tags) == 1:
-            found = self.connection.hdel(f"u:{self.uid}", tags[0])
+            found = connection.hdel(f"u:{self.uid}", tags[0])
         else:
-            found = self.connection.call("settle", self.uid, mode, *tags)
+            found = connection.call("settle", self.uid, mode, *tags)
         if found != len(tags):
-            raise self.connection.lease_lost()
-        self.connection.wake()  # room for more deliveries
+            raise connection.lease_lost()
+        connection.wake()  # room for more deliveries
 
-    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        """Acknowledge one delivery, or every one up to ``delivery_tag``."""
-        self._settle(delivery_tag, multiple, "ack")
-
-    def basic_reject(self, delivery_tag: int, requeue: bool) -> None:
-        """Reject one delivery, returning it to its queue when ``requeue``."""
-        self._settle(delivery_tag, False, "requeue" if requeue else "drop")
-
-    def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
-        """Reject one delivery, or every one up to ``delivery_tag``."""
-        self._settle(delivery_tag, multiple, "requeue" if requeue else "drop")
-
-    def basic_qos(self, prefetch_size: int, prefetch_count: int, a_global: bool) -> None:
-        """Limit unacked pushed deliveries: per consumer, or per channel if ``a_global``."""
-        if prefetch_size:
-            self._fail(not_implemented(f"prefetch_size!=0 ({prefetch_size})"))
-        if isinstance(prefetch_count, bool) or not isinstance(prefetch_count, int):
-            raise ConfigurationError(f"prefetch_count must be an integer, got {prefetch_count!r}")
-        if not 0 <= prefetch_count <= 65535:
-            raise ConfigurationError(f"prefetch_count must be in 0..65535, got {prefetch_count}")
-        self.prefetch_count = prefetch_count
-        self.prefetch_global = a_global
-        self.connection.wake()
-
-    def basic_recover(self, requeue: bool = False) -> None:
-        """Return every unacked message to its queue (always requeued here)."""
-        self._call("recover", self.uid)
-        self.connection.wake()
-        for consumer in self.unacked.values():
-            if consumer is not None:
-                consumer.unacked -= 1
-        self.unacked.clear()
+    def __repr__(self) -> str:
+        return (
+            f"<redis Consuming {self.uid} consumers={len(self.consumers)} "
+            f"unacked={len(self.unacked)} prefetch={self.prefetch_count}>"
+        )

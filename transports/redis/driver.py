@@ -11,22 +11,25 @@ to another server, is brokerpool's job):
   waits for "queue has messages" notifications.
 
 Every broker operation is one call of the Lua script
-``broker.lua`` (loaded once per server, called by SHA).
+``broker.lua`` (loaded once per server, called by SHA). The private redis-py
+members this needs are used in :mod:`transports.redis.redispy_internals` only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 try:
     import redis
     from redis.backoff import NoBackoff
+    from redis.client import PubSub
     from redis.exceptions import MasterDownError, NoPermissionError, OutOfMemoryError, ReadOnlyError
     from redis.retry import Retry
 except ImportError as missing:  # the registry reports this when resolving 'redis'
@@ -46,8 +49,9 @@ from transports._shared.replies import from_reply_text
 from transports._shared.tls import TLSSettings
 from transports.base import ConnectionParams
 from transports.redis.options import RedisSettings, client_kwargs
+from transports.redis.redispy_internals import cut_socket_timeout, ssl_connection_class
 
-__all__ = ["SCRIPT", "Link", "translate"]
+__all__ = ["SCRIPT", "Link", "Subscriber", "translate"]
 
 SCRIPT = resources.files("transports.redis").joinpath("broker.lua").read_text()
 
@@ -89,11 +93,28 @@ def translate(exc: redis.RedisError, where: str, heartbeat: float = 0.0) -> Brok
 def _tls_connection_class(tls: TLSSettings) -> type[redis.Connection]:
     """A redis-py connection class that wraps its socket with our TLS context."""
 
-    class _TLSConnection(redis.SSLConnection):
-        def _wrap_socket_with_ssl(self, sock: Any) -> Any:
-            return tls.context.wrap_socket(sock, server_hostname=tls.server_hostname)
+    def wrap(sock: socket.socket) -> ssl.SSLSocket:
+        return tls.context.wrap_socket(sock, server_hostname=tls.server_hostname)
 
-    return _TLSConnection
+    return ssl_connection_class(wrap)
+
+
+class Subscriber(Protocol):
+    """What a :class:`Link` uses of redis-py's :class:`~redis.client.PubSub`.
+
+    Declared because some of those methods are not annotated in redis-py:
+    assigning a ``PubSub`` to this type checks it against these signatures.
+    """
+
+    def subscribe(self, *channels: str) -> None: ...
+
+    def unsubscribe(self, *channels: str) -> None: ...
+
+    def get_message(
+        self, ignore_subscribe_messages: bool = False, timeout: float = 0.0
+    ) -> dict[str, Any] | None: ...
+
+    def close(self) -> None: ...
 
 
 class Link:
@@ -118,7 +139,7 @@ class Link:
         self._pool = redis.ConnectionPool(**kwargs)
         self._keeper: redis.Redis | None = None
         self._keeper_lock = threading.Lock()
-        self.pubsub: Any = None
+        self._pubsub: Subscriber | None = None
         #: Called when the owner's link is found broken (the connection tears down).
         self.on_broken: Callable[[], None] | None = None
         try:
@@ -148,9 +169,7 @@ class Link:
 
     def call_within(self, seconds: float, op: str, *args: Any) -> Any:
         """:meth:`call`, with the owner's socket timeout cut to ``seconds`` (before closing)."""
-        sock = getattr(getattr(self.client, "connection", None), "_sock", None)
-        if sock is not None:
-            sock.settimeout(max(0.001, seconds))
+        cut_socket_timeout(self.client, max(0.001, seconds))
         return self.call(op, *args)
 
     def keeper_call(self, op: str, *args: Any) -> Any:
@@ -178,15 +197,17 @@ class Link:
     def subscribe(self, channel: str) -> None:
         """Subscribe to a notification channel and wait until the server confirms it."""
         try:
-            if self.pubsub is None:
-                self.pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
-            self.pubsub.subscribe(channel)
+            pubsub = self._pubsub
+            if pubsub is None:
+                # What Redis.pubsub() returns; that method is not annotated in redis-py.
+                pubsub = self._pubsub = PubSub(self._pool)
+            pubsub.subscribe(channel)
             # Until the server confirms, a publish may not reach us: wait for it,
             # so that a message published after basic_consume returns always wakes us.
             deadline = time.monotonic() + self.settings.socket_timeout
             wanted = channel.encode()
             while (remaining := deadline - time.monotonic()) > 0:
-                reply = self.pubsub.get_message(timeout=remaining)
+                reply = pubsub.get_message(timeout=remaining)
                 if reply and reply["type"] == "subscribe" and reply["channel"] == wanted:
                     return
         except redis.RedisError as exc:
@@ -195,17 +216,23 @@ class Link:
 
     def unsubscribe(self, channel: str) -> None:
         """Stop notifications of one channel (not waited for)."""
-        if self.pubsub is None:
+        if self._pubsub is None:
             return
         try:
-            self.pubsub.unsubscribe(channel)
+            self._pubsub.unsubscribe(channel)
         except redis.RedisError as exc:
             raise self._failed(exc) from exc
 
     def wait(self, timeout: float) -> dict[str, Any] | None:
-        """The next pub/sub message (a notification or a confirmation), or ``None``."""
+        """The next pub/sub message (a notification or a confirmation), or ``None``.
+
+        Raises:
+            broker.errors.RecoverableConnectionError: the link is closed, or broke.
+        """
+        if self._pubsub is None:
+            raise RecoverableConnectionError(f"{self.where}: the redis connection is closed")
         try:
-            message: dict[str, Any] | None = self.pubsub.get_message(timeout=timeout)
+            message = self._pubsub.get_message(timeout=timeout)
         except redis.RedisError as exc:
             raise self._failed(exc) from exc
         return message
@@ -219,13 +246,13 @@ class Link:
 
     def close(self) -> None:
         """Close every socket at once (no QUIT, nothing waited for)."""
-        pubsub, self.pubsub = self.pubsub, None
-        for closer in (
-            getattr(pubsub, "close", None),
-            getattr(self._keeper, "close", None),
-            self.client.close,
-            self._pool.disconnect,
-        ):
-            if closer is not None:
-                with contextlib.suppress(redis.RedisError, OSError):
-                    closer()
+        closers: list[Callable[[], None]] = []
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            closers.append(pubsub.close)
+        if self._keeper is not None:
+            closers.append(self._keeper.close)
+        closers += [self.client.close, self._pool.disconnect]
+        for closer in closers:
+            with contextlib.suppress(redis.RedisError, OSError):
+                closer()
