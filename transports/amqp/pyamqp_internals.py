@@ -23,12 +23,14 @@ pins ``amqp`` to the release series they were checked against.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import amqp
 from amqp.transport import SSLTransport, TCPTransport
+
+from transports._shared.fence import PrivateMember
+from transports._shared.fence import missing_members as _missing
 
 __all__ = [
     "PRIVATE_MEMBERS",
@@ -40,33 +42,6 @@ __all__ = [
     "has_unread_input",
     "missing_members",
 ]
-
-
-class PrivateMember(NamedTuple):
-    """One private py-amqp member, where py-amqp itself uses it, and why we need it."""
-
-    owner: type
-    name: str
-    #: A method or property of ``owner`` whose code refers to ``name``: while it
-    #: does, py-amqp still reads, writes or calls the member the way we rely on.
-    used_by: str
-    why: str
-
-    def __str__(self) -> str:
-        return f"{self.owner.__module__}.{self.owner.__qualname__}.{self.name}"
-
-    def problem(self) -> str | None:
-        """Why the installed py-amqp no longer provides this member as relied on, or ``None``."""
-        user = inspect.getattr_static(self.owner, self.used_by, None)
-        if isinstance(user, property):
-            user = user.fget
-        code = getattr(user, "__code__", None)
-        where = f"{self.owner.__qualname__}.{self.used_by}"
-        if code is None:
-            return f"{self}: {where} is gone ({self.why})"
-        if self.name not in code.co_names:
-            return f"{self}: {where} no longer uses it ({self.why})"
-        return None
 
 
 PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
@@ -115,7 +90,7 @@ PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
 
 def missing_members() -> list[str]:
     """Each member of :data:`PRIVATE_MEMBERS` the installed py-amqp lacks, and why it matters."""
-    return [problem for member in PRIVATE_MEMBERS if (problem := member.problem()) is not None]
+    return _missing(PRIVATE_MEMBERS)
 
 
 # -- adapters: private hooks under public names ------------------------------------------

@@ -22,14 +22,15 @@ inside ``_connect``).
 
 from __future__ import annotations
 
-import inspect
 import socket
 import ssl
 from collections.abc import Callable
-from typing import NamedTuple
 
 import redis
 from redis.connection import AbstractConnection
+
+from transports._shared.fence import PrivateMember
+from transports._shared.fence import missing_members as _missing
 
 __all__ = [
     "PRIVATE_MEMBERS",
@@ -38,31 +39,6 @@ __all__ = [
     "missing_members",
     "ssl_connection_class",
 ]
-
-
-class PrivateMember(NamedTuple):
-    """One private redis-py member, where redis-py itself uses it, and why we need it."""
-
-    owner: type
-    name: str
-    #: A method of ``owner`` whose code refers to ``name``: while it does,
-    #: redis-py still reads, writes or calls the member the way we rely on.
-    used_by: str
-    why: str
-
-    def __str__(self) -> str:
-        return f"{self.owner.__module__}.{self.owner.__qualname__}.{self.name}"
-
-    def problem(self) -> str | None:
-        """Why the installed redis-py no longer provides this member as relied on, or ``None``."""
-        user = inspect.getattr_static(self.owner, self.used_by, None)
-        code = getattr(user, "__code__", None)
-        where = f"{self.owner.__qualname__}.{self.used_by}"
-        if code is None:
-            return f"{self}: {where} is gone ({self.why})"
-        if self.name not in code.co_names:
-            return f"{self}: {where} no longer uses it ({self.why})"
-        return None
 
 
 PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
@@ -79,7 +55,7 @@ PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
 
 def missing_members() -> list[str]:
     """Each member of :data:`PRIVATE_MEMBERS` the installed redis-py lacks, and why it matters."""
-    return [problem for member in PRIVATE_MEMBERS if (problem := member.problem()) is not None]
+    return _missing(PRIVATE_MEMBERS)
 
 
 def cut_socket_timeout(client: redis.Redis, seconds: float) -> None:
