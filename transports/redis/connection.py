@@ -56,7 +56,7 @@ class RedisConnection(base.TransportConnection):
         self._torn_down = False
         # Set by the heartbeat thread when it finds the connection dead; the owner raises it.
         self._failure: BrokerConnectionError | None = None
-        link.on_broken = self.teardown  # every failure of the owner's link tears down
+        link.on_broken = self.connection_failed  # every failure of the owner's link tears down
         self._interval = found.visibility_timeout / 4
         if params.heartbeat:
             self._interval = min(self._interval, params.heartbeat)
@@ -121,8 +121,9 @@ class RedisConnection(base.TransportConnection):
 
     def lease_lost(self) -> RecoverableConnectionError:
         """Close after finding the lease gone (acks could no longer be honoured)."""
-        self.teardown()
-        return self._lease_error()
+        err = self._lease_error()
+        self.connection_failed(err)
+        return err
 
     def _lease_error(self) -> RecoverableConnectionError:
         return RecoverableConnectionError(
@@ -295,6 +296,17 @@ class RedisConnection(base.TransportConnection):
         with contextlib.suppress(Exception):
             self.link.call_within(timeout, "disconnect", self.uid)
         self.teardown()
+
+    def connection_failed(self, err: BrokerConnectionError) -> None:
+        """The owner's link broke with ``err``: remember why, and drop the connection."""
+        if self._failure is None:
+            self._failure = err
+        self.teardown()
+
+    @property
+    def failure(self) -> BrokerConnectionError | None:
+        """Why this connection died, when a failure (not a clean close) ended it."""
+        return self._failure
 
     def teardown(self) -> None:
         self._open = False

@@ -141,7 +141,7 @@ class Link:
         self._keeper_lock = threading.Lock()
         self._pubsub: Subscriber | None = None
         #: Called when the owner's link is found broken (the connection tears down).
-        self.on_broken: Callable[[], None] | None = None
+        self.on_broken: Callable[[RecoverableConnectionError], None] | None = None
         try:
             self.client = redis.Redis(
                 connection_pool=self._pool, single_connection_client=True, retry=kwargs["retry"]
@@ -241,7 +241,7 @@ class Link:
         """Translate a failure of the owner's connections; a broken link calls ``on_broken``."""
         error = translate(exc, self.where, self._heartbeat)
         if isinstance(error, RecoverableConnectionError) and self.on_broken is not None:
-            self.on_broken()
+            self.on_broken(error)
         return error
 
     def close(self) -> None:
