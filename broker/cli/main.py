@@ -4,7 +4,7 @@ Subcommands::
 
     brokerpool demo [--url URL]                      the main job: a short guided round trip
     brokerpool check URL...                          connect (with failover), print server facts
-    brokerpool publish URL --routing-key K BODY|-    publish one message
+    brokerpool publish URL -k KEY [-q QUEUE] BODY|-  publish one message, confirmed
     brokerpool consume URL QUEUE                     print messages from a queue
     brokerpool bench [URL]                           a quick throughput run
 
