@@ -48,9 +48,10 @@ docs: install  ## build the Sphinx docs; any warning or unresolved reference fai
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	$(BIN)/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
 
-bench: install rabbitmq redis  ## side-by-side benchmarks; writes bench/results.md and bench/results.png
+bench: install rabbitmq redis  ## side-by-side benchmarks: bench/results.md and .png, and the README table from them
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.readme
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache
