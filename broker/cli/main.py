@@ -16,8 +16,9 @@ logging; the library itself never prints.
 This module only wires the parser, logging and exit codes; each command
 lives in a module of its own (:mod:`.demo`, :mod:`.check`, :mod:`.publish`,
 :mod:`.consume`, :mod:`.bench`), sharing :mod:`.support` (the timeout
-option, a bounded connect, server facts) and :mod:`.output` (what is
-printed). No command module imports this one.
+option, a bounded connect, server facts), :mod:`.arguments` (the checked
+types of numeric options) and :mod:`.output` (what is printed). No command
+module imports this one.
 """
 
 from __future__ import annotations
