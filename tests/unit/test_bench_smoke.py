@@ -134,3 +134,11 @@ def test_ratio_and_advantage_follow_the_direction_of_better() -> None:
     assert result(True).advantage(KOMBU) == 0.5
     assert result(False).advantage(KOMBU) == 2.0
     assert result(False).ratio("py-amqp") is None
+
+
+@pytest.mark.parametrize("rounds", ["0", "-1", "two"])
+def test_a_senseless_round_count_is_a_usage_error(rounds: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--rounds", rounds, "--list"])
+
+    assert exited.value.code == 2
