@@ -15,6 +15,7 @@ from bench.cases.redis import server_version
 from bench.harness import Case, CaseResult, run_case
 from bench.machine import describe
 from bench.report import write_reports
+from broker.cli.arguments import integer
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_ROUNDS = 5
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
     p.add_argument(
         "--rounds",
-        type=int,
+        type=integer(1),
         default=None,
         help=f"rounds per case (default {DEFAULT_ROUNDS}; 2 with --quick)",
     )
@@ -85,8 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c in cases:
             print(f"{c.key:14} {c.title}")
         return 0
-    if args.rounds is not None and args.rounds < 1:
-        raise SystemExit(f"python -m bench: --rounds must be >= 1, got {args.rounds}")
     rounds = args.rounds or (2 if args.quick else DEFAULT_ROUNDS)
     broker_up = _broker_up(args.url)
     wants_redis = any("redis" in case.needs for case in cases)

@@ -6,13 +6,17 @@ A :class:`Case` measures one thing for several libraries. Each library has a
 harness enters every library's runner, then calls the ``measure()`` functions
 round by round, rotating the order each round, so that drift in the machine
 (other processes, CPU frequency, broker state) hits all libraries alike.
-Reported figures are medians over rounds; ratios compare brokerpool's median
-with kombu's and with raw py-amqp's measured in the same run.
+Reported figures are medians over rounds with their spread (min and max);
+ratios compare brokerpool's median with kombu's and with raw py-amqp's
+measured in the same run, and their spread is that of the per-round ratios
+(round *i* of brokerpool against round *i* of the other library, measured
+next to each other).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import sys
 import time
@@ -32,6 +36,7 @@ __all__ = [
     "Env",
     "Runner",
     "Skip",
+    "Spread",
     "run_case",
     "throughput",
 ]
@@ -96,6 +101,23 @@ class Case:
     needs: frozenset[str] = frozenset({"rabbitmq"})
 
 
+@dataclass(frozen=True)
+class Spread:
+    """A figure with its range over the rounds: ``low <= middle <= high``."""
+
+    low: float
+    middle: float
+    high: float
+
+    def inverted(self) -> Spread:
+        """``1 / x`` of each (the range flips): a time ratio read as times faster."""
+        return Spread(_inverse(self.high), _inverse(self.middle), _inverse(self.low))
+
+
+def _inverse(value: float) -> float:
+    return 1 / value if value else math.inf
+
+
 @dataclass
 class CaseResult:
     """Samples per library, and why a library (or the whole case) did not run."""
@@ -109,6 +131,30 @@ class CaseResult:
     def median(self, library: str) -> float | None:
         values = self.samples.get(library)
         return statistics.median(values) if values else None
+
+    def spread(self, library: str) -> Spread | None:
+        """``library``'s min, median and max over the rounds (None if it has no figure)."""
+        values = self.samples.get(library)
+        if not values:
+            return None
+        return Spread(min(values), statistics.median(values), max(values))
+
+    def round_ratios(self, other: str) -> list[float]:
+        """brokerpool's figure divided by ``other``'s, round by round."""
+        mine, theirs = self.samples.get(BROKERPOOL, []), self.samples.get(other, [])
+        return [a / b for a, b in zip(mine, theirs, strict=False) if b]
+
+    def ratio_spread(self, other: str) -> Spread | None:
+        """The ratio of medians, between the lowest and highest per-round ratio.
+
+        The ratio of the medians always lies within the per-round range, which
+        shows how much one draw could differ: a pool benchmark whose kombu
+        figure swings from round to round gets a wide range, not one number.
+        """
+        ratio, rounds = self.ratio(other), self.round_ratios(other)
+        if ratio is None or not rounds:
+            return None
+        return Spread(min(rounds), ratio, max(rounds))
 
     def ratio(self, other: str) -> float | None:
         """brokerpool's median divided by ``other``'s (None if either is missing)."""

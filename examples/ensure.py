@@ -6,7 +6,9 @@ conn = Connection("memory://")
 
 
 def declare_and_publish(body: bytes, channel) -> str:  # type: ignore[no-untyped-def]
-    channel.queue_declare(queue="tasks")
+    # The flags Queue("tasks") declares it with (durable, not auto-delete): redeclaring
+    # an existing queue with other flags fails with 406 PRECONDITION_FAILED.
+    channel.queue_declare(queue="tasks", durable=True, auto_delete=False)
     channel.basic_publish(channel.prepare_message(body), exchange="", routing_key="tasks")
     return "published"
 

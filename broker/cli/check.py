@@ -7,10 +7,11 @@ import statistics
 import time
 from typing import Any
 
+from broker.cli.arguments import heartbeat_seconds, integer
 from broker.cli.output import dump_json, error_line, say
 from broker.cli.support import add_timeout_argument, connect, server_facts
 from broker.connection.connection import Connection
-from broker.errors import BrokerError
+from broker.errors import BrokerError, ChannelError
 
 __all__ = ["add_check_parser", "measure_round_trip", "run_check"]
 
@@ -25,21 +26,23 @@ def add_check_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
             "Connect to the first broker that answers (several URLs are alternates of one "
             "connection, tried in order) and print the host reached, the server's product, "
             "version and capabilities, the negotiated heartbeat and frame size, and the "
-            "round-trip latency. Exit 0 when a broker answered, 1 otherwise."
+            "round-trip latency. Exit 0 when a broker answered, 1 otherwise. The latency "
+            "probe declares a temporary queue; for a user who may not, it is reported as "
+            "unavailable and the broker still counts as reachable."
         ),
     )
     p.add_argument("urls", nargs="+", metavar="URL", help="broker URL(s), e.g. amqp://h:5672//")
     add_timeout_argument(p, "total seconds for connecting, all alternates included (default: 5)")
     p.add_argument(
         "--heartbeat",
-        type=float,
+        type=heartbeat_seconds,
         default=60.0,
         metavar="SECONDS",
         help="heartbeat interval to request; the broker may lower it (default: %(default)g)",
     )
     p.add_argument(
         "--passes",
-        type=int,
+        type=integer(1),
         default=1,
         metavar="N",
         help="times to go over the list of URLs before giving up (default: %(default)s)",
@@ -50,8 +53,6 @@ def add_check_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     """Connect, gather the server facts and the round-trip time, print them."""
-    if args.passes < 1:
-        args.passes = 1
     started = time.perf_counter()
     try:
         conn = connect(
@@ -65,7 +66,14 @@ def run_check(args: argparse.Namespace) -> int:
     with conn:
         facts = server_facts(conn)
         facts["connect_ms"] = round(connect_time * 1000, 3)
-        facts["latency_ms"] = round(measure_round_trip(conn) * 1000, 3)
+        try:
+            facts["latency_ms"] = round(measure_round_trip(conn) * 1000, 3)
+            facts["latency_unavailable"] = None
+        except ChannelError as exc:
+            # The broker answered; only the probe was refused (typically a user
+            # whose configure permission excludes the probe's queue name).
+            facts["latency_ms"] = None
+            facts["latency_unavailable"] = error_line(exc)
         facts["alternates"] = conn.describe_alternates().split(";")
     if args.json:
         dump_json({"ok": True, **facts})
@@ -79,6 +87,10 @@ def measure_round_trip(conn: Connection, samples: int = 5) -> float:
 
     A server-named exclusive queue is declared first, so the probe never
     touches anybody else's queue and vanishes with the channel.
+
+    Raises:
+        ChannelError: the broker refused the probe (``AccessRefused`` for a
+            user who may not declare that queue); the connection stays usable.
     """
     channel = conn.channel()
     try:
@@ -112,8 +124,14 @@ def _print_facts(facts: dict[str, Any]) -> None:
         f"heartbeat     {f'{heartbeat:g} s' if heartbeat else 'off'}",
         f"frame_max     {facts['frame_max']} bytes",
         f"connect       {facts['connect_ms']:.2f} ms",
-        f"round trip    {facts['latency_ms']:.3f} ms (median of 5 passive queue.declare)",
+        _round_trip_line(facts),
     ]
     if len(facts["alternates"]) > 1:
         lines.append(f"alternates    {'; '.join(facts['alternates'])}")
     say("\n".join(lines))
+
+
+def _round_trip_line(facts: dict[str, Any]) -> str:
+    if facts["latency_ms"] is None:
+        return f"round trip    unavailable: {facts['latency_unavailable']}"
+    return f"round trip    {facts['latency_ms']:.3f} ms (median of 5 passive queue.declare)"

@@ -8,10 +8,10 @@ import sys
 import time
 from typing import Any
 
-from broker.cli.output import dump_json, say
+from broker.cli.arguments import integer
+from broker.cli.output import dump_json, printable, say
 from broker.cli.support import add_timeout_argument, connect
 from broker.connection.connection import Connection
-from broker.errors import ConfigurationError
 
 __all__ = ["add_consume_parser", "run_consume"]
 
@@ -25,12 +25,16 @@ def add_consume_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
         description=(
             "Print message bodies from QUEUE until COUNT messages arrived or TIMEOUT "
             "seconds passed. Without --ack, messages go back to the queue when the "
-            "command ends (a peek); with --ack they are removed."
+            "command ends (a peek); with --ack they are removed. Each body is printed as "
+            "one line of text with control characters escaped (\\n, \\x1b, \\x00...); "
+            "--json prints them exactly."
         ),
     )
     p.add_argument("url", metavar="URL", help="broker URL ('url1;url2' for alternates)")
     p.add_argument("queue", metavar="QUEUE", help="an existing queue")
-    p.add_argument("-n", "--count", type=int, default=None, help="stop after N messages")
+    p.add_argument(
+        "-n", "--count", type=integer(1), default=None, metavar="N", help="stop after N messages"
+    )
     p.add_argument("--ack", action="store_true", help="acknowledge (remove) each message")
     p.add_argument("--json", action="store_true", help="one JSON object per message")
     add_timeout_argument(p, "stop after this many seconds in total (default: 5)")
@@ -61,14 +65,12 @@ def _print_message(message: Any, as_json: bool) -> None:
         return
     body = message.body
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    # Binary bodies stay readable and one line per message; --json has them exact.
-    say(data.decode("utf-8", "backslashreplace"))
+    # Invalid UTF-8 shows as \xNN; --json has the exact bytes.
+    say(printable(data.decode("utf-8", "backslashreplace")))
 
 
 def run_consume(args: argparse.Namespace) -> int:
     """Consume from an existing queue; print each body."""
-    if args.count is not None and args.count < 1:
-        raise ConfigurationError(f"--count must be >= 1, got {args.count}")
     deadline = time.monotonic() + args.timeout
     conn = connect([args.url], timeout=args.timeout)
     with conn:

@@ -4,7 +4,7 @@ Subcommands::
 
     brokerpool demo [--url URL]                      the main job: a short guided round trip
     brokerpool check URL...                          connect (with failover), print server facts
-    brokerpool publish URL --routing-key K BODY|-    publish one message
+    brokerpool publish URL -k KEY [-q QUEUE] BODY|-  publish one message, confirmed
     brokerpool consume URL QUEUE                     print messages from a queue
     brokerpool bench [URL]                           a quick throughput run
 
@@ -16,8 +16,9 @@ logging; the library itself never prints.
 This module only wires the parser, logging and exit codes; each command
 lives in a module of its own (:mod:`.demo`, :mod:`.check`, :mod:`.publish`,
 :mod:`.consume`, :mod:`.bench`), sharing :mod:`.support` (the timeout
-option, a bounded connect, server facts) and :mod:`.output` (what is
-printed). No command module imports this one.
+option, a bounded connect, server facts), :mod:`.arguments` (the checked
+types of numeric options) and :mod:`.output` (what is printed). No command
+module imports this one.
 """
 
 from __future__ import annotations

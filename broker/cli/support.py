@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from broker.cli.arguments import positive_float
 from broker.connection.connection import Connection
 from broker.errors import ConfigurationError
 
@@ -19,24 +20,12 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "add_timeout_argument",
     "connect",
-    "positive_float",
     "server_facts",
     "text_of",
 ]
 
 #: Default budget, in seconds, for connecting (all attempts and alternates).
 DEFAULT_TIMEOUT = 5.0
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
 
 
 def add_timeout_argument(parser: argparse.ArgumentParser, help: str) -> None:

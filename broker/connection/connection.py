@@ -22,6 +22,7 @@ when called.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -211,6 +212,39 @@ class Connection(ChannelOwner):
     def hostname(self) -> str:
         """Host name of the current alternate."""
         return self._failover.current.params.hostname
+
+    # kombu's attributes; like ``hostname`` they describe the current alternate,
+    # with the transport's defaults filled in.
+
+    @property
+    def port(self) -> int:
+        """Port of the current alternate."""
+        return self._failover.current.params.port
+
+    @property
+    def userid(self) -> str | None:
+        """User name of the current alternate."""
+        return self._failover.current.params.userid
+
+    @property
+    def password(self) -> str | None:
+        """Password of the current alternate (never shown by ``repr``, ``as_uri`` or ``info``)."""
+        return self._failover.current.params.password
+
+    @property
+    def virtual_host(self) -> str:
+        """Virtual host of the current alternate (the database number on Redis)."""
+        return self._failover.current.params.virtual_host
+
+    @property
+    def ssl(self) -> Any:
+        """TLS setting of the current alternate: ``False``, ``True``, a dict or an SSLContext."""
+        return self._failover.current.params.ssl
+
+    @property
+    def transport_cls(self) -> type[Transport]:
+        """Transport class of the current alternate (its registry name is ``.name``)."""
+        return self._failover.current.transport_cls
 
     def as_uri(self, include_password: bool = False, mask: str = "**") -> str:
         """The current alternate's URL with defaults filled in (password masked)."""
@@ -733,6 +767,19 @@ class Connection(ChannelOwner):
         """A new, unconnected Connection with the same arguments, some overridden."""
         return type(self)(**{**self._init_args, **kwargs})
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the constructor arguments: the copy is equivalent and unconnected.
+
+        The lifecycle hooks travel with it, those appended after construction
+        included, as long as they pickle themselves (module-level functions
+        do; lambdas and closures do not). A hook that does not pickle is left
+        out rather than making the whole connection unpicklable: kombu's
+        connections, which have no hooks, always pickle.
+        """
+        hooks = {name: _picklable(functions) for name, functions in _hook_lists(self).items()}
+        init_args = dict(self._init_args, **dict.fromkeys(hooks))
+        return (_unpickle, (type(self), init_args, hooks))
+
     def __enter__(self) -> Connection:
         return self
 
@@ -740,3 +787,36 @@ class Connection(ChannelOwner):
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def _picklable(hooks: Sequence[Any]) -> list[Any]:
+    """The hooks that pickle (see :meth:`Connection.__reduce__`)."""
+    kept = []
+    for hook in hooks:
+        try:
+            pickle.dumps(hook)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            logger.debug("a Connection is pickled without its hook %r: %s", hook, exc)
+        else:
+            kept.append(hook)
+    return kept
+
+
+def _unpickle(
+    cls: type[Connection], init_args: dict[str, Any], hooks: Mapping[str, list[Any]]
+) -> Connection:
+    """Rebuild a pickled :class:`Connection`: its arguments, then its hooks."""
+    conn = cls(**init_args)
+    lists = _hook_lists(conn)
+    for name, functions in hooks.items():
+        lists[name].extend(functions)
+    return conn
+
+
+def _hook_lists(conn: Connection) -> dict[str, list[Any]]:
+    """The connection's lifecycle hook lists, by constructor keyword."""
+    return {
+        "on_open": conn.on_open, "on_open_error": conn.on_open_error,
+        "on_close": conn.on_close, "on_connect": conn.on_connect,
+        "on_blocked": conn.on_blocked, "on_unblocked": conn.on_unblocked,
+    }  # fmt: skip

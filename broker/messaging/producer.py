@@ -14,6 +14,7 @@ Publisher confirms, per message (``confirm_publish=True``) or pipelined
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,13 @@ __all__ = ["Consumer", "Producer"]
 _RETRY_KEYS = frozenset(
     {"max_retries", "interval_start", "interval_step", "interval_max", "errback", "timeout",
      "on_revive", "retry_errors", "policy"}
+)  # fmt: skip
+
+#: The AMQP 0-9-1 basic properties ``publish`` takes as extra keywords (those it does
+#: not name itself); any other keyword is a mistake, reported instead of dropped.
+_PROPERTY_KEYWORDS = frozenset(
+    {"application_headers", "correlation_id", "reply_to", "message_id", "timestamp", "type",
+     "user_id", "app_id", "cluster_id"}
 )  # fmt: skip
 
 #: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
@@ -252,10 +260,13 @@ class Producer:
                 ``correlation_id``, ``reply_to``, ``timestamp``, ``type``...).
 
         Raises:
+            ConfigurationError: a keyword is neither a parameter nor an AMQP property.
             MessageNacked, MessageUnroutable, ConfirmTimeout: confirming producers.
             SerializationError: the body cannot be encoded.
             BrokerConnectionError, ChannelError: the publish failed.
         """
+        if properties and not _PROPERTY_KEYWORDS.issuperset(properties):
+            raise ConfigurationError(_unknown_keywords(properties))
         if content_type is None:
             if body.__class__ is bytes and serializer is None and self.serializer is None:
                 content_type, content_encoding = "application/data", "binary"
@@ -512,3 +523,15 @@ class Producer:
         chan = f"chan:{self._channel.channel_id}" if self._channel is not None else "unbound"
         mode = " confirming" if self.confirm_publish else ""
         return f"<Producer exchange={self._exchange_name!r} {chan}{mode}>"
+
+
+def _unknown_keywords(properties: Mapping[str, Any]) -> str:
+    """The error text for ``publish`` keywords that are not AMQP properties."""
+    parts = []
+    for key in sorted(set(properties) - _PROPERTY_KEYWORDS):
+        close = difflib.get_close_matches(key, sorted(_PROPERTY_KEYWORDS), n=1)
+        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (
+        f"publish() got unknown keyword argument(s) {', '.join(parts)}; besides its "
+        f"parameters it takes the AMQP properties {', '.join(sorted(_PROPERTY_KEYWORDS))}"
+    )

@@ -15,7 +15,7 @@ import pytest
 from bench.__main__ import main, select
 from bench.cases import all_cases
 from bench.harness import BROKERPOOL, KOMBU, Case, CaseResult, Skip, run_case
-from bench.report import render_markdown, render_rst
+from bench.report import DASH, render_markdown, render_rst
 
 CASES = "memory,pool-memory"
 
@@ -55,9 +55,11 @@ def test_markdown_has_machine_facts_and_a_row_per_case(reports: Path) -> None:
     for title in ("memory:// put + get + ack", "pool acquire+release, memory://, 1 thread"):
         row = table_row(md, title)
         assert row[2] == "higher"
-        assert re.fullmatch(r"[\d,]+", row[3]), row  # brokerpool measured
-        assert re.fullmatch(r"[\d,]+", row[4]), row  # kombu measured
-        assert re.fullmatch(r"\d+\.\d\dx", row[7]), row  # bp ÷ kombu
+        # median (lowest-highest round), measured for brokerpool and kombu
+        assert re.fullmatch(rf"[\d,]+( \([\d,]+{DASH}[\d,]+\))?", row[3]), row
+        assert re.fullmatch(rf"[\d,]+( \([\d,]+{DASH}[\d,]+\))?", row[4]), row
+        # bp ÷ kombu: the ratio of medians (the lowest-highest per-round ratio)
+        assert re.fullmatch(rf"\d+\.\d\dx( \(\d+\.\d\d{DASH}\d+\.\d\d\))?", row[7]), row
         assert row[8] == "—"  # no raw py-amqp on memory://
     assert "## Method" in md
 
@@ -86,8 +88,9 @@ def test_select_by_key_or_prefix_and_reject_unknown() -> None:
 def test_every_requested_case_exists() -> None:
     keys = {c.key for c in all_cases()}
 
-    assert {"connect", "pool-1", "pool-32", "publish", "confirm", "pipelined", "consume",
-            "memory", "redis", "redis-consume", "failover", "heartbeat", "rss"} <= keys  # fmt: skip
+    assert {"connect", "pool-1", "pool-32", "publish", "confirm", "pipelined", "pipelined-raw",
+            "consume", "memory", "redis", "redis-consume", "failover", "heartbeat",
+            "rss"} <= keys  # fmt: skip
 
 
 def test_a_skipping_or_failing_library_is_recorded_not_fatal() -> None:
@@ -131,3 +134,11 @@ def test_ratio_and_advantage_follow_the_direction_of_better() -> None:
     assert result(True).advantage(KOMBU) == 0.5
     assert result(False).advantage(KOMBU) == 2.0
     assert result(False).ratio("py-amqp") is None
+
+
+@pytest.mark.parametrize("rounds", ["0", "-1", "two"])
+def test_a_senseless_round_count_is_a_usage_error(rounds: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--rounds", rounds, "--list"])
+
+    assert exited.value.code == 2

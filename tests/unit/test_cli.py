@@ -295,7 +295,9 @@ def test_bench_on_memory_prints_a_summary_table(capsys: pytest.CaptureFixture[st
 def test_progress_draws_only_after_the_delay_and_finishes_the_line() -> None:
     now = [0.0]
     stream = io.StringIO()
-    progress = Progress("publish", 10, stream=stream, clock=lambda: now[0], delay=1.0)
+    progress = Progress(
+        "publish", 10, stream=stream, clock=lambda: now[0], delay=1.0, interactive=True
+    )
 
     progress.update(3)
     assert stream.getvalue() == ""
@@ -311,7 +313,7 @@ def test_progress_draws_only_after_the_delay_and_finishes_the_line() -> None:
 
 def test_progress_of_a_quick_phase_prints_nothing() -> None:
     stream = io.StringIO()
-    progress = Progress("publish", 10, stream=stream, clock=lambda: 0.0)
+    progress = Progress("publish", 10, stream=stream, clock=lambda: 0.0, interactive=True)
     progress.update(10)
     progress.finish()
 
