@@ -38,6 +38,7 @@ from broker.errors import (
     RecoverableChannelError,
     RecoverableConnectionError,
     SerializationError,
+    TLSHandshakeError,
     TLSVerificationError,
     TransportNotFound,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "SerializationError",
     "SimpleBuffer",
     "SimpleQueue",
+    "TLSHandshakeError",
     "TLSVerificationError",
     "TransportNotFound",
     "binding",

@@ -15,7 +15,8 @@ The tree::
     │   │   └── ConnectionBlockedTimeout
     │   └── IrrecoverableConnectionError retrying will not help
     │       ├── AuthenticationError
-    │       └── TLSVerificationError
+    │       ├── TLSVerificationError
+    │       └── TLSHandshakeError
     ├── ChannelError                     a channel-level failure
     │   ├── RecoverableChannelError      e.g. 405 resource locked
     │   └── IrrecoverableChannelError    e.g. 404 not found, 406 precondition
@@ -34,9 +35,10 @@ The tree::
     └── SerializationError
         └── ContentDisallowed
 
-Authentication and TLS verification failures sit under the *irrecoverable*
-branch on purpose: a retry loop that catches the recoverable classes never
-hammers a broker with a wrong password or a certificate it will never accept.
+Authentication and TLS failures sit under the *irrecoverable* branch on
+purpose: a retry loop that catches the recoverable classes never hammers a
+broker with a wrong password, a certificate it will never accept, or a TLS
+hello on a port that does not speak TLS.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ __all__ = [
     "RecoverableChannelError",
     "RecoverableConnectionError",
     "SerializationError",
+    "TLSHandshakeError",
     "TLSVerificationError",
     "TransportNotFound",
 ]
@@ -131,6 +134,17 @@ class AuthenticationError(IrrecoverableConnectionError):
 
 class TLSVerificationError(IrrecoverableConnectionError):
     """The TLS handshake failed: unknown CA, wrong hostname, bad certificate."""
+
+
+class TLSHandshakeError(IrrecoverableConnectionError):
+    """A TLS handshake that cannot succeed with these settings. Never retried.
+
+    A configuration error found on connecting: most often TLS aimed at a
+    port that does not speak it (``amqps://`` or ``ssl=True`` on RabbitMQ's
+    plain port 5672), else no TLS version or cipher shared with the server,
+    or a client certificate the server requires or refuses. The message
+    names the likely cause; the driver's error is ``__cause__``.
+    """
 
 
 # -- channel level ------------------------------------------------------------

@@ -15,9 +15,9 @@ assert conn.as_uri() == "rediss://app:**@cache-1:6379/0"
 conn = Connection("redis://cache-1/0;redis://cache-2/0")
 assert conn.as_uri() == "redis://cache-1:6379/0"
 
-# A typo in a transport option is refused, with a suggestion, before any I/O.
-conn = Connection("redis://cache-1/0", transport_options={"visibility_timout": 600})
+# A typo in a transport option is refused, with a suggestion, as the
+# Connection is made; so is a path that is not a database number.
 try:
-    conn.connect()
+    Connection("redis://cache-1/0", transport_options={"visibility_timout": 600})
 except ConfigurationError as exc:
-    print(exc)  # unknown redis transport option(s) 'visibility_timout' (did you mean ...
+    print(exc)  # broker 'redis://cache-1/0': unknown redis transport option(s) ...

@@ -524,5 +524,20 @@ class Transport(abc.ABC):
             broker.errors.IrrecoverableConnectionError: other fatal failures.
         """
 
+    @classmethod
+    def check_params(cls, params: ConnectionParams) -> None:
+        """Refuse, without I/O, parameters this transport could never connect with.
+
+        :class:`broker.Connection` calls this for every alternate when it is
+        constructed, so that a malformed URL or option fails there rather than
+        on the first connect. The default accepts everything; ``connect`` must
+        still validate what it uses.
+
+        Raises:
+            broker.errors.ConfigurationError: naming the parameter, the value
+                and what is allowed.
+        """
+        return  # nothing to refuse in general
+
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__qualname__} {self.name!r}>"

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-from broker.errors import ConfigurationError
+from broker.timeouts import check_seconds
 
 __all__ = ["LifecycleCallbacks"]
 
@@ -68,14 +68,8 @@ class LifecycleCallbacks(Generic[C]):
         on_unblocked: Callable[[], Any] | None = None,
         blocked_timeout: float | None = None,
     ) -> None:
-        if blocked_timeout is not None and (
-            isinstance(blocked_timeout, bool)
-            or not isinstance(blocked_timeout, int | float)
-            or blocked_timeout <= 0
-        ):
-            raise ConfigurationError(
-                f"blocked_connection_timeout must be a number > 0 or None, got {blocked_timeout!r}"
-            )
+        if blocked_timeout is not None:
+            check_seconds(blocked_timeout, "blocked_connection_timeout", positive=True)
         self.on_open: list[Callable[[C], Any]] = _as_list(on_open)
         self.on_open_error: list[Callable[[C, BaseException], Any]] = (
             [on_open_error] if on_open_error else []

@@ -37,6 +37,7 @@ from broker.entities.owner import ChannelOwner
 from broker.errors import ConfigurationError, ConnectionBlockedTimeout
 from broker.retry import ensure as _ensure
 from broker.retry.policy import RetryPolicy
+from broker.timeouts import check_timeout
 from broker.url.targets import build_targets, target_identity, unknown_keywords_message
 from transports.base import Channel, Transport, TransportConnection
 
@@ -604,11 +605,18 @@ class Connection(ChannelOwner):
     def drain_events(self, timeout: float | None = None) -> None:
         """Wait for one event and dispatch it.
 
+        Args:
+            timeout: the most seconds to wait; ``None`` (or ``math.inf``) waits
+                without a limit.
+
         Raises:
             TimeoutError: (``socket.timeout``) nothing arrived within ``timeout``.
             ConnectionBlockedTimeout: blocked longer than ``blocked_connection_timeout``.
             RecoverableConnectionError: the link broke (the connection is dropped).
+            ConfigurationError: ``timeout`` is not ``None`` or a number of seconds >= 0
+                (``nan``, a string), before anything is read.
         """
+        timeout = check_timeout(timeout)
         conn = self._conn
         if conn is None or not conn.is_open:
             conn = self._connection()

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from broker.errors import ConfirmTimeout, MessageNacked, MessageUnroutable
+from broker.timeouts import check_seconds
 
 if TYPE_CHECKING:
     from transports.base import ConfirmingChannel, RawMessage, WriteHold
@@ -280,7 +281,7 @@ class ConfirmBatch:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.producer = producer
-        self.timeout = timeout
+        self.timeout = check_seconds(timeout, "timeout")
         self.max_in_flight = max(1, max_in_flight)
         self.published = 0
         self.confirmed = 0

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.errors import BrokerError
 from broker.retry.policy import Exponential, RetryPolicy
+from broker.timeouts import check_seconds
 
 if TYPE_CHECKING:
     from broker.connection.connection import Connection
@@ -58,7 +59,8 @@ class ConsumerLoop:
         consumers: called once with a fresh channel; returns the consumers to
             run (they are started with ``consume()``).
         policy: how to reconnect; defaults to :data:`DEFAULT_LOOP_POLICY`.
-        drain_timeout: longest wait for one event before checking for stop.
+        drain_timeout: longest wait for one event before checking for stop
+            (seconds >= 0; anything else raises ConfigurationError).
         on_revive: called with the connection after every successful reconnect.
         on_error: called with each connection error before reconnecting.
     """
@@ -78,7 +80,7 @@ class ConsumerLoop:
         self._stop = threading.Event()
         base = policy if policy is not None else DEFAULT_LOOP_POLICY
         self.policy = base.replace(sleep=self._sleep)
-        self.drain_timeout = drain_timeout
+        self.drain_timeout = check_seconds(drain_timeout, "drain_timeout")
         self.on_revive = on_revive
         self.on_error = on_error
         self.consumers: list[Consumer] = []

@@ -37,6 +37,7 @@ from broker.messaging.confirms import (
 )
 from broker.messaging.consumer import Consumer
 from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
+from broker.timeouts import check_seconds
 
 if TYPE_CHECKING:
     from transports.base import ConfirmingChannel
@@ -100,7 +101,7 @@ class Producer:
         self.auto_declare = auto_declare
         self.compression = compression
         self.on_return = on_return
-        self.confirm_timeout = confirm_timeout
+        self.confirm_timeout = check_seconds(confirm_timeout, "confirm_timeout")
         self._channel: Any = None
         self._owns_channel = False
         self._tracker: ConfirmTracker | None = None
@@ -264,9 +265,13 @@ class Producer:
             MessageNacked, MessageUnroutable, ConfirmTimeout: confirming producers.
             SerializationError: the body cannot be encoded.
             BrokerConnectionError, ChannelError: the publish failed.
+            ConfigurationError: ``confirm_timeout`` is not a number of seconds >= 0
+                (nothing is sent).
         """
         if properties and not _PROPERTY_KEYWORDS.issuperset(properties):
             raise ConfigurationError(_unknown_keywords(properties))
+        if confirm_timeout is not None:
+            confirm_timeout = check_seconds(confirm_timeout, "confirm_timeout")
         if content_type is None:
             if body.__class__ is bytes and serializer is None and self.serializer is None:
                 content_type, content_encoding = "application/data", "binary"

@@ -27,6 +27,7 @@ from broker.errors import BrokerError, ConfigurationError
 from broker.messaging.consumer import Consumer
 from broker.messaging.message import Message
 from broker.messaging.producer import Producer
+from broker.timeouts import check_timeout
 
 __all__ = ["Empty", "SimpleBuffer", "SimpleQueue"]
 
@@ -157,7 +158,10 @@ class SimpleQueue:
         Raises:
             SimpleQueue.Empty: nothing arrived in time (at once when ``block`` is False
                 and the queue is empty).
+            ConfigurationError: ``timeout`` is not ``None`` or a number of seconds >= 0
+                (``nan``, a string).
         """
+        timeout = check_timeout(timeout)
         buffer = self.buffer
         if buffer:
             return buffer.popleft()

@@ -37,8 +37,10 @@ from broker.errors import (
     OperationalError,
     RecoverableChannelError,
     RecoverableConnectionError,
+    TLSHandshakeError,
     TLSVerificationError,
 )
+from broker.timeouts import check_timeout
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -55,6 +57,7 @@ __all__ = [
 NEVER_RETRIED: tuple[type[BaseException], ...] = (
     AuthenticationError,
     TLSVerificationError,
+    TLSHandshakeError,
     ConfigurationError,
 )
 
@@ -182,8 +185,7 @@ class RetryPolicy:
             raise ConfigurationError(
                 f"max_retries must be an integer >= 0 or None, got {self.max_retries!r}"
             )
-        if self.timeout is not None:
-            _check_non_negative("timeout", self.timeout)
+        check_timeout(self.timeout)
         if not isinstance(self.on, tuple) or not all(
             isinstance(cls, type) and issubclass(cls, BaseException) for cls in self.on
         ):
@@ -217,6 +219,7 @@ class RetryPolicy:
                 _DEFAULT_BACKOFF.step if interval_step is None else interval_step,
                 max(_DEFAULT_BACKOFF.maximum, start) if interval_max is None else interval_max,
             )
+        timeout = check_timeout(timeout)
         if timeout is None:
             timeout = default.timeout
         elif math.isinf(timeout):

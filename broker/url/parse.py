@@ -18,18 +18,26 @@ The accepted form is::
   without them.
 * The path names the virtual host: ``amqp://h//`` and ``amqp://h/%2F`` mean
   ``/``, ``amqp://h/foo`` means ``foo``. No path, or a bare ``amqp://h/``,
-  means ``None``: "use the default" (``/`` for AMQP).
+  means ``None``: "use the default" (``/`` for AMQP). A virtual host never
+  holds a NUL or ``://`` (``amqp://a//,amqp://b//`` is two URLs joined by the
+  wrong separator, not a virtual host).
+* A ``%`` always starts an escape of two hex digits: ``%ZZ`` is refused,
+  a literal ``%`` is written ``%25``.
 * The query holds the options of :data:`URL_OPTIONS`, each at most once;
   values are percent-decoded (``+`` stays a plus) and converted. The ``ssl_*``
   keys are gathered into ``options["ssl"]``, a dict keyed ``ca_certs``,
   ``certfile``, ``keyfile``, ``cert_reqs``, ``check_hostname``,
   ``server_hostname``; ``ssl=true`` alone gives ``options["ssl"] = True``.
+* ``amqps://`` and ``rediss://`` (:data:`TLS_SCHEMES`) always use TLS:
+  ``ssl=false`` contradicts them and is refused.
 * Several brokers: ``"amqp://a;amqp://b"``, a list, or both (see
   :func:`parse_urls`). Each alternate stands alone and inherits nothing.
 
 Malformed input raises :class:`~broker.errors.ConfigurationError` naming the
-part, the bad value and what is allowed. Passwords never appear in messages,
-``repr``, ``str`` or :meth:`BrokerURL.as_uri` unless explicitly asked for.
+part, the bad value and what is allowed, and quoting the URL as it was typed
+with anything that may be a password masked (:func:`masked_input`).
+Passwords never appear in messages, ``repr``, ``str`` or
+:meth:`BrokerURL.as_uri` unless explicitly asked for.
 """
 
 from __future__ import annotations
@@ -48,14 +56,19 @@ from broker.url.query import InvalidValue as _Invalid
 from broker.url.query import normalise_options as _normalise_options
 from broker.url.query import unknown_option as _unknown_option
 
-__all__ = ["URL_OPTIONS", "BrokerURL", "URLOption", "format_url", "mask_password", "parse_url",
-           "parse_urls"]  # fmt: skip
+__all__ = ["TLS_SCHEMES", "URL_OPTIONS", "BrokerURL", "ParsedEntry", "URLOption", "format_url",
+           "mask_password", "masked_input", "parse_entries", "parse_url", "parse_urls"]  # fmt: skip
+
+#: Schemes that mean TLS: their URLs may not say ``ssl=false``.
+TLS_SCHEMES = frozenset({"amqps", "rediss"})
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 # scheme://user:PASSWORD@ -- the password runs to the last '@' before a '/', '?', '#' or space.
 _CREDENTIALS_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*:)[^\s/?#]+@")
 _PORTISH_RE = re.compile(r"[-+0-9.:]*")  # shown in errors; anything else may be a password
 _HOST_FORBIDDEN = frozenset("/?#@[]\\")
+_BARE_FORBIDDEN = frozenset("/?#@ \t")  # in a bare host[:port] (no '://')
+_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ENCODING_HINT = "percent-encode '/', '?', '#', '@' and ';' in the user name, password and vhost"
 _FORM = "scheme://[user[:password]@][host][:port][/vhost][?key=value&...]"
 
@@ -70,6 +83,16 @@ def _check_host(host: str) -> None:
             raise _Invalid(f"host {host!r} is not a valid IPv6 address") from None
     elif _HOST_FORBIDDEN.intersection(host):
         raise _Invalid(f"host name {host!r} contains one of / ? # @ [ ] \\")
+
+
+def _check_vhost(vhost: str) -> None:
+    if "\x00" in vhost:
+        raise _Invalid(f"virtual host {vhost!r} contains a NUL character")
+    if "://" in vhost:
+        raise _Invalid(
+            f"virtual host {vhost!r} contains '://': separate several broker URLs with ';' "
+            f"('amqp://a//;amqp://b//'), and write a '/' in a virtual host as %2F"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +132,20 @@ class BrokerURL:
             set_(self, name, value or None)  # empty means absent
         if self.hostname is not None:
             _check_host(self.hostname)
+        if self.virtual_host is not None:
+            _check_vhost(self.virtual_host)
         port = self.port
         if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
             raise _Invalid(f"port {port!r} is not an integer; allowed: 1..65535")
         if port is not None and not 1 <= port <= 65535:
             raise _Invalid(f"port {port} is out of range; allowed: 1..65535")
         set_(self, "options", MappingProxyType(_normalise_options(self.options or {})))
+        if self.scheme in TLS_SCHEMES and self.options.get("ssl") is False:
+            plain = self.scheme[:-1]
+            raise _Invalid(
+                f"{self.scheme}:// always uses TLS and ssl=false contradicts it; "
+                f"drop ssl=false, or use {plain}:// for a plain connection"
+            )
 
     def as_uri(self, *, include_password: bool = False, mask: str = "**") -> str:
         """The URL as text; the password is replaced by ``mask`` unless asked for.
@@ -160,8 +191,15 @@ class BrokerURL:
         return hash(self.as_uri(include_password=True))
 
 
-def _display(text: str, mask: str = "**") -> str:
-    """``text`` (a URL that failed to parse) with anything that may be a password hidden."""
+def masked_input(text: str, mask: str = "**") -> str:
+    """``text``, typed as a broker URL (maybe malformed), with what may be a password hidden.
+
+    For quoting what a user typed in an error message: the text is kept as
+    it is (no scheme added, nothing normalised) but for the password of
+    every ``scheme://user:password@`` in it, credentials holding a raw ``/``,
+    ``?``, ``#`` or ``;``, and an ``amqp://user:password`` that lost its
+    ``@host``. A bracketed IPv6 host and its port are kept readable.
+    """
     spans = [m.span() for m in _CREDENTIALS_RE.finditer(text)]
     stray = [i for i, char in enumerate(text) if char == "@" and not _in_option_value(text, i)
              and not any(a <= i < b for a, b in spans)]  # fmt: skip
@@ -172,8 +210,12 @@ def _display(text: str, mask: str = "**") -> str:
     text = mask_password(text, mask)
     head, sep, rest = text.partition("://")
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if not sep or "@" in authority:
+        return text
+    if authority.startswith("[") and "]" in authority:
+        return text  # '[IPv6]:port': no user name, so no password either
     host, colon, port = authority.partition(":")
-    if sep and colon and "@" not in authority and not _PORTISH_RE.fullmatch(port):
+    if colon and not _PORTISH_RE.fullmatch(port):
         text = f"{head}://{host}:{mask}{rest[len(authority) :]}"  # 'amqp://user:password'
     return text
 
@@ -185,7 +227,14 @@ def _in_option_value(text: str, index: int) -> bool:
     return bool(eq) and key in URL_OPTIONS and "?" in text[:index]
 
 
-def _decode(text: str, part: str) -> str:
+def _decode(text: str, part: str, *, secret: bool = False) -> str:
+    bad = _BAD_ESCAPE_RE.search(text)
+    if bad is not None:
+        shown = "" if secret else f" ({text[bad.start() : bad.start() + 3]!r} in {text!r})"
+        raise _Invalid(
+            f"the {part} has a '%' that starts no percent escape{shown}; a '%' must be "
+            f"followed by two hex digits, and a literal '%' is written %25"
+        )
     try:
         return unquote(text, errors="strict")
     except UnicodeDecodeError:
@@ -236,10 +285,15 @@ def parse_url(url: str) -> BrokerURL:
     text = url.strip()
     if not text:
         raise ConfigurationError(f"a broker URL must not be empty; expected {_FORM}")
+    return _parse_quoting(text, text)
+
+
+def _parse_quoting(text: str, typed: str) -> BrokerURL:
+    """Parse ``text``; errors quote ``typed`` (what the user wrote), masked."""
     try:
         return _parse(text)
     except (_Invalid, ConfigurationError) as exc:
-        raise ConfigurationError(f"invalid broker URL {_display(text)!r}: {exc}") from None
+        raise ConfigurationError(f"invalid broker URL {masked_input(typed)!r}: {exc}") from None
 
 
 def _parse(text: str) -> BrokerURL:
@@ -261,7 +315,7 @@ def _parse(text: str) -> BrokerURL:
             raise _Invalid("whitespace in the user name or password; write a space as %20")
         user_text, colon, password_text = userinfo.partition(":")
         userid = _decode(user_text, "user name")
-        password = _decode(password_text, "password") if colon else None
+        password = _decode(password_text, "password", secret=True) if colon else None
     host, port_text = _split_host_port(hostport)
     options: dict[str, str] = {}
     for key_text, eq, value_text in pairs:
@@ -284,6 +338,15 @@ def _parse(text: str) -> BrokerURL:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    """One broker of a list, parsed, with what the user typed for it (password masked)."""
+
+    url: BrokerURL
+    #: The entry as typed, masked by :func:`masked_input`: quote this in messages.
+    shown: str
+
+
 def parse_urls(value: str | Sequence[str]) -> tuple[BrokerURL, ...]:
     """Parse ``'url1;url2'``, a list of URLs, or a list holding ``'a;b'`` strings.
 
@@ -296,28 +359,67 @@ def parse_urls(value: str | Sequence[str]) -> tuple[BrokerURL, ...]:
             no URL, has an empty entry (``'a;;b'``, a trailing ``;``) or an
             entry without ``://``, or one entry is malformed.
     """
+    return tuple(entry.url for entry in parse_entries(value))
+
+
+def parse_entries(
+    value: str | Sequence[str], *, bare_scheme: str | None = None
+) -> tuple[ParsedEntry, ...]:
+    """:func:`parse_urls`, keeping what was typed for each entry (masked) to quote in errors.
+
+    Args:
+        value: ``'url1;url2'``, a list of URLs, or a list holding ``'a;b'`` strings.
+        bare_scheme: when given, an entry without ``://`` may be a bare host
+            name, ``host[:port]`` (kombu's ``Connection('localhost')``): it
+            means ``bare_scheme://host[:port]``. Errors still quote it as typed.
+
+    Raises:
+        ConfigurationError: as :func:`parse_urls`.
+    """
     items: Sequence[object] = [value] if isinstance(value, str) else value
     if not isinstance(items, Sequence):
         raise ConfigurationError(f"broker URLs must be a str or a list of str, "
                                  f"got {type(value).__name__}")  # fmt: skip
     if not items:
         raise ConfigurationError("the list of broker URLs is empty")
-    pieces: list[str] = []
+    single = isinstance(value, str) and ";" not in value
+    pieces: list[tuple[str, str]] = []  # (text to parse, text as typed)
     for item in items:
         if not isinstance(item, str):
             raise ConfigurationError(f"broker URL entries must be str, got {type(item).__name__}")
         for index, piece in enumerate(item.split(";"), 1):
+            piece = piece.strip()
             # Checked before parsing anything: a raw ';' in a password splits it in two, and
             # parsing the first half would echo part of the password in the error.
-            if not piece.strip() or "://" not in piece:
-                shown = _display(item)
-                problem = "is empty" if not piece.strip() else "has no '://'"
+            if not piece or not _is_url_or_host(piece, bare_scheme is not None):
+                shown = masked_input(item)
+                if single and piece:
+                    expected = _FORM + (" or host[:port]" if bare_scheme else "")
+                    raise ConfigurationError(
+                        f"invalid broker URL {shown!r}: missing '://' after the scheme; "
+                        f"expected {expected}"
+                    )
+                problem = "is empty" if not piece else "has no '://'"
                 raise ConfigurationError(
                     f"entry {index} of {shown!r} {problem}; separate URLs with one ';' "
                     f"(no trailing ';') and {_ENCODING_HINT}"
                 )
-            pieces.append(piece)
-    return tuple(parse_url(piece) for piece in pieces)
+            text = piece if "://" in piece else f"{bare_scheme}://{piece}"
+            pieces.append((text, piece))
+    return tuple(
+        ParsedEntry(_parse_quoting(text, typed), masked_input(typed)) for text, typed in pieces
+    )
+
+
+def _is_url_or_host(piece: str, bare_ok: bool) -> bool:
+    """Whether ``piece`` has ``://``, or may be a bare ``host[:port]`` where those are allowed."""
+    if "://" in piece:
+        return True
+    if not bare_ok or _BARE_FORBIDDEN.intersection(piece):
+        return False
+    # 'amqp:localhost:5672' lost its '//'; '[::1]:5672' is a host.
+    _, colon, after = piece.partition(":")
+    return not (colon and ":" in after and not piece.startswith("["))
 
 
 def format_url(

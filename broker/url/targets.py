@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import math
 import ssl as _ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from typing import Any
 
 import transports
 from broker.errors import ConfigurationError
-from broker.url.parse import BrokerURL, format_url, parse_urls
+from broker.timeouts import check_seconds
+from broker.url.parse import TLS_SCHEMES, BrokerURL, ParsedEntry, format_url, parse_entries
 from transports.base import ConnectionParams, Transport
 
 __all__ = [
@@ -70,15 +70,6 @@ def _format(scheme: str, p: ConnectionParams, *, include_password: bool, mask: s
     )
 
 
-def _check_number(name: str, value: Any, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ConfigurationError(f"{name} must be a number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ConfigurationError(f"{name} must be {bound}, got {value!r}")
-    return float(value)
-
-
 def _check_ssl(value: Any) -> bool | Mapping[str, Any] | _ssl.SSLContext:
     if isinstance(value, bool | _ssl.SSLContext):
         return value
@@ -89,28 +80,24 @@ def _check_ssl(value: Any) -> bool | Mapping[str, Any] | _ssl.SSLContext:
     )
 
 
-def _split_hostname(hostname: str | Sequence[str], scheme: str) -> list[str]:
-    """Accept URLs, 'url1;url2', lists, and bare host names (kombu compatible)."""
-    if isinstance(hostname, str):
-        items: list[object] = [hostname]
-    elif isinstance(hostname, Sequence):
-        items = list(hostname)
-    else:
+def _parse_all(
+    hostname: str | Sequence[str], alternates: Sequence[str] | None, scheme: str
+) -> list[ParsedEntry]:
+    """Every alternate, parsed: URLs or bare host names (kombu compatible), then ``alternates``."""
+    if not isinstance(hostname, str | Sequence) or (
+        not isinstance(hostname, str) and not all(isinstance(item, str) for item in hostname)
+    ):
         raise ConfigurationError(
             f"hostname must be a URL, a host name or a list of them, got {hostname!r}"
         )
-    out: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigurationError(
-                f"hostname must be a URL, a host name or a list of them, got {item!r}"
-            )
-        for part in item.split(";"):
-            part = part.strip()
-            if part and "://" not in part:
-                part = f"{scheme}://{part}"
-            out.append(part)
-    return out
+    entries: list[ParsedEntry] = []
+    if isinstance(hostname, str) or hostname:
+        entries += parse_entries(hostname, bare_scheme=scheme)
+    if alternates:
+        entries += parse_entries(alternates)
+    if not entries:
+        raise ConfigurationError("no broker URL given: hostname and alternates are both empty")
+    return entries
 
 
 def build_targets(
@@ -150,15 +137,13 @@ def build_targets(
     timeout = (
         None
         if connect_timeout is None
-        else _check_number("connect_timeout", connect_timeout, positive=True)
+        else check_seconds(connect_timeout, "connect_timeout", positive=True, finite=True)
     )
-    beat = _check_number("heartbeat", heartbeat, positive=False)
+    beat = check_seconds(heartbeat, "heartbeat", finite=True)
     ssl_value = _check_ssl(ssl)
-    urls = parse_urls(_split_hostname(hostname, default_scheme) + list(alternates or ()))
-    if not urls:
-        raise ConfigurationError("no broker URL given: hostname and alternates are both empty")
     targets = []
-    for url in urls:
+    for entry in _parse_all(hostname, alternates, default_scheme):
+        url = entry.url
         cls = (
             default_transport
             if default_transport is not None and url.scheme == default_scheme
@@ -166,7 +151,7 @@ def build_targets(
         )
         opts = url.options
         url_ssl = opts.get(
-            "ssl", ssl_value if url.scheme not in ("amqps", "rediss") else (ssl_value or True)
+            "ssl", ssl_value if url.scheme not in TLS_SCHEMES else (ssl_value or True)
         )
         tls_on = bool(url_ssl) if not isinstance(url_ssl, Mapping) else True
         default_port = cls.default_ssl_port if tls_on and cls.default_ssl_port else cls.default_port
@@ -188,6 +173,10 @@ def build_targets(
             client_properties=MappingProxyType(dict(client_properties or {})),
             transport_options=MappingProxyType(topts),
         )
+        try:
+            cls.check_params(params)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"broker {entry.shown!r}: {exc}") from None
         targets.append(Target(url=url, transport_cls=cls, params=params))
     return tuple(targets)
 

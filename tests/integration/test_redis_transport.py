@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from broker.errors import (
     OperationalError,
     PreconditionFailed,
     RecoverableConnectionError,
+    TLSHandshakeError,
 )
 from broker.messaging.producer import Consumer, Producer
 from tests.conformance import publish
@@ -100,14 +102,52 @@ def test_redis_urls_have_no_default_login_and_the_path_is_the_database() -> None
 def test_bad_transport_options_are_refused_before_any_io(
     options: dict[str, Any], message: str
 ) -> None:
-    conn = Connection("redis://127.0.0.1:1/0", transport_options=options)
+    # Refused by Connection() itself (nothing listens on port 1 anyway).
     with pytest.raises(ConfigurationError, match=message):
-        conn.ensure_connection(max_retries=0)
+        Connection("redis://127.0.0.1:1/0", transport_options=options)
+    params = ConnectionParams(hostname="127.0.0.1", port=1, transport_options=options)
+    with pytest.raises(ConfigurationError, match=message):
+        Transport().connect(params)  # and by the transport, for callers below the façade
 
 
 def test_a_path_that_is_not_a_database_number_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="the path of a redis URL is the database number"):
         Connection("redis://127.0.0.1:6379/orders").ensure_connection(max_retries=0)
+
+
+@pytest.mark.parametrize("path", ["orders", "abc", "-1", "1.5", "2147483648", "%31%32x"])
+def test_a_path_that_is_not_a_database_number_is_refused_when_the_connection_is_made(
+    path: str,
+) -> None:
+    url = f"redis://:s3cret@127.0.0.1:1/{path}"  # port 1: any I/O would be refused
+    with pytest.raises(ConfigurationError) as info:
+        Connection(url)
+    message = str(info.value)
+    assert message.startswith(f"broker 'redis://:**@127.0.0.1:1/{path}': the path of a redis")
+    assert "s3cret" not in message
+
+
+def test_rediss_to_a_port_that_answers_in_plain_text_is_not_retried(rabbitmq_url: str) -> None:
+    # RabbitMQ answers a TLS hello with its AMQP protocol header: never TLS, however often tried.
+    retried: list[BaseException] = []
+    conn = Connection("rediss://127.0.0.1:5672/0", connect_timeout=5)
+    started = time.monotonic()
+    with pytest.raises(TLSHandshakeError) as info:
+        conn.ensure_connection(max_retries=3, errback=lambda exc, interval: retried.append(exc))
+    assert time.monotonic() - started < 4  # at once, not after the connect timeout
+    assert retried == []
+    assert "cannot succeed (WRONG_VERSION_NUMBER)" in str(info.value)
+    assert "is this its TLS port?" in str(info.value)
+    assert info.value.__cause__ is not None  # redis-py's error, from OpenSSL's
+
+
+def test_draining_with_a_nan_timeout_is_refused_at_once(redis_url: str) -> None:
+    with Connection(redis_url) as conn:
+        conn.connect()
+        with pytest.raises(ConfigurationError, match="timeout must be None"):
+            conn.drain_events(timeout=math.nan)
+        with pytest.raises(TimeoutError):  # the connection still waits as asked
+            conn.drain_events(timeout=0.05)
 
 
 def test_wrong_password_is_an_authentication_error_and_is_not_retried(redis_url: str) -> None:

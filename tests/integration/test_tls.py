@@ -21,6 +21,7 @@ import pytest
 from broker.errors import (
     IrrecoverableConnectionError,
     RecoverableConnectionError,
+    TLSHandshakeError,
     TLSVerificationError,
 )
 from tests.support.rabbitnode import RabbitNode, require_extra_nodes
@@ -194,10 +195,41 @@ def test_plain_client_on_the_tls_port_fails_fast(connect: Connect) -> None:
 
 
 def test_tls_client_on_the_plain_port_fails_fast(connect: Connect) -> None:
+    # The broker answers the TLS hello with its AMQP protocol header: a TLS
+    # handshake there can never work, so it is a configuration error.
     started = time.monotonic()
-    with pytest.raises(RecoverableConnectionError):
+    with pytest.raises(TLSHandshakeError) as caught:
         connect(port=AMQP_PORT, connect_timeout=30)
     assert time.monotonic() - started < 10  # the broker hangs up; no connect timeout
+    err = caught.value
+    assert isinstance(err, IrrecoverableConnectionError)
+    assert not isinstance(err, RecoverableConnectionError)
+    message = str(err)
+    assert message.startswith(
+        f"TLS handshake with amqps://guest:**@127.0.0.1:{AMQP_PORT}// cannot succeed "
+        "(WRONG_VERSION_NUMBER): the server did not answer in TLS: is this its TLS port?"
+    )
+
+
+def test_amqps_to_the_plain_port_is_refused_at_once_not_retried(tls_broker: TLSBroker) -> None:
+    from broker import Connection
+
+    retried: list[BaseException] = []
+    conn = Connection(
+        f"amqps://guest:guest@127.0.0.1:{AMQP_PORT}//", ssl={"ca_certs": tls_broker.ca}
+    )
+    with pytest.raises(TLSHandshakeError, match="is this its TLS port"):
+        conn.ensure_connection(max_retries=3, errback=lambda exc, interval: retried.append(exc))
+    assert retried == []  # one attempt: the error left the retry loop as it was
+    assert not conn.connected
+
+
+def test_no_cipher_in_common_is_a_handshake_error(connect: Connect, tls_broker: TLSBroker) -> None:
+    context = ssl.create_default_context(cafile=tls_broker.ca)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")  # the broker's key is EC: unusable
+    with pytest.raises(TLSHandshakeError, match="no cipher in common"):
+        connect(ssl=context)
 
 
 # -- closing over TLS ---------------------------------------------------------------------

@@ -20,8 +20,9 @@ from transports.redis import redispy_internals
 from transports.redis.redispy_internals import (
     PRIVATE_MEMBERS,
     PrivateMember,
+    WrappingSSLConnection,
     cut_socket_timeout,
-    ssl_connection_class,
+    set_socket_timeout,
 )
 
 
@@ -69,11 +70,10 @@ def test_the_ssl_connection_class_wraps_with_the_given_function() -> None:
         wrapped.append(sock)
         raise ssl.SSLError("stop here")
 
-    connection_class = ssl_connection_class(wrap)
-    assert issubclass(connection_class, redis.SSLConnection)
+    assert issubclass(WrappingSSLConnection, redis.SSLConnection)
     left, right = socket.socketpair()
     with left, right, pytest.raises(ssl.SSLError, match="stop here"):
-        connection_class()._wrap_socket_with_ssl(left)
+        WrappingSSLConnection(wrap=wrap)._wrap_socket_with_ssl(left)
     assert wrapped == [left]
 
 
@@ -81,3 +81,9 @@ def test_cutting_the_timeout_of_a_client_without_a_connection_does_nothing() -> 
     client = redis.Redis(host="127.0.0.1", port=1)  # not a single-connection client: no I/O
     cut_socket_timeout(client, 0.5)
     assert client.connection is None
+
+
+def test_setting_the_timeout_of_an_unconnected_connection_does_nothing() -> None:
+    connection = redis.Connection(host="127.0.0.1", port=1)  # not connected: no socket
+    set_socket_timeout(connection, 0.5)
+    assert connection.socket_timeout == 5  # redis-py's default, left alone

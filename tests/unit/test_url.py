@@ -7,11 +7,12 @@ import ssl
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from broker.errors import ConfigurationError
 from broker.url.parse import (
+    TLS_SCHEMES,
     URL_OPTIONS,
     BrokerURL,
     format_url,
@@ -201,6 +202,21 @@ BAD = [
     ("amqp://h//?channel_max=1e3", "channel_max='1e3' is invalid"),
     ("amqp://h//?ssl=false&ssl_ca_certs=/ca", "ssl=false contradicts ssl_ca_certs"),
     ("amqp://h//?connection_name=", "connection_name='' is invalid: expected a non-empty string"),
+    # contradictions: the scheme says TLS
+    ("amqps://h//?ssl=false", "amqps:// always uses TLS and ssl=false contradicts it"),
+    ("AMQPS://h//?ssl=off", "use amqp:// for a plain connection"),
+    ("rediss://h/0?ssl=false", "rediss:// always uses TLS and ssl=false contradicts it"),
+    ("rediss://h/0?ssl=0", "use redis:// for a plain connection"),
+    # a virtual host that cannot be one
+    ("amqp://a//,amqp://b//", "virtual host '/,amqp://b//' contains '://'"),
+    ("amqp://a//,amqp://b//", "separate several broker URLs with ';'"),
+    ("amqp://h/a%00b", "virtual host 'a\\x00b' contains a NUL character"),
+    ("amqp://h/%ZZ", "the virtual host has a '%' that starts no percent escape ('%ZZ'"),
+    ("amqp://h/50%", "a literal '%' is written %25"),
+    ("amqp://h/%2", "the virtual host has a '%' that starts no percent escape"),
+    ("amqp://us%er@h//", "the user name has a '%' that starts no percent escape"),
+    ("amqp://h//?connection_name=a%ZZ", "the value of connection_name has a '%'"),
+    ("amqp://[fe80::1%eth0]//", "the host name has a '%' that starts no percent escape"),
 ]
 
 
@@ -306,6 +322,8 @@ _hosts = st.one_of(
     st.text(_host_chars, min_size=1, max_size=12),
 )
 _text_opt = st.text(_NAME, min_size=1, max_size=12)
+# A virtual host never holds a NUL or '://' (both refused, see BAD).
+_vhosts = _text_opt.filter(lambda vhost: "\x00" not in vhost and "://" not in vhost)
 _ssl_dict = st.fixed_dictionaries(
     {},
     optional={
@@ -337,7 +355,7 @@ _options = st.fixed_dictionaries(
     port=st.none() | st.integers(1, 65535),
     userid=st.none() | st.text(_NAME, min_size=1, max_size=12),
     password=st.none() | st.text(_NAME, min_size=1, max_size=12),
-    virtual_host=st.none() | st.text(_NAME, min_size=1, max_size=12),
+    virtual_host=st.none() | _vhosts,
     options=_options,
 )
 def test_format_then_parse_round_trips(
@@ -349,6 +367,7 @@ def test_format_then_parse_round_trips(
     virtual_host: str | None,
     options: dict[str, Any],
 ) -> None:
+    assume(not (scheme in TLS_SCHEMES and options.get("ssl") is False))  # refused: see BAD
     url = BrokerURL(scheme, hostname, port, userid, password, virtual_host, options)
     uri = format_url(
         scheme, hostname, port, userid, password, virtual_host, options, include_password=True
@@ -453,6 +472,11 @@ def test_password_never_shown() -> None:
         f"user:{SECRET}@amqp://h//",  # credentials before the scheme
         f"amqp://guest:{SECRET}",  # forgot '@host': the "port" is the password
         f"amqp://guest:{SECRET}//",
+        f"amqp://guest:{SECRET}%ZZ@h//",  # a bad percent escape in the password
+        f"amqps://guest:{SECRET}@h//?ssl=false",
+        f"amqp://guest:{SECRET}@h/a%00b",
+        f"amqp://guest:{SECRET}@h//,amqp://b//",
+        f"amqp://guest:{SECRET}@[::1]:99999//",
     ],
 )
 def test_password_not_in_error_messages(url: str) -> None:
@@ -518,3 +542,79 @@ def test_mask_password_in_free_text() -> None:
 )
 def test_mask_password_cases(text: str, expected: str) -> None:
     assert mask_password(text) == expected
+
+
+# -- URLs are quoted as typed ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "quoted"),
+    [
+        ("amqp://[::1]:99999//", "'amqp://[::1]:99999//'"),
+        ("amqp://[2001:db8::1]:0/x", "'amqp://[2001:db8::1]:0/x'"),
+        (f"amqp://u:{SECRET}@[::1]:99999//", "'amqp://u:**@[::1]:99999//'"),
+        (f"amqps://u:{SECRET}@[::1]//?ssl=false", "'amqps://u:**@[::1]//?ssl=false'"),
+        ("amqp://[::1]/%ZZ", "'amqp://[::1]/%ZZ'"),
+    ],
+)
+def test_errors_quote_ipv6_urls_as_typed(url: str, quoted: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_url(url)
+    assert f"invalid broker URL {quoted}:" in str(info.value)
+
+
+# -- what Connection() refuses when it is made ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hostname", "message"),
+    [
+        ("amqp:/localhost", "invalid broker URL 'amqp:/localhost': missing '://' after the scheme"),
+        ("amqp:localhost:5672", "invalid broker URL 'amqp:localhost:5672': missing '://'"),
+        ("rabbit-1:abc", "invalid broker URL 'rabbit-1:abc': port"),
+        ("rabbit-1:99999", "invalid broker URL 'rabbit-1:99999': port 99999 is out of range"),
+        ("amqp://a;amqp:/b", "entry 2 of 'amqp://a;amqp:/b' has no '://'"),
+        ("amqps://h//?ssl=false", "'amqps://h//?ssl=false': amqps:// always uses TLS"),
+        ("rediss://h/0?ssl=false", "'rediss://h/0?ssl=false': rediss:// always uses TLS"),
+        ("amqp://a//,amqp://b//", "'amqp://a//,amqp://b//': virtual host '/,amqp://b//'"),
+        ("amqp://h/%ZZ", "'amqp://h/%ZZ': the virtual host has a '%'"),
+        ("amqp://h/a%00b", "'amqp://h/a%00b': virtual host 'a\\x00b' contains a NUL"),
+        ("redis://h/abc", "broker 'redis://h/abc': the path of a redis URL is the database number"),
+        ("redis://h/-1", "got virtual host '-1'"),
+        ("redis://h/2147483648", "got virtual host '2147483648'"),
+        ("redis://h/0;redis://h2/x", "broker 'redis://h2/x': the path of a redis URL"),
+    ],
+)
+def test_connection_refuses_malformed_urls_when_made(hostname: str, message: str) -> None:
+    from broker import Connection
+
+    with pytest.raises(ConfigurationError) as info:
+        Connection(hostname)  # no I/O: nothing listens on these hosts
+    assert message in str(info.value)
+    assert "amqp://amqp:" not in str(info.value)  # never quoted with a scheme added
+
+
+def test_connection_quotes_a_bare_host_as_typed_with_the_password_masked() -> None:
+    from broker import Connection
+
+    with pytest.raises(ConfigurationError) as info:
+        Connection(f"guest:{SECRET}@rabbit-1")  # a login needs a URL: scheme://
+    assert SECRET not in str(info.value)
+    assert "'**@rabbit-1'" in str(info.value)
+    with pytest.raises(ConfigurationError) as info:
+        Connection(f"redis://:{SECRET}@h/orders")
+    assert SECRET not in str(info.value)
+    assert "broker 'redis://:**@h/orders'" in str(info.value)
+
+
+def test_bare_host_names_still_mean_the_default_transport() -> None:
+    from broker import Connection
+
+    assert Connection("rabbit-1").as_uri() == "amqp://guest:**@rabbit-1:5672//"
+    assert Connection("rabbit-1:5673;[::1]").describe_alternates() == (
+        "amqp://guest:**@rabbit-1:5673//;amqp://guest:**@[::1]:5672//"
+    )
+    assert Connection(["rabbit-1"], alternates=["amqp://b//"]).alternate_count == 2
+    assert Connection([], alternates=["amqp://b//"]).alternate_count == 1
+    with pytest.raises(ConfigurationError, match="hostname and alternates are both empty"):
+        Connection([])

@@ -7,6 +7,11 @@ own keyword set. So both transports build a context here and wrap their
 sockets with it (:class:`transports.amqp.driver.TLSSocketTransport`, and the
 redis-py connection class of :mod:`transports.redis.driver`). Verification
 is on unless the caller explicitly turns it off.
+
+:func:`hopeless_handshake` tells both transports which failed handshakes
+can never succeed with the same settings (TLS to a port that does not speak
+it, no version or cipher in common, a refused client certificate): those
+raise :class:`~broker.errors.TLSHandshakeError` and are not retried.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.errors import ConfigurationError
+from broker.errors import ConfigurationError, TLSHandshakeError
 from transports.base import SSLOption
 
-__all__ = ["SSL_DICT_KEYS", "TLSSettings", "tls_settings"]
+__all__ = ["SSL_DICT_KEYS", "TLSSettings", "hopeless_handshake", "tls_settings"]
 
 #: The keys accepted when ``ssl=`` is a dict.
 SSL_DICT_KEYS = frozenset(
@@ -138,3 +143,58 @@ def _cert_reqs(value: Any) -> ssl.VerifyMode:
             f"ssl option 'cert_reqs' must be ssl.CERT_NONE, ssl.CERT_OPTIONAL or "
             f"ssl.CERT_REQUIRED, got {value!r}"
         ) from None
+
+
+_NOT_TLS = (
+    "the server did not answer in TLS: is this its TLS port? amqps://, rediss:// and "
+    "ssl=True need one (RabbitMQ's is usually 5671); a plain port such as 5672 never "
+    "completes a TLS handshake"
+)
+_NO_VERSION = "the client and the server share no TLS version (see the ssl context's versions)"
+_REFUSED = (
+    "the server refused the handshake: no cipher in common, or it requires a client "
+    "certificate (ssl options certfile and keyfile)"
+)
+_CLIENT_CERT = "the server requires a client certificate (ssl options certfile and keyfile)"
+_BAD_CLIENT_CERT = "the server does not accept the client certificate (ssl option certfile)"
+
+#: OpenSSL reasons after which the same settings fail every time, and the likely cause.
+#: An EOF or a reset is not here: a server that is going down looks the same.
+_HOPELESS: Mapping[str, str] = {
+    "WRONG_VERSION_NUMBER": _NOT_TLS,
+    "UNKNOWN_PROTOCOL": _NOT_TLS,  # what OpenSSL 1.x says for the same
+    "TLSV1_ALERT_PROTOCOL_VERSION": _NO_VERSION,
+    "UNSUPPORTED_PROTOCOL": _NO_VERSION,
+    "NO_PROTOCOLS_AVAILABLE": _NO_VERSION,
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": _REFUSED,
+    "NO_SHARED_CIPHER": _REFUSED,
+    "NO_CIPHERS_AVAILABLE": _REFUSED,
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY": _REFUSED,  # RabbitMQ's (Erlang's) alert for the same
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": _CLIENT_CERT,
+    "SSLV3_ALERT_BAD_CERTIFICATE": _BAD_CLIENT_CERT,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": _BAD_CLIENT_CERT,
+    "TLSV1_ALERT_UNKNOWN_CA": _BAD_CLIENT_CERT,
+}
+
+
+def hopeless_handshake(exc: BaseException, where: str) -> TLSHandshakeError | None:
+    """The error to raise when ``exc`` is a TLS failure that retrying cannot fix, else ``None``.
+
+    Args:
+        exc: what the TLS layer raised (an :class:`ssl.SSLError`; anything
+            else gives ``None``). Certificate verification failures are
+            :class:`~broker.errors.TLSVerificationError`'s, not this one's.
+        where: the broker, password masked, named in the message.
+
+    Returns:
+        A :class:`~broker.errors.TLSHandshakeError` naming the likely cause
+        (raise it ``from exc``), or ``None`` when a later attempt may succeed.
+    """
+    if not isinstance(exc, ssl.SSLError) or isinstance(exc, ssl.SSLCertVerificationError):
+        return None
+    # Set by the ssl module's C layer; an SSLError raised from Python code has none.
+    reason = getattr(exc, "reason", None) or ""
+    cause = _HOPELESS.get(reason)
+    if cause is None:
+        return None
+    return TLSHandshakeError(f"TLS handshake with {where} cannot succeed ({reason}): {cause}")

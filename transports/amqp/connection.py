@@ -11,8 +11,9 @@ adds over calling py-amqp directly:
 * with heartbeats on, a silent peer raises
   :class:`~broker.errors.HeartbeatTimeout` within about two intervals from
   ``drain_events`` and from blocking channel calls alike;
-* ``ssl=`` accepts an :class:`ssl.SSLContext`, and certificate failures raise
-  :class:`~broker.errors.TLSVerificationError`.
+* ``ssl=`` accepts an :class:`ssl.SSLContext`, certificate failures raise
+  :class:`~broker.errors.TLSVerificationError`, and a handshake that cannot
+  work (TLS to a plain port) :class:`~broker.errors.TLSHandshakeError`.
 
 ``transport_options`` keys read here: ``frame_max`` and ``channel_max``
 (upper bounds; the broker may lower them). Other keys are left to other

@@ -36,6 +36,7 @@ from broker.errors import (
     RecoverableConnectionError,
     TLSVerificationError,
 )
+from transports._shared.tls import hopeless_handshake
 
 __all__ = ["DRIVER_ERRORS", "ErrorTranslator", "display_url", "translate"]
 
@@ -98,6 +99,9 @@ def translate(
             f"TLS certificate verification failed for {where}: {reason}. "
             f"Check the CA certificates (ca_certs) and the host name the certificate was issued for"
         )
+    hopeless = hopeless_handshake(exc, where)
+    if hopeless is not None:  # e.g. amqps:// to a plain port: no retry can help
+        return hopeless
     action = f"could not connect to {where}" if connecting else f"connection to {where} failed"
     if isinstance(exc, TimeoutError):
         return RecoverableConnectionError(f"{action}: timed out")

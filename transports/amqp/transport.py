@@ -44,6 +44,7 @@ class Transport(base.Transport):
             broker.errors.ConfigurationError: invalid parameters (no I/O done).
             broker.errors.AuthenticationError: the broker refused the login.
             broker.errors.TLSVerificationError: the broker's certificate was rejected.
+            broker.errors.TLSHandshakeError: TLS cannot work (e.g. a plain AMQP port).
             broker.errors.RecoverableConnectionError: refused, reset, timed out.
         """
         conn = AmqpConnection(params, on_blocked=on_blocked, on_unblocked=on_unblocked)

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import socket
 import time
-import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -46,7 +43,7 @@ class RedisConnection(base.TransportConnection):
         self.params = params
         self.settings = found
         self.link = link
-        self.uid = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.uid = link.uid
         self.prefix = found.key_prefix
         self.channels: dict[int, RedisChannel] = {}
         self.consumers: list[Consumer] = []
@@ -64,7 +61,6 @@ class RedisConnection(base.TransportConnection):
         self._rotation = 0
         self._pending = False  # set when there may be deliveries to take (see drain_events)
         self._server_properties: Mapping[str, Any] | None = None
-        self.call("connect", self.uid, found.lease_ms)
 
     # -- facts ----------------------------------------------------------------------
 

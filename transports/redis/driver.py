@@ -13,15 +13,26 @@ to another server, is brokerpool's job):
 Every broker operation is one call of the Lua script
 ``broker.lua`` (loaded once per server, called by SHA). The private redis-py
 members this needs are used in :mod:`transports.redis.redispy_internals` only.
+
+Connecting is bounded as a whole by ``connect_timeout``: the TCP connect, the
+TLS handshake, the login (AUTH, CLIENT SETNAME, SELECT), loading the script
+and registering the connection's lease. redis-py bounds the TCP connect by
+``socket_connect_timeout`` but each reply after it by ``socket_timeout``
+(10 s), so while a :class:`Link` connects, its redis-py connections
+(:class:`BoundedConnection`, :class:`BoundedTLSConnection`) give the TLS
+handshake and each reply only what is left of a shared
+:class:`ConnectDeadline`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, Protocol
@@ -30,6 +41,7 @@ try:
     import redis
     from redis.backoff import NoBackoff
     from redis.client import PubSub
+    from redis.connection import AbstractConnection
     from redis.exceptions import MasterDownError, NoPermissionError, OutOfMemoryError, ReadOnlyError
     from redis.retry import Retry
 except ImportError as missing:  # the registry reports this when resolving 'redis'
@@ -46,12 +58,25 @@ from broker.errors import (
     TLSVerificationError,
 )
 from transports._shared.replies import from_reply_text
-from transports._shared.tls import TLSSettings
+from transports._shared.tls import TLSSettings, hopeless_handshake
 from transports.base import ConnectionParams
 from transports.redis.options import RedisSettings, client_kwargs
-from transports.redis.redispy_internals import cut_socket_timeout, ssl_connection_class
+from transports.redis.redispy_internals import (
+    WrappingSSLConnection,
+    cut_socket_timeout,
+    set_socket_timeout,
+)
 
-__all__ = ["SCRIPT", "Link", "Subscriber", "translate"]
+__all__ = [
+    "SCRIPT",
+    "BoundedConnection",
+    "BoundedTLSConnection",
+    "ConnectDeadline",
+    "Link",
+    "Subscriber",
+    "tls_wrap",
+    "translate",
+]
 
 SCRIPT = resources.files("transports.redis").joinpath("broker.lua").read_text()
 
@@ -77,6 +102,9 @@ def translate(exc: redis.RedisError, where: str, heartbeat: float = 0.0) -> Brok
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY" in text:
             return TLSVerificationError(f"{where}: TLS verification failed: {text}")
+        hopeless = hopeless_handshake(cause, where) if cause is not None else None
+        if hopeless is not None:  # e.g. rediss:// to a port that answers in plain text
+            return hopeless
         return RecoverableConnectionError(f"{where}: {text or type(exc).__name__}")
     # redis-py strips the reply name off these, so they are told apart by class.
     if isinstance(exc, ReadOnlyError | OutOfMemoryError | MasterDownError):
@@ -90,13 +118,99 @@ def translate(exc: redis.RedisError, where: str, heartbeat: float = 0.0) -> Brok
     return IrrecoverableConnectionError(f"{where}: {type(exc).__name__}: {text}")
 
 
-def _tls_connection_class(tls: TLSSettings) -> type[redis.Connection]:
-    """A redis-py connection class that wraps its socket with our TLS context."""
+#: The least a reply may wait once the connect deadline has passed: what has
+#: already arrived is still read (0 would make the socket non-blocking).
+_LAST_CHANCE = 0.001
+
+
+class ConnectDeadline:
+    """When the connect under way must be done, shared by a :class:`Link` and its connections.
+
+    ``at`` is a :func:`time.monotonic` time while the link connects with a
+    ``connect_timeout``, and ``None`` otherwise (then nothing is cut).
+    """
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def left(self) -> float | None:
+        """Seconds left to connect (at least a millisecond), or ``None`` when not bounded now."""
+        at = self.at
+        if at is None:
+            return None
+        return max(at - time.monotonic(), _LAST_CHANCE)
+
+    def __repr__(self) -> str:
+        left = self.left()
+        return "<ConnectDeadline idle>" if left is None else f"<ConnectDeadline {left:.3f}s left>"
+
+
+def _read_within(
+    connection: AbstractConnection,
+    deadline: ConnectDeadline,
+    read: Callable[..., Any],
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """``read(*args, **kwargs)``, waiting only for what is left of ``deadline`` when it runs."""
+    left = deadline.left()
+    if left is None:
+        return read(*args, **kwargs)
+    set_socket_timeout(connection, left)
+    try:
+        return read(*args, **kwargs)
+    finally:
+        set_socket_timeout(connection, connection.socket_timeout)
+
+
+class BoundedConnection(redis.Connection):
+    """redis-py's TCP connection; while its link connects, each reply waits only for the time left.
+
+    ``connect_deadline`` is a keyword argument beside redis-py's own.
+    """
+
+    def __init__(self, *, connect_deadline: ConnectDeadline, **kwargs: Any) -> None:
+        # redis-py does not annotate Connection.__init__; its keywords are redis-py's to check.
+        init: Callable[..., None] = super().__init__
+        init(**kwargs)
+        self.connect_deadline = connect_deadline
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return _read_within(self, self.connect_deadline, super().read_response, *args, **kwargs)
+
+
+class BoundedTLSConnection(WrappingSSLConnection):
+    """:class:`BoundedConnection` over TLS, wrapping its socket with ``wrap`` (:func:`tls_wrap`).
+
+    ``wrap`` and ``connect_deadline`` are keyword arguments beside redis-py's own.
+    """
+
+    def __init__(self, *, connect_deadline: ConnectDeadline, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.connect_deadline = connect_deadline
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return _read_within(self, self.connect_deadline, super().read_response, *args, **kwargs)
+
+
+def tls_wrap(
+    tls: TLSSettings, deadline: ConnectDeadline
+) -> Callable[[socket.socket], ssl.SSLSocket]:
+    """Wrap a connected socket with our TLS context; while connecting, within the time left."""
 
     def wrap(sock: socket.socket) -> ssl.SSLSocket:
-        return tls.context.wrap_socket(sock, server_hostname=tls.server_hostname)
+        left = deadline.left()
+        if left is None:
+            return tls.context.wrap_socket(sock, server_hostname=tls.server_hostname)
+        timeout = sock.gettimeout()
+        sock.settimeout(left)
+        wrapped = tls.context.wrap_socket(sock, server_hostname=tls.server_hostname)
+        wrapped.settimeout(timeout)  # replies set their own (BoundedTLSConnection)
+        return wrapped
 
-    return ssl_connection_class(wrap)
+    return wrap
 
 
 class Subscriber(Protocol):
@@ -120,37 +234,62 @@ class Subscriber(Protocol):
 class Link:
     """The redis-py side of one connection (see the module docstring).
 
+    The constructor connects: the owner's Redis connection, the script, and
+    the registration of this connection's lease (:attr:`uid`), all within
+    ``params.connect_timeout``.
+
     Raises (from the constructor):
         broker.errors.AuthenticationError, RecoverableConnectionError,
-        TLSVerificationError: as :func:`translate` decides.
+        TLSVerificationError, TLSHandshakeError: as :func:`translate` decides;
+        a connect that outlasted ``connect_timeout`` is recoverable.
     """
 
     def __init__(self, params: ConnectionParams, found: RedisSettings, where: str) -> None:
         self.where = where
         self.settings = found
+        #: This connection's name in Redis: its lease, its channels' and consumers' owner.
+        self.uid = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._heartbeat = params.heartbeat
+        self._deadline = ConnectDeadline()
         kwargs = client_kwargs(params, found)
         kwargs["retry"] = Retry(NoBackoff(), 0)
         # No CLIENT SETINFO: two round trips (and a package metadata lookup) per
         # connect; CLIENT SETNAME already says who we are.
         kwargs["driver_info"] = None
-        if found.tls is not None:
-            kwargs["connection_class"] = _tls_connection_class(found.tls)
+        kwargs["connect_deadline"] = self._deadline
+        if found.tls is None:
+            kwargs["connection_class"] = BoundedConnection
+        else:
+            kwargs["connection_class"] = BoundedTLSConnection
+            kwargs["wrap"] = tls_wrap(found.tls, self._deadline)
         self._pool = redis.ConnectionPool(**kwargs)
         self._keeper: redis.Redis | None = None
         self._keeper_lock = threading.Lock()
         self._pubsub: Subscriber | None = None
+        self._vhost = str(found.db)
         #: Called when the owner's link is found broken (the connection tears down).
         self.on_broken: Callable[[RecoverableConnectionError], None] | None = None
+        timeout = params.connect_timeout
+        self._deadline.at = None if timeout is None else time.monotonic() + timeout
         try:
+            # A single-connection client connects (and logs in) when made.
             self.client = redis.Redis(
                 connection_pool=self._pool, single_connection_client=True, retry=kwargs["retry"]
             )
-        except redis.RedisError as exc:
-            self._pool.disconnect()
+            self._script = self.client.register_script(SCRIPT)
+            self._script(args=(found.key_prefix, "connect", self._vhost, self.uid, found.lease_ms))
+        except BaseException as exc:
+            self._pool.disconnect()  # never leave a half-open socket behind
+            if not isinstance(exc, redis.RedisError):
+                raise
+            if isinstance(exc, redis.TimeoutError) and timeout is not None:
+                raise RecoverableConnectionError(
+                    f"could not connect to {where} within connect_timeout={timeout:g} s "
+                    f"(TCP connect, TLS, login and setup together): {exc}"
+                ) from exc
             raise translate(exc, where) from exc
-        self._script = self.client.register_script(SCRIPT)
-        self._vhost = str(found.db)
+        finally:
+            self._deadline.at = None
 
     def call(self, op: str, *args: Any) -> Any:
         """Run one broker operation on the owner's connection."""

@@ -13,17 +13,17 @@ the connection does not authenticate.
 from __future__ import annotations
 
 import difflib
-import math
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from broker.errors import ConfigurationError
+from broker.timeouts import check_seconds
 from transports._shared.tls import TLSSettings, tls_settings
 from transports.base import ConnectionParams
 
-__all__ = ["DEFAULTS", "RedisSettings", "client_kwargs", "settings"]
+__all__ = ["DEFAULTS", "RedisSettings", "check", "client_kwargs", "settings"]
 
 #: Transport options of the Redis transport and their defaults.
 DEFAULTS: Mapping[str, Any] = {
@@ -55,7 +55,21 @@ class RedisSettings:
 
 
 def settings(params: ConnectionParams) -> RedisSettings:
-    """Validate ``params`` for Redis (no I/O)."""
+    """Validate ``params`` for Redis and build the TLS context (reads its files, no network)."""
+    return replace(_checked(params), tls=tls_settings(params.ssl, params.hostname))
+
+
+def check(params: ConnectionParams) -> None:
+    """Validate ``params`` for Redis, all but the TLS settings (no I/O at all).
+
+    What :class:`broker.Connection` runs for a Redis URL when it is made: a
+    database path that is not a number, an unknown or bad transport option,
+    or a bad timeout fails there, not on the first connect.
+    """
+    _checked(params)
+
+
+def _checked(params: ConnectionParams) -> RedisSettings:
     options = dict(params.transport_options)
     unknown = sorted(set(options) - set(DEFAULTS) - _SHARED)
     if unknown:
@@ -80,25 +94,21 @@ def settings(params: ConnectionParams) -> RedisSettings:
         )
     if not isinstance(params.port, int) or not 0 < params.port < 65536:
         raise ConfigurationError(f"port must be an integer in 1..65535, got {params.port!r}")
-    _seconds("heartbeat", params.heartbeat, zero_ok=True)
+    check_seconds(params.heartbeat, "heartbeat", finite=True)
     if params.connect_timeout is not None:
-        _seconds("connect_timeout", params.connect_timeout, zero_ok=False)
+        check_seconds(params.connect_timeout, "connect_timeout", positive=True, finite=True)
     return RedisSettings(
         db=_database(params.virtual_host),
         key_prefix=prefix,
-        visibility_timeout=_seconds("visibility_timeout", merged["visibility_timeout"], False),
-        socket_timeout=_seconds("socket_timeout", merged["socket_timeout"], zero_ok=False),
+        visibility_timeout=check_seconds(
+            merged["visibility_timeout"], "visibility_timeout", positive=True, finite=True
+        ),
+        socket_timeout=check_seconds(
+            merged["socket_timeout"], "socket_timeout", positive=True, finite=True
+        ),
         max_batch=batch,
-        tls=tls_settings(params.ssl, params.hostname),
+        tls=None,
     )
-
-
-def _seconds(key: str, value: Any, zero_ok: bool) -> float:
-    bad = isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value)
-    if bad or value < 0 or (value == 0 and not zero_ok) or math.isinf(value):
-        bound = ">= 0" if zero_ok else "> 0"
-        raise ConfigurationError(f"{key} must be a finite number of seconds {bound}, got {value!r}")
-    return float(value)
 
 
 def _database(virtual_host: str) -> int:

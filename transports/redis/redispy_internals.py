@@ -2,13 +2,15 @@
 
 redis-py has no public way to do two things the transport needs:
 
-* cut the timeout of a connected socket: before closing, the owner's last
-  command gets at most the ``close(timeout)`` it was given, so that a dead
-  server cannot hold ``close()`` for a whole ``socket_timeout``
-  (:func:`cut_socket_timeout` reads the socket a redis-py connection holds);
+* change the timeout of a connected socket (:func:`set_socket_timeout` reads
+  the socket a redis-py connection holds): while connecting, every reply
+  waits only for what is left of ``connect_timeout``; before closing, the
+  owner's last command gets at most the ``close(timeout)`` it was given, so
+  that a dead server cannot hold ``close()`` for a whole ``socket_timeout``
+  (:func:`cut_socket_timeout`);
 * wrap the socket with a given :class:`ssl.SSLContext` (``rediss://`` with the
   transport's TLS settings; redis-py builds a context of its own from its
-  ``ssl_*`` options): :func:`ssl_connection_class` overrides the hook
+  ``ssl_*`` options): :class:`WrappingSSLConnection` overrides the hook
   redis-py's ``SSLConnection`` wraps its socket with.
 
 :data:`PRIVATE_MEMBERS` lists each member with the redis-py code that uses it;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from redis.connection import AbstractConnection
@@ -35,16 +38,17 @@ from transports._shared.fence import missing_members as _missing
 __all__ = [
     "PRIVATE_MEMBERS",
     "PrivateMember",
+    "WrappingSSLConnection",
     "cut_socket_timeout",
     "missing_members",
-    "ssl_connection_class",
+    "set_socket_timeout",
 ]
 
 
 PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
     PrivateMember(
         AbstractConnection, "_sock", "disconnect",
-        "the connected socket, whose timeout is cut before closing",
+        "the connected socket, whose timeout is cut while connecting and before closing",
     ),
     PrivateMember(
         redis.SSLConnection, "_wrap_socket_with_ssl", "_connect",
@@ -58,6 +62,16 @@ def missing_members() -> list[str]:
     return _missing(PRIVATE_MEMBERS)
 
 
+def set_socket_timeout(connection: AbstractConnection, seconds: float | None) -> None:
+    """Give the socket ``connection`` holds now a timeout of ``seconds`` (nothing if it holds none).
+
+    A reconnection gets the connection's configured ``socket_timeout`` again.
+    """
+    sock: socket.socket | None = connection._sock
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
 def cut_socket_timeout(client: redis.Redis, seconds: float) -> None:
     """Give the socket of a single-connection ``client`` a timeout of ``seconds`` from now on.
 
@@ -65,22 +79,22 @@ def cut_socket_timeout(client: redis.Redis, seconds: float) -> None:
     configured timeout again); nothing happens when ``client`` holds none.
     """
     connection = client.connection  # set by redis-py for single_connection_client=True
-    if connection is None:
-        return
-    sock: socket.socket | None = connection._sock
-    if sock is not None:
-        sock.settimeout(seconds)
+    if connection is not None:
+        set_socket_timeout(connection, seconds)
 
 
-def ssl_connection_class(wrap: Callable[[socket.socket], ssl.SSLSocket]) -> type[redis.Connection]:
-    """A redis-py connection class that wraps each connected socket with ``wrap``.
+class WrappingSSLConnection(redis.SSLConnection):
+    """A redis-py TLS connection that wraps each connected socket with ``wrap``.
 
-    ``wrap`` takes the plain TCP socket and returns it wrapped, the handshake
-    done (``context.wrap_socket(sock, server_hostname=...)``).
+    ``wrap`` (a keyword argument, beside redis-py's own) takes the plain TCP
+    socket and returns it wrapped, the handshake done
+    (``context.wrap_socket(sock, server_hostname=...)``); redis-py's ``ssl_*``
+    options are not used.
     """
 
-    class WrappingSSLConnection(redis.SSLConnection):
-        def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
-            return wrap(sock)
+    def __init__(self, *, wrap: Callable[[socket.socket], ssl.SSLSocket], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.wrap = wrap
 
-    return WrappingSSLConnection
+    def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
+        return self.wrap(sock)

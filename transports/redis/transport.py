@@ -44,7 +44,7 @@ from transports.redis.channel import RedisChannel
 from transports.redis.connection import RedisConnection
 from transports.redis.driver import Link
 from transports.redis.message import Message
-from transports.redis.options import settings
+from transports.redis.options import check, settings
 
 __all__ = ["Message", "RedisChannel", "RedisConnection", "Transport"]
 
@@ -61,6 +61,15 @@ class Transport(base.Transport):
         heartbeats=True, publisher_confirms=True, exchange_types=EXCHANGE_TYPES, ssl=True
     )
 
+    @classmethod
+    def check_params(cls, params: base.ConnectionParams) -> None:
+        """Refuse a database path that is not a number, bad options and bad timeouts (no I/O).
+
+        Raises:
+            broker.errors.ConfigurationError: naming the key, the value and what is allowed.
+        """
+        check(params)
+
     def connect(
         self,
         params: base.ConnectionParams,
@@ -70,16 +79,18 @@ class Transport(base.Transport):
     ) -> RedisConnection:
         """Connect, start this connection's lease and sweep leases that ran out.
 
+        ``params.connect_timeout`` bounds all of it: the TCP connect, TLS, the
+        login, the database selection and the lease.
+
         Raises:
             broker.errors.ConfigurationError: a bad option (before any I/O).
             broker.errors.AuthenticationError: Redis refused the password.
+            broker.errors.TLSVerificationError: the server's certificate was rejected.
+            broker.errors.TLSHandshakeError: TLS cannot work (e.g. the port answers in
+                plain text).
             broker.errors.RecoverableConnectionError: refused, reset or timed out.
         """
         found = settings(params)
         host = f"[{params.hostname}]" if ":" in params.hostname else params.hostname
         link = Link(params, found, f"redis {host}:{params.port}/{found.db}")
-        try:
-            return RedisConnection(params, found, link)
-        except BaseException:
-            link.close()
-            raise
+        return RedisConnection(params, found, link)
