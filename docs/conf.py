@@ -51,7 +51,8 @@ _STDLIB = "|".join(
     re.escape(name)
     for name in (
         "_queue", "abc", "collections.abc", "concurrent.futures", "datetime", "decimal",
-        "enum", "logging", "queue", "random", "socket", "ssl", "threading", "types", "typing",
+        "enum", "logging", "numbers", "queue", "random", "socket", "ssl", "threading", "types",
+        "typing",
     )
 )  # fmt: skip
 nitpick_ignore_regex = [(r"py:.*", rf"({_STDLIB})\..+")]

@@ -198,7 +198,7 @@ def test_cli_timeout_option_is_a_usage_error(
     assert repr(value) in err
 
 
-def test_cli_heartbeat_nan_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "--heartbeat", "nan", "memory://"]) == 1
+def test_cli_heartbeat_nan_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--heartbeat", "nan", "memory://"]) == 2
     err = capsys.readouterr().err
-    assert "heartbeat must be a finite number of seconds >= 0, got nan" in err
+    assert "argument --heartbeat: expected a number of seconds" in err and "'nan'" in err
