@@ -1,0 +1,697 @@
+"""The pool's decisions: one state, and the pure steps that change it.
+
+:class:`PoolState` is everything a pool knows: its limit, the slots taken,
+the idle stack, the live entries, the queue of waiters, its generation and
+whether it is closed. Each of its public methods is one decision: it takes
+the state and one event (a checkout, a return, a wake-up, a resize ...)
+together with the time it happened, updates the state, and returns what the
+caller must do about it: a :class:`Plan` (lend this entry, create an item in
+the slot reserved for you, wait, give up; dispose of these entries, wake these
+waiters). Nothing here does I/O, starts or blocks a thread, or reads a clock.
+The shell, :class:`pools.resource.ResourcePool`, takes its lock, calls one
+decision, releases the lock and then carries the plan out, so that creating
+and closing items and waking threads never happen under the lock (the model is
+httpcore's ``_assign_requests_to_connections``).
+
+Two decisions are also made without the lock, because they are the hot path:
+:meth:`PoolState.lend_idle` (take the top idle entry) and
+:meth:`PoolState.put_back` (push a returned one). Under the GIL each touches
+the shared state only through single ``list.pop()`` / ``list.append()`` calls
+and single attribute reads, which are atomic, and the rest of the state is
+written to allow that: an entry leaves the idle stack only through an atomic
+``pop()`` or ``remove()``, which either gets it (and then it is the caller's
+alone) or fails because someone else got it first. How a lock-free return and
+a waiter queueing under the lock never lose a wake-up is described in
+:mod:`pools.waiting`. Without the GIL (a free-threaded build) these two steps
+decline (``lock_free=False``): every acquire and every return then runs its
+decision under the lock, like everything else.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import math
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "CLOSED",
+    "SERVED",
+    "WAITING",
+    "Entry",
+    "Outcome",
+    "Plan",
+    "PoolState",
+    "Step",
+    "Ticket",
+]
+
+T = TypeVar("T")
+
+
+class Entry(Generic[T]):
+    """One item plus the facts the pool keeps about it."""
+
+    __slots__ = ("check_at", "created", "gen", "idle_since", "obj", "pid")
+
+    def __init__(self, obj: T, gen: int, pid: int, created: float) -> None:
+        self.obj = obj
+        self.gen = gen  # pool generation at creation; close/force_close_all/fork bump it
+        self.pid = pid  # process that made it; no other process may ever close it
+        self.created = created
+        self.idle_since = created
+        # From this time on the entry must be judged (PoolState.judge) before
+        # it is lent again: the earliest of its probe time and its expiries.
+        # Set by the state whenever the entry goes idle; never for pools
+        # that neither probe nor expire.
+        self.check_at = math.inf
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.obj!r} gen={self.gen}>"
+
+
+# Ticket states. SERVED: given an entry or a free slot. CLOSED: the pool
+# closed. Both are final and set under the pool lock.
+WAITING, SERVED, CLOSED = 0, 1, 2
+
+
+class Ticket:
+    """A caller's place in the queue of waiters, as the decisions see it.
+
+    ``since`` is when it queued (the fairness window counts from there);
+    ``state`` and ``entry`` are written by the decisions only, ``entry``
+    first, so that whoever reads ``state == SERVED`` finds the entry too.
+    """
+
+    __slots__ = ("entry", "since", "state")
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.state = WAITING
+        self.entry: Entry[Any] | None = None
+
+    def serve(self, entry: Entry[Any] | None) -> None:
+        """Give this ticket an entry, or (``None``) a slot to create one in."""
+        self.entry = entry
+        self.state = SERVED
+
+    def turn_away(self) -> None:
+        """The pool closed while this ticket waited."""
+        self.state = CLOSED
+
+
+W = TypeVar("W", bound=Ticket)
+
+
+class Outcome(enum.Enum):
+    """What a decision says the caller itself gets."""
+
+    NOTHING = "nothing"  # an administrative event: only the side effects matter
+    LEND = "lend"  # take ``Plan.entry`` (after the check ``Plan.verdict`` names)
+    CREATE = "create"  # a slot is reserved for the caller: make an item in it
+    WAIT = "wait"  # queued: sleep until woken or the deadline passes
+    LIMIT = "limit"  # the limit is reached and the caller does not wait
+    TIMEOUT = "timeout"  # waited until the deadline; left the queue
+    CLOSED = "closed"  # the pool is closed
+    GIVE_BACK = "give back"  # a withdrawn waiter owned ``Plan.entry``: return it
+
+
+class Step(enum.Enum):
+    """What :meth:`PoolState.put_back` could not finish without the lock."""
+
+    LOCKED = "locked"  # nothing pushed: make the return a locked decision
+    LOOK = "look"  # pushed, but the pool changed meanwhile: look again under the lock
+
+
+class Plan(Generic[T, W]):
+    """What the caller does once the lock is released.
+
+    ``outcome`` (with ``entry`` and ``verdict``) is for the caller; ``wake``
+    are tickets whose state became final (open their gates), ``notify`` the
+    first waiter, to be told an item may be idle, and ``dispose`` the entries
+    the pool let go of, each with the reason passed to ``dispose_resource``.
+    """
+
+    __slots__ = ("dispose", "entry", "notify", "outcome", "verdict", "wake")
+
+    def __init__(self) -> None:
+        self.outcome = Outcome.NOTHING
+        self.entry: Entry[T] | None = None
+        #: None: lend as is; "verify": probe it first; else replace it, for that reason.
+        self.verdict: str | None = None
+        self.dispose: list[tuple[Entry[T], str]] = []
+        self.wake: list[W] = []
+        self.notify: W | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Plan {self.outcome.value} entry={self.entry!r} verdict={self.verdict} "
+            f"dispose={len(self.dispose)} wake={len(self.wake)}>"
+        )
+
+
+class PoolState(Generic[T, W]):
+    """A pool's books and its decisions.
+
+    Args:
+        limit: the most items that may exist at once.
+        pid: the process this state belongs to (entries made elsewhere are foreign).
+        verify_after: an idle entry is probed on checkout once it has been idle
+            this long; ``None``: never (the pool has no probe).
+        max_idle_time: seconds an entry may sit idle; ``None``: forever.
+        max_lifetime: seconds after creation when an entry is retired; ``None``: never.
+        fairness_window: seconds the first waiter may be overtaken by running
+            callers taking a just-returned entry.
+        lock_free: whether :meth:`lend_idle` and :meth:`put_back` may work without
+            the lock (true only under the GIL).
+        gen: the first generation (a forked child continues its parent's).
+        closed: whether the pool starts closed (a child of a closed pool).
+    """
+
+    __slots__ = (
+        "closed",
+        "entries",
+        "fairness_window",
+        "gen",
+        "idle",
+        "judges",
+        "limit",
+        "lock_free",
+        "max_idle_time",
+        "max_lifetime",
+        "pid",
+        "push_free",
+        "size",
+        "stale",
+        "timed",
+        "verify_after",
+        "verify_delay",
+        "waiters",
+    )
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        pid: int,
+        verify_after: float | None = None,
+        max_idle_time: float | None = None,
+        max_lifetime: float | None = None,
+        fairness_window: float = 0.0,
+        lock_free: bool = True,
+        gen: int = 0,
+        closed: bool = False,
+    ) -> None:
+        self.limit = limit
+        # Slots taken: idle + borrowed + reserved for creation. in_use is
+        # size - len(idle), so the hot path touches no counter at all.
+        self.size = 0
+        self.idle: list[Entry[T]] = []  # a stack: the top is the most recently returned
+        self.entries: set[Entry[T]] = set()  # every live entry, idle or borrowed
+        self.waiters: collections.deque[W] = collections.deque()
+        # Entries lend_idle popped but may not lend (the pool changed under
+        # them); they still hold their slots until a locked decision drops them.
+        self.stale: list[Entry[T]] = []
+        self.gen = gen
+        self.closed = closed
+        self.pid = pid
+        self.verify_after = verify_after
+        self.max_idle_time = max_idle_time
+        self.max_lifetime = max_lifetime
+        self.fairness_window = fairness_window
+        self.lock_free = lock_free
+        self.timed = max_idle_time is not None or max_lifetime is not None
+        # Whether entries are ever judged before lending (see Entry.check_at):
+        # only then do lending and returning need the time when no one waits.
+        self.judges = verify_after is not None or self.timed
+        self.verify_delay = math.inf if verify_after is None else verify_after
+        # Timed pools trim the stack on every return, which needs the lock.
+        self.push_free = lock_free and not self.timed
+
+    def successor(self, pid: int) -> PoolState[T, W]:
+        """The empty state of a forked child: same settings, next generation."""
+        return PoolState(
+            self.limit,
+            pid=pid,
+            verify_after=self.verify_after,
+            max_idle_time=self.max_idle_time,
+            max_lifetime=self.max_lifetime,
+            fairness_window=self.fairness_window,
+            lock_free=self.lock_free,
+            gen=self.gen + 1,
+            closed=self.closed,
+        )
+
+    @property
+    def in_use(self) -> int:
+        """Entries borrowed or being created (slots taken but not idle)."""
+        return self.size - len(self.idle)
+
+    def __repr__(self) -> str:
+        closed = " closed" if self.closed else ""
+        return (
+            f"<PoolState limit={self.limit} size={self.size} idle={len(self.idle)} "
+            f"waiting={len(self.waiters)} gen={self.gen}{closed}>"
+        )
+
+    # -- lock-free under the GIL (see the module docstring) ---------------------------
+
+    def lend_idle(self, now: float | None) -> Entry[T] | None:
+        """Checkout: pop the top idle entry if a running caller may take it now.
+
+        ``now`` may be ``None`` when the pool does not judge entries and no
+        one was waiting when the caller looked; if someone waits by now, the
+        caller has to decide under the lock. ``None`` means: decide under the
+        lock (nothing idle, a waiter is owed the next entry, the entry popped
+        is stale, or there is no GIL). The caller judges the entry returned
+        when ``now`` has reached its ``check_at``.
+        """
+        if not self.lock_free:
+            return None
+        if self.waiters and (now is None or not self._may_overtake(now)):
+            return None  # queue behind the waiters
+        try:
+            entry = self.idle.pop()  # atomic: this entry is now ours alone
+        except IndexError:
+            return None
+        # An entry put back just as close(), force_close_all() or a shrink
+        # ran may be stale: whoever takes it off the stack must not lend it.
+        if entry.gen != self.gen or self.size > self.limit:
+            self.stale.append(entry)
+            return None
+        return entry
+
+    def judge(self, entry: Entry[T], now: float) -> str | None:
+        """Whether an entry about to be lent needs a probe (``"verify"``) or replacing.
+
+        Returns ``None`` (lend it as is), ``"verify"``, or the reason to
+        replace it: ``"closed"`` (force_close_all() ran since it was picked)
+        or ``"expired"``. Reads the state without changing it.
+        """
+        if entry.gen != self.gen:
+            return "closed"
+        if self.timed and self._expired(entry, now):
+            return "expired"
+        verify_after = self.verify_after
+        if verify_after is not None and now - entry.idle_since >= verify_after:
+            return "verify"
+        return None
+
+    def put_back(self, entry: Entry[T], now: float | None) -> W | Step | None:
+        """Return: push a healthy entry onto the idle stack if nothing else is owed.
+
+        ``now`` may be ``None`` as for :meth:`lend_idle`. Returns ``None``
+        when done; the first waiter when it must be told an entry may be
+        idle; or a :class:`Step` when the return needs the lock.
+        """
+        if not self.push_free or entry.gen != self.gen:
+            return Step.LOCKED  # (a foreign entry, inherited across fork, always is stale)
+        waiters = self.waiters
+        if waiters and (now is None or not self._may_overtake(now)):
+            return Step.LOCKED  # the first waiter has waited long enough: hand it over
+        if now is not None:
+            entry.idle_since = now
+            entry.check_at = now + self.verify_delay  # (pools that expire never get here)
+        self.idle.append(entry)
+        # Push first, look second (see pools.waiting): a waiter that queued
+        # before this look is told here; one that queues after it sees the entry.
+        if entry.gen != self.gen or self.size > self.limit:
+            return Step.LOOK
+        if waiters:
+            try:
+                return waiters[0]
+            except IndexError:
+                return None
+        return None
+
+    # -- under the lock: checkout ------------------------------------------------------
+
+    def acquire(self, block: bool, now: float) -> Plan[T, W]:
+        """Checkout without an idle entry for the lock-free path: take, reserve, or wait.
+
+        Outcomes: ``LEND``, ``CREATE`` (a slot is reserved), ``LIMIT`` (with
+        ``block`` false), ``CLOSED``, or ``WAIT``: the caller should queue
+        with :meth:`enqueue` in the same locked section.
+        """
+        plan: Plan[T, W] = Plan()
+        self._drop_stale(plan)
+        if self.closed:
+            plan.outcome = Outcome.CLOSED
+            return plan
+        self._take_idle(None, plan, now)
+        if plan.outcome is Outcome.LEND:
+            return plan
+        if self.size < self.limit:
+            self.size += 1
+            plan.outcome = Outcome.CREATE
+        else:
+            plan.outcome = Outcome.WAIT if block else Outcome.LIMIT
+        return plan
+
+    def enqueue(self, waiter: W, now: float, plan: Plan[T, W]) -> None:
+        """Queue ``waiter`` (after :meth:`acquire` said ``WAIT``), then look once more.
+
+        Queue first, look second (see :mod:`pools.waiting`): an entry pushed
+        before the waiter was queued was announced to no one. Updates ``plan``.
+        """
+        self.waiters.append(waiter)
+        self._take_idle(waiter, plan, now)
+        if waiter.state == SERVED:
+            self.served(waiter, now, plan)
+        else:
+            plan.outcome = Outcome.WAIT
+            self._notify_head(plan)
+
+    def after_wake(self, waiter: W, opened: bool, now: float) -> Plan[T, W]:
+        """A waiter's gate opened (``opened``) or its deadline passed: what now.
+
+        Outcomes: ``LEND``/``CREATE`` (served, or took an idle entry as the
+        first waiter), ``WAIT`` again (woken, but the entry was taken first),
+        ``TIMEOUT`` (it left the queue) or ``CLOSED``.
+        """
+        plan: Plan[T, W] = Plan()
+        if waiter.state == CLOSED:
+            plan.outcome = Outcome.CLOSED
+            return plan
+        self._take_idle(waiter, plan, now)
+        if waiter.state == SERVED:
+            self.served(waiter, now, plan)
+        elif opened:
+            plan.outcome = Outcome.WAIT
+        else:
+            self.waiters.remove(waiter)
+            self._notify_head(plan)
+            plan.outcome = Outcome.TIMEOUT
+        return plan
+
+    def served(self, waiter: W, now: float, plan: Plan[T, W] | None = None) -> Plan[T, W]:
+        """The outcome of a served ticket. Reads only final fields: needs no lock."""
+        if plan is None:
+            plan = Plan()
+        entry = waiter.entry
+        if entry is None:
+            plan.outcome = Outcome.CREATE
+        else:
+            self._lend(entry, plan, now)
+        return plan
+
+    def withdraw(self, waiter: W) -> Plan[T, W]:
+        """A wait ended by an exception from outside: leave no trace of the waiter.
+
+        After a timeout or close() it has left already and this only tells
+        the next waiter; a slot it was given is freed; an entry it was given
+        comes back as ``GIVE_BACK``, for the caller to return like any other.
+        """
+        plan: Plan[T, W] = Plan()
+        if waiter.state != SERVED:
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
+            self._notify_head(plan)
+        elif waiter.entry is None:
+            self.size -= 1
+            self._grant_free_slots(plan)
+        else:
+            plan.outcome = Outcome.GIVE_BACK
+            plan.entry = waiter.entry
+        return plan
+
+    def retire(self, entry: Entry[T], reason: str) -> Plan[T, W]:
+        """An entry picked for a caller may not be lent: drop it, keep its slot.
+
+        The caller creates a replacement in that slot.
+        """
+        plan: Plan[T, W] = Plan()
+        self.entries.discard(entry)
+        plan.dispose.append((entry, reason))
+        return plan
+
+    def created(self, obj: T, now: float) -> Plan[T, W]:
+        """An item was made in a reserved slot: ``LEND`` its new entry, or ``CLOSED``."""
+        plan: Plan[T, W] = Plan()
+        entry = Entry(obj, self.gen, self.pid, now)
+        if self.closed:  # closed while it was being made: keep nothing
+            self.size -= 1
+            plan.dispose.append((entry, "closed"))
+            plan.outcome = Outcome.CLOSED
+        else:
+            self.entries.add(entry)
+            plan.outcome = Outcome.LEND
+            plan.entry = entry
+        return plan
+
+    def creation_failed(self) -> Plan[T, W]:
+        """Making an item failed: free its slot for the next waiter."""
+        plan: Plan[T, W] = Plan()
+        self.size -= 1
+        self._grant_free_slots(plan)
+        return plan
+
+    def preloaded(self, objs: Iterable[T], now: float) -> None:
+        """Items made in advance join the idle stack."""
+        made = [Entry(obj, self.gen, self.pid, now) for obj in objs]
+        for entry in made:
+            self._rest(entry, now)
+        self.idle.extend(made)
+        self.entries.update(made)
+        self.size += len(made)
+
+    # -- under the lock: return ----------------------------------------------------------
+
+    def check_in(self, entry: Entry[T], broken: bool, now: float) -> Plan[T, W]:
+        """A return that is not a plain push: dispose, hand to a waiter, or push and trim."""
+        plan: Plan[T, W] = Plan()
+        if entry.pid != self.pid:
+            # Inherited across fork: the reset forgot it and its slot already.
+            plan.dispose.append((entry, "closed"))
+            return plan
+        reason = self._unfit(entry, broken)
+        life_max = self.max_lifetime
+        if reason is None and life_max is not None and now - entry.created > life_max:
+            reason = "expired"  # (idle time does not count while borrowed)
+        if reason is not None:
+            self._forget(entry, reason, plan)
+        elif self.waiters and not self._may_overtake(now):
+            # The first waiter has waited long enough: hand the entry straight over.
+            waiter = self.waiters.popleft()
+            waiter.serve(entry)
+            plan.wake.append(waiter)
+            self._notify_head(plan)  # the new head's turn, if anything is idle
+        else:
+            self._rest(entry, now)
+            self.idle.append(entry)
+            idle_max = self.max_idle_time
+            if idle_max is not None:
+                self._take_where(lambda idle: now - idle.idle_since > idle_max, "idle", plan)
+            self._grant_free_slots(plan)  # (it also tells the first waiter)
+        return plan
+
+    def look_after_push(self, entry: Entry[T]) -> Plan[T, W]:
+        """After :meth:`put_back` said ``LOOK``: take back a stale entry, tell the first waiter."""
+        plan: Plan[T, W] = Plan()
+        if entry.gen != self.gen or self.size > self.limit:
+            try:
+                self.idle.remove(entry)  # atomic: fails if an acquirer took it
+            except ValueError:
+                pass  # ...and that acquirer drops it (see lend_idle)
+            else:
+                reason = self._unfit(entry, False)
+                if reason is None:
+                    self.idle.append(entry)  # fine after all (the limit grew back)
+                else:
+                    self._forget(entry, reason, plan)
+        self._notify_head(plan)
+        return plan
+
+    # -- under the lock: administration -----------------------------------------------------
+
+    def resize(self, limit: int) -> Plan[T, W]:
+        """New limit: growing serves waiters, shrinking drops surplus idle entries (LRU first)."""
+        plan: Plan[T, W] = Plan()
+        self._drop_stale(plan)
+        self.limit = limit
+        excess = self.size - limit
+        if excess > 0:
+            self._take_bottom(excess, "shrink", plan)
+        self._grant_free_slots(plan)
+        return plan
+
+    def force_close_all(self) -> Plan[T, W]:
+        """Drop every entry: idle ones to close (``"closed"``), borrowed ones to tear down.
+
+        Borrowed entries (``"forced"``) keep their slots until they come back.
+        """
+        plan: Plan[T, W] = Plan()
+        self._drop_stale(plan)
+        self.gen += 1
+        self._take_bottom(None, "closed", plan)
+        plan.dispose.extend((entry, "forced") for entry in self.entries)
+        self.entries.clear()
+        return plan
+
+    def close(self) -> Plan[T, W] | None:
+        """Close: turn every waiter away, drop idle entries. ``None`` if closed already."""
+        if self.closed:
+            return None
+        plan: Plan[T, W] = Plan()
+        self.closed = True
+        self.gen += 1
+        self._drop_stale(plan)
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            waiter.turn_away()
+            plan.wake.append(waiter)
+        self._take_bottom(None, "closed", plan)
+        return plan
+
+    def prune(self, now: float) -> Plan[T, W]:
+        """Drop the idle entries past ``max_idle_time`` or ``max_lifetime``."""
+        plan: Plan[T, W] = Plan()
+        if self.timed:
+            self._take_where(lambda entry: self._expired(entry, now), "expired", plan)
+        return plan
+
+    def invalidate(self) -> Plan[T, W]:
+        """Every entry died at once: forget idle ones, retire borrowed ones on return.
+
+        The idle entries are not listed for disposal: whatever killed them
+        freed them too (a channel pool whose connection is gone).
+        """
+        plan: Plan[T, W] = Plan()
+        self._drop_stale(plan)
+        self.gen += 1
+        self._take_bottom(None, None, plan)
+        return plan
+
+    # -- helpers, under the lock ------------------------------------------------------------
+
+    def _may_overtake(self, now: float) -> bool:
+        """Whether a running caller may still take an entry ahead of the first waiter."""
+        try:
+            head = self.waiters[0]
+        except IndexError:
+            return True
+        return now - head.since < self.fairness_window
+
+    def _rest(self, entry: Entry[T], now: float) -> None:
+        """An entry goes idle at ``now``: stamp it, and say when to judge it next."""
+        entry.idle_since = now
+        check_at = now + self.verify_delay
+        if self.max_idle_time is not None:
+            check_at = min(check_at, now + self.max_idle_time)
+        if self.max_lifetime is not None:
+            check_at = min(check_at, entry.created + self.max_lifetime)
+        entry.check_at = check_at
+
+    def _lend(self, entry: Entry[T], plan: Plan[T, W], now: float) -> None:
+        plan.outcome = Outcome.LEND
+        plan.entry = entry
+        plan.verdict = self.judge(entry, now)
+
+    def _take_idle(self, waiter: W | None, plan: Plan[T, W], now: float) -> None:
+        """Pop a lendable idle entry if the caller may take it; lend it through ``plan``.
+
+        With no ``waiter`` the caller may take one unless a waiter is owed it;
+        a ``waiter`` may take one only at the head of the queue, and then
+        leaves the queue, served. Stale entries met on the way are dropped.
+        """
+        waiters = self.waiters
+        while self.idle:
+            if waiter is None:
+                if waiters and not self._may_overtake(now):
+                    return
+            elif not waiters or waiters[0] is not waiter:
+                return  # (a slot freed by a stale entry may have served it)
+            try:
+                entry = self.idle.pop()
+            except IndexError:  # a lock-free acquirer was quicker
+                return
+            if entry.gen == self.gen and self.size <= self.limit:
+                if waiter is None:
+                    self._lend(entry, plan, now)
+                else:
+                    waiters.popleft()
+                    waiter.serve(entry)
+                    self._notify_head(plan)  # more may be idle: the next waiter's turn
+                return
+            self._forget(entry, self._unfit(entry, False) or "closed", plan)
+
+    def _grant_free_slots(self, plan: Plan[T, W]) -> None:
+        """Let waiters create entries in any free slot, first come first served."""
+        waiters = self.waiters
+        while waiters and self.size < self.limit:
+            waiter = waiters.popleft()
+            self.size += 1
+            waiter.serve(None)
+            plan.wake.append(waiter)
+        self._notify_head(plan)
+
+    def _notify_head(self, plan: Plan[T, W]) -> None:
+        """Have the first waiter told that an entry may be idle."""
+        if self.idle and self.waiters:
+            plan.notify = self.waiters[0]
+
+    def _forget(self, entry: Entry[T], reason: str, plan: Plan[T, W]) -> None:
+        """Give up an entry's slot and list it for disposal."""
+        self.size -= 1
+        self.entries.discard(entry)
+        plan.dispose.append((entry, reason))
+        self._grant_free_slots(plan)
+
+    def _drop_stale(self, plan: Plan[T, W]) -> None:
+        stale = self.stale
+        while stale:
+            entry = stale.pop()
+            self._forget(entry, self._unfit(entry, False) or "closed", plan)
+
+    def _take_bottom(self, count: int | None, reason: str | None, plan: Plan[T, W]) -> None:
+        """Remove (the ``count`` least recently used, or all) idle entries."""
+        idle = self.idle
+        taken: list[Entry[T]] = []
+        while count is None or len(taken) < count:
+            try:
+                taken.append(idle.pop(0))  # atomic, like the acquirers' pop()
+            except IndexError:
+                break
+        self._let_go(taken, reason, plan)
+
+    def _take_where(self, stale: Callable[[Entry[T]], bool], reason: str, plan: Plan[T, W]) -> None:
+        """Remove the idle entries for which ``stale`` is true (bottom first)."""
+        idle = self.idle
+        taken: list[Entry[T]] = []
+        for entry in list(idle):
+            if stale(entry):
+                try:
+                    idle.remove(entry)  # atomic: fails if an acquirer took it meanwhile
+                except ValueError:
+                    continue
+                taken.append(entry)
+        self._let_go(taken, reason, plan)
+
+    def _let_go(self, taken: list[Entry[T]], reason: str | None, plan: Plan[T, W]) -> None:
+        """Give up the slots of ``taken``; list them for disposal unless ``reason`` is None."""
+        self.entries.difference_update(taken)
+        self.size -= len(taken)
+        if reason is not None:
+            plan.dispose.extend((entry, reason) for entry in taken)
+        self._grant_free_slots(plan)
+
+    def _unfit(self, entry: Entry[T], broken: bool) -> str | None:
+        """Why a returned (or stale) entry may not be kept, or None if it may."""
+        if entry not in self.entries:
+            # Torn down by force_close_all() while borrowed; close it again in
+            # case the borrower reopened it meanwhile (disposal is idempotent).
+            return "closed"
+        if broken:
+            return "broken"
+        if self.closed or entry.gen != self.gen:
+            return "closed"
+        if self.size > self.limit:
+            return "shrink"
+        return None
+
+    def _expired(self, entry: Entry[T], now: float) -> bool:
+        idle_max, life_max = self.max_idle_time, self.max_lifetime
+        return (idle_max is not None and now - entry.idle_since > idle_max) or (
+            life_max is not None and now - entry.created > life_max
+        )
