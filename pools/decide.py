@@ -13,27 +13,41 @@ decision, releases the lock and then carries the plan out, so that creating
 and closing items and waking threads never happen under the lock (the model is
 httpcore's ``_assign_requests_to_connections``).
 
-Two decisions are also made without the lock, because they are the hot path:
-:meth:`PoolState.lend_idle` (take the top idle entry) and
-:meth:`PoolState.put_back` (push a returned one). Under the GIL each touches
-the shared state only through single ``list.pop()`` / ``list.append()`` calls
-and single attribute reads, which are atomic, and the rest of the state is
-written to allow that: an entry leaves the idle stack only through an atomic
-``pop()`` or ``remove()``, which either gets it (and then it is the caller's
-alone) or fails because someone else got it first. How a lock-free return and
-a waiter queueing under the lock never lose a wake-up is described in
-:mod:`pools.waiting`. Without the GIL (a free-threaded build) these two steps
-decline (``lock_free=False``): every acquire and every return then runs its
-decision under the lock, like everything else.
+The hot path takes no lock under the GIL: a checkout pops the top idle entry
+and a return pushes one (single ``list.pop()`` / ``list.append()`` calls, which
+the GIL makes atomic). Those steps decide nothing themselves: after every
+decision the state *publishes* what they need, and they only compare with it
+(see :meth:`PoolState.publish`):
+
+* ``overtake_until``: until when a running caller may still take an idle entry
+  ahead of the first waiter (the fairness window); ``inf`` when no one waits,
+  ``-inf`` when the lock-free steps are off;
+* ``lend_gen`` / ``push_gen``: the generation an entry must carry to be lent /
+  pushed without the lock (``-1``, which no entry carries, when none may be:
+  the pool is over its limit after a shrink, or returns must be trimmed);
+* each idle entry's ``check_at``: from when it must be judged
+  (:meth:`PoolState.judge`) before it is lent again, and ``verify_delay``, which
+  makes it for an entry pushed without the lock.
+
+Whatever does not match goes to a decision under the lock. The state is written
+so that the lock-free steps may run at any moment: an entry leaves the idle
+stack only through an atomic ``pop()`` or ``remove()``, which either gets it
+(and then it is the caller's alone) or fails because someone else got it
+first. How a lock-free return and a waiter queueing under the lock never lose
+a wake-up is described in :mod:`pools.waiting`. Without the GIL (a
+free-threaded build) nothing is published for the lock-free steps
+(``lock_free=False``), so every acquire and every return decides under the
+lock.
 """
 
 from __future__ import annotations
 
 import collections
 import enum
+import functools
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 __all__ = [
     "CLOSED",
@@ -43,11 +57,12 @@ __all__ = [
     "Outcome",
     "Plan",
     "PoolState",
-    "Step",
     "Ticket",
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
 class Entry(Generic[T]):
@@ -63,8 +78,8 @@ class Entry(Generic[T]):
         self.idle_since = created
         # From this time on the entry must be judged (PoolState.judge) before
         # it is lent again: the earliest of its probe time and its expiries.
-        # Set by the state whenever the entry goes idle; never for pools
-        # that neither probe nor expire.
+        # Set whenever the entry goes idle; never due in pools that neither
+        # probe nor expire.
         self.check_at = math.inf
 
     def __repr__(self) -> str:
@@ -117,13 +132,6 @@ class Outcome(enum.Enum):
     GIVE_BACK = "give back"  # a withdrawn waiter owned ``Plan.entry``: return it
 
 
-class Step(enum.Enum):
-    """What :meth:`PoolState.put_back` could not finish without the lock."""
-
-    LOCKED = "locked"  # nothing pushed: make the return a locked decision
-    LOOK = "look"  # pushed, but the pool changed meanwhile: look again under the lock
-
-
 class Plan(Generic[T, W]):
     """What the caller does once the lock is released.
 
@@ -151,6 +159,21 @@ class Plan(Generic[T, W]):
         )
 
 
+S = TypeVar("S", bound="PoolState[Any, Any]")
+
+
+def _publishes(decision: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Mark a decision that changes the state: it ends with :meth:`PoolState.publish`."""
+
+    @functools.wraps(decision)
+    def decide_and_publish(state: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        outcome = decision(state, *args, **kwargs)
+        state.publish()
+        return outcome
+
+    return decide_and_publish
+
+
 class PoolState(Generic[T, W]):
     """A pool's books and its decisions.
 
@@ -163,8 +186,8 @@ class PoolState(Generic[T, W]):
         max_lifetime: seconds after creation when an entry is retired; ``None``: never.
         fairness_window: seconds the first waiter may be overtaken by running
             callers taking a just-returned entry.
-        lock_free: whether :meth:`lend_idle` and :meth:`put_back` may work without
-            the lock (true only under the GIL).
+        lock_free: whether checkouts and returns may skip the lock when the
+            published values allow it (true only under the GIL).
         gen: the first generation (a forked child continues its parent's).
         closed: whether the pool starts closed (a child of a closed pool).
     """
@@ -176,14 +199,15 @@ class PoolState(Generic[T, W]):
         "gen",
         "idle",
         "judges",
+        "lend_gen",
         "limit",
         "lock_free",
         "max_idle_time",
         "max_lifetime",
+        "overtake_until",
         "pid",
-        "push_free",
+        "push_gen",
         "size",
-        "stale",
         "timed",
         "verify_after",
         "verify_delay",
@@ -210,9 +234,6 @@ class PoolState(Generic[T, W]):
         self.idle: list[Entry[T]] = []  # a stack: the top is the most recently returned
         self.entries: set[Entry[T]] = set()  # every live entry, idle or borrowed
         self.waiters: collections.deque[W] = collections.deque()
-        # Entries lend_idle popped but may not lend (the pool changed under
-        # them); they still hold their slots until a locked decision drops them.
-        self.stale: list[Entry[T]] = []
         self.gen = gen
         self.closed = closed
         self.pid = pid
@@ -225,9 +246,12 @@ class PoolState(Generic[T, W]):
         # Whether entries are ever judged before lending (see Entry.check_at):
         # only then do lending and returning need the time when no one waits.
         self.judges = verify_after is not None or self.timed
+        # An entry pushed without the lock at t is due at t + verify_delay
+        # (pools that expire entries never push without the lock).
         self.verify_delay = math.inf if verify_after is None else verify_after
-        # Timed pools trim the stack on every return, which needs the lock.
-        self.push_free = lock_free and not self.timed
+        self.overtake_until = -math.inf
+        self.lend_gen = self.push_gen = -1
+        self.publish()
 
     def successor(self, pid: int) -> PoolState[T, W]:
         """The empty state of a forked child: same settings, next generation."""
@@ -255,39 +279,31 @@ class PoolState(Generic[T, W]):
             f"waiting={len(self.waiters)} gen={self.gen}{closed}>"
         )
 
-    # -- lock-free under the GIL (see the module docstring) ---------------------------
+    # -- for the lock-free steps (see the module docstring) ------------------------------
 
-    def lend_idle(self, now: float | None) -> Entry[T] | None:
-        """Checkout: pop the top idle entry if a running caller may take it now.
+    def publish(self) -> None:
+        """Work out what the lock-free checkout and return may do until the next decision.
 
-        ``now`` may be ``None`` when the pool does not judge entries and no
-        one was waiting when the caller looked; if someone waits by now, the
-        caller has to decide under the lock. ``None`` means: decide under the
-        lock (nothing idle, a waiter is owed the next entry, the entry popped
-        is stale, or there is no GIL). The caller judges the entry returned
-        when ``now`` has reached its ``check_at``.
+        Every decision that changes the state ends with this (see
+        :func:`_publishes`); the lock-free steps read the result.
         """
         if not self.lock_free:
-            return None
-        if self.waiters and (now is None or not self._may_overtake(now)):
-            return None  # queue behind the waiters
-        try:
-            entry = self.idle.pop()  # atomic: this entry is now ours alone
-        except IndexError:
-            return None
-        # An entry put back just as close(), force_close_all() or a shrink
-        # ran may be stale: whoever takes it off the stack must not lend it.
-        if entry.gen != self.gen or self.size > self.limit:
-            self.stale.append(entry)
-            return None
-        return entry
+            return  # (-inf and -1 from the start: every step takes the lock)
+        waiters = self.waiters
+        self.overtake_until = waiters[0].since + self.fairness_window if waiters else math.inf
+        # Over the limit (a shrink with items out), nothing is lent or kept
+        # without a look under the lock; pools that expire entries trim the
+        # stack on every return, which needs the lock too.
+        fits = self.size <= self.limit
+        self.lend_gen = self.gen if fits else -1
+        self.push_gen = self.gen if fits and not self.timed else -1
 
     def judge(self, entry: Entry[T], now: float) -> str | None:
         """Whether an entry about to be lent needs a probe (``"verify"``) or replacing.
 
         Returns ``None`` (lend it as is), ``"verify"``, or the reason to
         replace it: ``"closed"`` (force_close_all() ran since it was picked)
-        or ``"expired"``. Reads the state without changing it.
+        or ``"expired"``. Reads the state without changing it: needs no lock.
         """
         if entry.gen != self.gen:
             return "closed"
@@ -298,44 +314,21 @@ class PoolState(Generic[T, W]):
             return "verify"
         return None
 
-    def put_back(self, entry: Entry[T], now: float | None) -> W | Step | None:
-        """Return: push a healthy entry onto the idle stack if nothing else is owed.
-
-        ``now`` may be ``None`` as for :meth:`lend_idle`. Returns ``None``
-        when done; the first waiter when it must be told an entry may be
-        idle; or a :class:`Step` when the return needs the lock.
-        """
-        if not self.push_free or entry.gen != self.gen:
-            return Step.LOCKED  # (a foreign entry, inherited across fork, always is stale)
-        waiters = self.waiters
-        if waiters and (now is None or not self._may_overtake(now)):
-            return Step.LOCKED  # the first waiter has waited long enough: hand it over
-        if now is not None:
-            entry.idle_since = now
-            entry.check_at = now + self.verify_delay  # (pools that expire never get here)
-        self.idle.append(entry)
-        # Push first, look second (see pools.waiting): a waiter that queued
-        # before this look is told here; one that queues after it sees the entry.
-        if entry.gen != self.gen or self.size > self.limit:
-            return Step.LOOK
-        if waiters:
-            try:
-                return waiters[0]
-            except IndexError:
-                return None
-        return None
-
     # -- under the lock: checkout ------------------------------------------------------
 
-    def acquire(self, block: bool, now: float) -> Plan[T, W]:
-        """Checkout without an idle entry for the lock-free path: take, reserve, or wait.
+    @_publishes
+    def acquire(self, block: bool, now: float, taken: Entry[T] | None = None) -> Plan[T, W]:
+        """Checkout that the lock-free step could not do: take, reserve, or wait.
 
-        Outcomes: ``LEND``, ``CREATE`` (a slot is reserved), ``LIMIT`` (with
-        ``block`` false), ``CLOSED``, or ``WAIT``: the caller should queue
-        with :meth:`enqueue` in the same locked section.
+        ``taken`` is an entry the lock-free step popped but could not lend (it
+        did not carry ``lend_gen``): it is dropped. Outcomes: ``LEND``,
+        ``CREATE`` (a slot is reserved), ``LIMIT`` (with ``block`` false),
+        ``CLOSED``, or ``WAIT``: the caller should queue with :meth:`enqueue`
+        in the same locked section.
         """
         plan: Plan[T, W] = Plan()
-        self._drop_stale(plan)
+        if taken is not None:
+            self._forget(taken, self._unfit(taken, False) or "closed", plan)
         if self.closed:
             plan.outcome = Outcome.CLOSED
             return plan
@@ -349,6 +342,7 @@ class PoolState(Generic[T, W]):
             plan.outcome = Outcome.WAIT if block else Outcome.LIMIT
         return plan
 
+    @_publishes
     def enqueue(self, waiter: W, now: float, plan: Plan[T, W]) -> None:
         """Queue ``waiter`` (after :meth:`acquire` said ``WAIT``), then look once more.
 
@@ -363,6 +357,7 @@ class PoolState(Generic[T, W]):
             plan.outcome = Outcome.WAIT
             self._notify_head(plan)
 
+    @_publishes
     def after_wake(self, waiter: W, opened: bool, now: float) -> Plan[T, W]:
         """A waiter's gate opened (``opened``) or its deadline passed: what now.
 
@@ -396,6 +391,7 @@ class PoolState(Generic[T, W]):
             self._lend(entry, plan, now)
         return plan
 
+    @_publishes
     def withdraw(self, waiter: W) -> Plan[T, W]:
         """A wait ended by an exception from outside: leave no trace of the waiter.
 
@@ -416,6 +412,7 @@ class PoolState(Generic[T, W]):
             plan.entry = waiter.entry
         return plan
 
+    @_publishes
     def retire(self, entry: Entry[T], reason: str) -> Plan[T, W]:
         """An entry picked for a caller may not be lent: drop it, keep its slot.
 
@@ -426,6 +423,7 @@ class PoolState(Generic[T, W]):
         plan.dispose.append((entry, reason))
         return plan
 
+    @_publishes
     def created(self, obj: T, now: float) -> Plan[T, W]:
         """An item was made in a reserved slot: ``LEND`` its new entry, or ``CLOSED``."""
         plan: Plan[T, W] = Plan()
@@ -440,6 +438,7 @@ class PoolState(Generic[T, W]):
             plan.entry = entry
         return plan
 
+    @_publishes
     def creation_failed(self) -> Plan[T, W]:
         """Making an item failed: free its slot for the next waiter."""
         plan: Plan[T, W] = Plan()
@@ -447,6 +446,7 @@ class PoolState(Generic[T, W]):
         self._grant_free_slots(plan)
         return plan
 
+    @_publishes
     def preloaded(self, objs: Iterable[T], now: float) -> None:
         """Items made in advance join the idle stack."""
         made = [Entry(obj, self.gen, self.pid, now) for obj in objs]
@@ -458,8 +458,9 @@ class PoolState(Generic[T, W]):
 
     # -- under the lock: return ----------------------------------------------------------
 
+    @_publishes
     def check_in(self, entry: Entry[T], broken: bool, now: float) -> Plan[T, W]:
-        """A return that is not a plain push: dispose, hand to a waiter, or push and trim."""
+        """A return the lock-free step could not do: dispose, hand to a waiter, or push and trim."""
         plan: Plan[T, W] = Plan()
         if entry.pid != self.pid:
             # Inherited across fork: the reset forgot it and its slot already.
@@ -486,14 +487,18 @@ class PoolState(Generic[T, W]):
             self._grant_free_slots(plan)  # (it also tells the first waiter)
         return plan
 
+    @_publishes
     def look_after_push(self, entry: Entry[T]) -> Plan[T, W]:
-        """After :meth:`put_back` said ``LOOK``: take back a stale entry, tell the first waiter."""
+        """After a lock-free push met a changed pool: take back the entry if it is stale.
+
+        Also names the first waiter to be told, if anything is idle.
+        """
         plan: Plan[T, W] = Plan()
         if entry.gen != self.gen or self.size > self.limit:
             try:
                 self.idle.remove(entry)  # atomic: fails if an acquirer took it
             except ValueError:
-                pass  # ...and that acquirer drops it (see lend_idle)
+                pass  # ...and that checkout hands it back to acquire() to drop
             else:
                 reason = self._unfit(entry, False)
                 if reason is None:
@@ -505,10 +510,10 @@ class PoolState(Generic[T, W]):
 
     # -- under the lock: administration -----------------------------------------------------
 
+    @_publishes
     def resize(self, limit: int) -> Plan[T, W]:
         """New limit: growing serves waiters, shrinking drops surplus idle entries (LRU first)."""
         plan: Plan[T, W] = Plan()
-        self._drop_stale(plan)
         self.limit = limit
         excess = self.size - limit
         if excess > 0:
@@ -516,19 +521,20 @@ class PoolState(Generic[T, W]):
         self._grant_free_slots(plan)
         return plan
 
+    @_publishes
     def force_close_all(self) -> Plan[T, W]:
         """Drop every entry: idle ones to close (``"closed"``), borrowed ones to tear down.
 
         Borrowed entries (``"forced"``) keep their slots until they come back.
         """
         plan: Plan[T, W] = Plan()
-        self._drop_stale(plan)
         self.gen += 1
         self._take_bottom(None, "closed", plan)
         plan.dispose.extend((entry, "forced") for entry in self.entries)
         self.entries.clear()
         return plan
 
+    @_publishes
     def close(self) -> Plan[T, W] | None:
         """Close: turn every waiter away, drop idle entries. ``None`` if closed already."""
         if self.closed:
@@ -536,7 +542,6 @@ class PoolState(Generic[T, W]):
         plan: Plan[T, W] = Plan()
         self.closed = True
         self.gen += 1
-        self._drop_stale(plan)
         while self.waiters:
             waiter = self.waiters.popleft()
             waiter.turn_away()
@@ -544,6 +549,7 @@ class PoolState(Generic[T, W]):
         self._take_bottom(None, "closed", plan)
         return plan
 
+    @_publishes
     def prune(self, now: float) -> Plan[T, W]:
         """Drop the idle entries past ``max_idle_time`` or ``max_lifetime``."""
         plan: Plan[T, W] = Plan()
@@ -551,6 +557,7 @@ class PoolState(Generic[T, W]):
             self._take_where(lambda entry: self._expired(entry, now), "expired", plan)
         return plan
 
+    @_publishes
     def invalidate(self) -> Plan[T, W]:
         """Every entry died at once: forget idle ones, retire borrowed ones on return.
 
@@ -558,7 +565,6 @@ class PoolState(Generic[T, W]):
         freed them too (a channel pool whose connection is gone).
         """
         plan: Plan[T, W] = Plan()
-        self._drop_stale(plan)
         self.gen += 1
         self._take_bottom(None, None, plan)
         return plan
@@ -604,7 +610,7 @@ class PoolState(Generic[T, W]):
                 return  # (a slot freed by a stale entry may have served it)
             try:
                 entry = self.idle.pop()
-            except IndexError:  # a lock-free acquirer was quicker
+            except IndexError:  # a lock-free checkout was quicker
                 return
             if entry.gen == self.gen and self.size <= self.limit:
                 if waiter is None:
@@ -637,12 +643,6 @@ class PoolState(Generic[T, W]):
         self.entries.discard(entry)
         plan.dispose.append((entry, reason))
         self._grant_free_slots(plan)
-
-    def _drop_stale(self, plan: Plan[T, W]) -> None:
-        stale = self.stale
-        while stale:
-            entry = stale.pop()
-            self._forget(entry, self._unfit(entry, False) or "closed", plan)
 
     def _take_bottom(self, count: int | None, reason: str | None, plan: Plan[T, W]) -> None:
         """Remove (the ``count`` least recently used, or all) idle entries."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["Lease", "LeaseOwner", "PoolClosed", "ResourceReleased"]
 
 T = TypeVar("T")
+L = TypeVar("L", bound="Lease[Any]")
 
 
 class PoolClosed(BrokerError, RuntimeError):
@@ -53,19 +55,35 @@ class Lease(Generic[T]):
     item that meanwhile went to another borrower: releasing a lease a second
     time does nothing (even when two threads release it at once), and using
     it after release raises :class:`ResourceReleased`. The lease's own names
-    (``resource``, ``is_released``, ``pool``, ``release``, ``discard``) and
-    private names (``_x``) are not forwarded.
+    (``resource``, ``is_released``, ``pool``, ``release``, ``discard``,
+    ``maker``) and private names (``_x``) are not forwarded.
 
-    Made by the pool only: ``Lease(pool, entry)``.
+    Made by the pool only, through :meth:`maker`.
     """
 
     __slots__ = ("_held", "_pool")
 
-    def __init__(self, pool: LeaseOwner[T], entry: Entry[T]) -> None:
-        self._pool = pool
-        # One element until the lease ends: list.pop() is atomic, so of two
-        # releases (even racing in two threads) exactly one gets the entry.
-        self._held = [entry]
+    _pool: LeaseOwner[T]
+    # One element until the lease ends: list.pop() is atomic, so of two
+    # releases (even racing in two threads) exactly one gets the entry.
+    _held: list[Entry[T]]
+
+    @classmethod
+    def maker(cls: type[L], pool: LeaseOwner[Any]) -> Callable[[Entry[Any]], L]:
+        """The function ``pool`` makes its leases with: one new lease per checkout.
+
+        A function made once per pool, rather than an ``__init__``: a checkout
+        is about a microsecond, and calling a Python ``__init__`` through the
+        class costs a tenth of it on CPython 3.11.
+        """
+
+        def make(entry: Entry[Any]) -> L:
+            lease = cls()
+            lease._pool = pool
+            lease._held = [entry]
+            return lease
+
+        return make
 
     @property
     def resource(self) -> T:

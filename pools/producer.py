@@ -7,11 +7,11 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from broker.errors import BrokerConnectionError, ChannelError, OperationalError
 from pools.connection import ConnectionPool, PooledConnection
-from pools.lease import Lease
+from pools.lease import Lease, LeaseOwner
 from pools.resource import ResourcePool
 from pools.waiting import GateFactory, closed_gate
 
@@ -25,6 +25,8 @@ logger = logging.getLogger("broker.pool")
 
 _CONNECTION_BROKEN = (BrokerConnectionError, OperationalError)
 
+P = TypeVar("P", bound="PooledProducer")
+
 
 class PooledProducer(Lease["Producer"]):
     """A producer borrowed from a :class:`ProducerPool`, riding a pooled connection.
@@ -36,9 +38,19 @@ class PooledProducer(Lease["Producer"]):
 
     __slots__ = ("_conn",)
 
-    def __init__(self, pool: ProducerPool, entry: Entry[Producer]) -> None:
-        super().__init__(pool, entry)
-        self._conn: PooledConnection | None = None
+    _conn: PooledConnection | None
+
+    @classmethod
+    def maker(cls: type[P], pool: LeaseOwner[Any]) -> Callable[[Entry[Any]], P]:
+        """Leases of ``pool``, each without a connection until :meth:`_ride`."""
+        make_lease = super().maker(pool)
+
+        def make(entry: Entry[Any]) -> P:
+            lease: P = make_lease(entry)
+            lease._conn = None
+            return lease
+
+        return make
 
     @property
     def connection(self) -> PooledConnection:

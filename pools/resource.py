@@ -19,20 +19,21 @@ decision under the lock and carries out what it returns after releasing it.
   given back and the next waiter is woken. Items are closed, and waiting
   threads woken, after the lock is released too.
 * **No lock on the way in and out, under the GIL.** Taking an idle item and
-  putting one back are single ``list.pop()`` / ``list.append()`` calls
-  (:meth:`PoolState.lend_idle <pools.decide.PoolState.lend_idle>` and
-  :meth:`~pools.decide.PoolState.put_back`), which the GIL makes atomic, so a
-  checkout never waits for another thread. Under the GIL a thread preempted
-  while it holds a lock makes every other thread that wants that lock sleep in
-  the kernel and then queue for the GIL again, one switch per hand-over (a lock
-  convoy): with a lock on every checkout, 8 threads sharing 8 items ran ten
-  times slower than one. The protocol that lets lock-free returns and queueing
-  waiters meet without losing a wake-up is in :mod:`pools.waiting`.
+  putting one back are single ``list.pop()`` / ``list.append()`` calls, which
+  the GIL makes atomic, so a checkout never waits for another thread. Under the
+  GIL a thread preempted while it holds a lock makes every other thread that
+  wants that lock sleep in the kernel and then queue for the GIL again, one
+  switch per hand-over (a lock convoy): with a lock on every checkout, 8
+  threads sharing 8 items ran ten times slower than one. These two steps decide
+  nothing: they compare with what the state published after its last decision
+  (see :mod:`pools.decide`) and leave everything else to a decision under the
+  lock. The protocol that lets lock-free returns and queueing waiters meet
+  without losing a wake-up is in :mod:`pools.waiting`.
 * **Free-threaded builds.** When ``sys._is_gil_enabled()`` is false at
-  construction, both lock-free steps decline and every acquire and every
-  return takes the lock, so all decisions are ordered by it: correct, but
-  without the lock-free speed. (If the interpreter turns the GIL back on later,
-  the locked path stays correct.) The tests force this path.
+  construction, the state publishes nothing for the lock-free steps, so every
+  acquire and every return takes the lock and all decisions are ordered by it:
+  correct, but without the lock-free speed. (If the interpreter turns the GIL
+  back on later, the locked path stays correct.) The tests force this path.
 * **Injected time.** The ``clock`` times idle and lifetime expiry, the
   fairness window and the deadline of a blocking ``acquire``; the
   ``gate_factory`` makes what a waiter sleeps on. A test with a fake clock and
@@ -48,6 +49,7 @@ plain hand-out and return of an idle item is not logged, to keep it cheap.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -57,7 +59,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from broker.errors import ConfigurationError, LimitExceeded
-from pools.decide import SERVED, Entry, Outcome, Plan, PoolState, Step
+from pools.decide import SERVED, Entry, Outcome, Plan, PoolState
 from pools.fork import PROCESS, abandon, register
 from pools.lease import Lease, PoolClosed
 from pools.limits import DEFAULT_LIMIT, check_limit, check_seconds, get_limit
@@ -68,6 +70,8 @@ __all__ = ["DEFAULT_LIMIT", "ResourcePool", "check_limit", "get_limit"]
 T = TypeVar("T")
 
 logger = logging.getLogger("broker.pool")
+
+_INF = math.inf
 
 
 def _gil_enabled() -> bool:
@@ -109,7 +113,7 @@ class ResourcePool(Generic[T]):
 
     #: Raised by :meth:`acquire` when the limit is reached.
     LimitExceeded: ClassVar[type[LimitExceeded]] = LimitExceeded
-    #: The lease type handed out by :meth:`acquire`, made as ``lease_class(pool, entry)``.
+    #: The lease type handed out by :meth:`acquire` (made with ``lease_class.maker``).
     lease_class: ClassVar[type[Lease[Any]]] = Lease
     #: Seconds the first waiter may be overtaken by running threads taking a
     #: just-returned item; after that returned items go to waiters in order.
@@ -146,6 +150,7 @@ class ResourcePool(Generic[T]):
         # Skip hook calls on the hot path when a subclass keeps the defaults.
         self._checks_in = type(self).check_in is not ResourcePool.check_in
         checks_out = type(self).check_out is not ResourcePool.check_out
+        self._new_lease = self.lease_class.maker(self)
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._state: PoolState[T, Waiter] = PoolState(
@@ -157,6 +162,8 @@ class ResourcePool(Generic[T]):
             fairness_window=self.fairness_window,
             lock_free=_gil_enabled(),
         )
+        # Whether checkouts and returns need the time even when no one waits.
+        self._judges = self._state.judges
         register(self._reset_after_fork)
         if n_preload:
             self._preload(n_preload)
@@ -224,27 +231,37 @@ class ResourcePool(Generic[T]):
         # system call (os.getpid() is one, and this is every checkout).
         if self._pid != PROCESS.pid:
             self._reset_after_fork()
+        # Under the GIL a checkout takes no lock: it follows what the state
+        # published after its last decision (see pools.decide) and leaves
+        # anything else to a decision under the lock.
         state = self._state
-        # The time, when the state will use it (see PoolState.lend_idle).
-        now = self._clock() if state.judges or state.waiters else None
-        entry = state.lend_idle(now)
-        if entry is None:
-            return self._acquire_locked(block, timeout)
-        if now is not None and now >= entry.check_at:
-            verdict = state.judge(entry, now)
-            if verdict is not None:
-                entry = self._vet(entry, verdict)
-        return self.lease_class(self, entry)
+        until = state.overtake_until
+        now = self._clock() if self._judges or until != _INF else 0.0
+        if now < until:  # no waiter is owed the next idle item yet
+            try:
+                entry = state.idle.pop()  # atomic: this entry is now ours alone
+            except IndexError:
+                return self._acquire_locked(block, timeout)
+            if entry.gen != state.lend_gen:  # the pool changed under it
+                return self._acquire_locked(block, timeout, entry)
+            if now >= entry.check_at:
+                verdict = state.judge(entry, now)
+                if verdict is not None:
+                    entry = self._vet(entry, verdict)
+            return self._new_lease(entry)
+        return self._acquire_locked(block, timeout)
 
-    def _acquire_locked(self, block: bool, timeout: float | None) -> Lease[T]:
-        """No idle item for us on the lock-free path: decide under the lock."""
+    def _acquire_locked(
+        self, block: bool, timeout: float | None, taken: Entry[T] | None = None
+    ) -> Lease[T]:
+        """A checkout the lock-free step could not do (``taken``: a stale entry it popped)."""
         now = self._clock()
         state = self._state
         waiter: Waiter | None = None
         decided: Plan[T, Waiter] | None = None
         try:
             with self._lock:
-                decided = state.acquire(block, now)
+                decided = state.acquire(block, now, taken)
                 if decided.outcome is Outcome.WAIT:
                     check_seconds(timeout, "timeout", allow_zero=True)
                     waiter = Waiter(self._gate_factory(), now)
@@ -318,9 +335,9 @@ class ResourcePool(Generic[T]):
             entry = plan.entry
             if plan.verdict is not None:
                 entry = self._vet(entry, plan.verdict)
-            return self.lease_class(self, entry)
+            return self._new_lease(entry)
         if outcome is Outcome.CREATE:
-            return self.lease_class(self, self._create())
+            return self._new_lease(self._create())
         if outcome is Outcome.CLOSED:
             raise PoolClosed(f"{self!r} is closed; create a new pool")
         assert outcome is Outcome.LIMIT, plan
@@ -370,21 +387,37 @@ class ResourcePool(Generic[T]):
         if broken or (self._checks_in and not self.check_in(entry.obj)):
             self._checkin_locked(entry, True)
             return
+        # Under the GIL a plain return takes no lock either (see acquire).
         state = self._state
-        now = self._clock() if state.judges or state.waiters else None
-        step = state.put_back(entry, now)
-        if step is not None:
-            self._after_put_back(step, entry)
+        if entry.gen == state.push_gen:  # (never true for an entry inherited across fork)
+            until = state.overtake_until
+            judges = self._judges
+            now = self._clock() if judges or until != _INF else 0.0
+            if now < until:  # no waiter is owed it yet
+                if judges:
+                    entry.idle_since = now
+                    entry.check_at = now + state.verify_delay
+                state.idle.append(entry)
+                # Push first, look second (see pools.waiting): a waiter that
+                # queued before this look is told here; one that queues after
+                # it finds the item when it looks.
+                if entry.gen != state.lend_gen:  # the pool changed meanwhile
+                    with self._lock:
+                        plan = state.look_after_push(entry)
+                    self._carry_out(plan)
+                elif state.waiters:
+                    self._notify_head(state)
+                return
+        self._checkin_locked(entry, False)
 
-    def _after_put_back(self, step: Waiter | Step, entry: Entry[T]) -> None:
-        if step is Step.LOCKED:
-            self._checkin_locked(entry, False)
-        elif step is Step.LOOK:
-            with self._lock:
-                plan = self._state.look_after_push(entry)
-            self._carry_out(plan)
-        else:
-            step.notify()  # the first waiter: an item may be idle (no lock needed)
+    @staticmethod
+    def _notify_head(state: PoolState[T, Waiter]) -> None:
+        """Tell the first waiter an item may be idle; needs no lock (see pools.waiting)."""
+        try:
+            head = state.waiters[0]
+        except IndexError:
+            return
+        head.notify()
 
     def _checkin_locked(self, entry: Entry[T], broken: bool) -> None:
         now = self._clock()
