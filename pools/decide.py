@@ -25,9 +25,10 @@ decision the state *publishes* what they need, and they only compare with it
 * ``lend_gen`` / ``push_gen``: the generation an entry must carry to be lent /
   pushed without the lock (``-1``, which no entry carries, when none may be:
   the pool is over its limit after a shrink, or returns must be trimmed);
-* each idle entry's ``check_at``: from when it must be judged
-  (:meth:`PoolState.judge`) before it is lent again, and ``verify_delay``, which
-  makes it for an entry pushed without the lock.
+* each idle entry's ``probe_at`` and ``expire_at``: from when it must be
+  probed (``check_out``) before it is lent again, and after when it may not
+  be lent at all; ``verify_delay`` makes ``probe_at`` for an entry pushed
+  without the lock.
 
 Whatever does not match goes to a decision under the lock. The state is written
 so that the lock-free steps may run at any moment: an entry leaves the idle
@@ -68,7 +69,7 @@ P = ParamSpec("P")
 class Entry(Generic[T]):
     """One item plus the facts the pool keeps about it."""
 
-    __slots__ = ("check_at", "created", "gen", "idle_since", "obj", "pid")
+    __slots__ = ("created", "expire_at", "gen", "idle_since", "obj", "pid", "probe_at")
 
     def __init__(self, obj: T, gen: int, pid: int, created: float) -> None:
         self.obj = obj
@@ -76,11 +77,12 @@ class Entry(Generic[T]):
         self.pid = pid  # process that made it; no other process may ever close it
         self.created = created
         self.idle_since = created
-        # From this time on the entry must be judged (PoolState.judge) before
-        # it is lent again: the earliest of its probe time and its expiries.
-        # Set whenever the entry goes idle; never due in pools that neither
-        # probe nor expire.
-        self.check_at = math.inf
+        # Deadlines set whenever the entry goes idle (PoolState._rest): from
+        # probe_at on it is probed before it is lent; after expire_at it is
+        # replaced instead (idle too long, or too old). Never reached in pools
+        # that do not probe or expire.
+        self.probe_at = math.inf
+        self.expire_at = math.inf
 
     def __repr__(self) -> str:
         return f"<Entry {self.obj!r} gen={self.gen}>"
@@ -123,7 +125,7 @@ class Outcome(enum.Enum):
     """What a decision says the caller itself gets."""
 
     NOTHING = "nothing"  # an administrative event: only the side effects matter
-    LEND = "lend"  # take ``Plan.entry`` (after the check ``Plan.verdict`` names)
+    LEND = "lend"  # take ``Plan.entry`` (probe or replace it if past its deadlines)
     CREATE = "create"  # a slot is reserved for the caller: make an item in it
     WAIT = "wait"  # queued: sleep until woken or the deadline passes
     LIMIT = "limit"  # the limit is reached and the caller does not wait
@@ -135,26 +137,24 @@ class Outcome(enum.Enum):
 class Plan(Generic[T, W]):
     """What the caller does once the lock is released.
 
-    ``outcome`` (with ``entry`` and ``verdict``) is for the caller; ``wake``
+    ``outcome`` (with ``entry``) is for the caller; ``wake``
     are tickets whose state became final (open their gates), ``notify`` the
     first waiter, to be told an item may be idle, and ``dispose`` the entries
     the pool let go of, each with the reason passed to ``dispose_resource``.
     """
 
-    __slots__ = ("dispose", "entry", "notify", "outcome", "verdict", "wake")
+    __slots__ = ("dispose", "entry", "notify", "outcome", "wake")
 
     def __init__(self) -> None:
         self.outcome = Outcome.NOTHING
         self.entry: Entry[T] | None = None
-        #: None: lend as is; "verify": probe it first; else replace it, for that reason.
-        self.verdict: str | None = None
         self.dispose: list[tuple[Entry[T], str]] = []
         self.wake: list[W] = []
         self.notify: W | None = None
 
     def __repr__(self) -> str:
         return (
-            f"<Plan {self.outcome.value} entry={self.entry!r} verdict={self.verdict} "
+            f"<Plan {self.outcome.value} entry={self.entry!r} "
             f"dispose={len(self.dispose)} wake={len(self.wake)}>"
         )
 
@@ -194,11 +194,11 @@ class PoolState(Generic[T, W]):
 
     __slots__ = (
         "closed",
+        "deadlines",
         "entries",
         "fairness_window",
         "gen",
         "idle",
-        "judges",
         "lend_gen",
         "limit",
         "lock_free",
@@ -243,10 +243,10 @@ class PoolState(Generic[T, W]):
         self.fairness_window = fairness_window
         self.lock_free = lock_free
         self.timed = max_idle_time is not None or max_lifetime is not None
-        # Whether entries are ever judged before lending (see Entry.check_at):
-        # only then do lending and returning need the time when no one waits.
-        self.judges = verify_after is not None or self.timed
-        # An entry pushed without the lock at t is due at t + verify_delay
+        # Whether entries ever get deadlines (see Entry.probe_at): only then do
+        # lending and returning need the time when no one waits.
+        self.deadlines = verify_after is not None or self.timed
+        # An entry pushed without the lock at t is probed from t + verify_delay
         # (pools that expire entries never push without the lock).
         self.verify_delay = math.inf if verify_after is None else verify_after
         self.overtake_until = -math.inf
@@ -298,22 +298,6 @@ class PoolState(Generic[T, W]):
         self.lend_gen = self.gen if fits else -1
         self.push_gen = self.gen if fits and not self.timed else -1
 
-    def judge(self, entry: Entry[T], now: float) -> str | None:
-        """Whether an entry about to be lent needs a probe (``"verify"``) or replacing.
-
-        Returns ``None`` (lend it as is), ``"verify"``, or the reason to
-        replace it: ``"closed"`` (force_close_all() ran since it was picked)
-        or ``"expired"``. Reads the state without changing it: needs no lock.
-        """
-        if entry.gen != self.gen:
-            return "closed"
-        if self.timed and self._expired(entry, now):
-            return "expired"
-        verify_after = self.verify_after
-        if verify_after is not None and now - entry.idle_since >= verify_after:
-            return "verify"
-        return None
-
     # -- under the lock: checkout ------------------------------------------------------
 
     @_publishes
@@ -352,7 +336,7 @@ class PoolState(Generic[T, W]):
         self.waiters.append(waiter)
         self._take_idle(waiter, plan, now)
         if waiter.state == SERVED:
-            self.served(waiter, now, plan)
+            self.served(waiter, plan)
         else:
             plan.outcome = Outcome.WAIT
             self._notify_head(plan)
@@ -371,7 +355,7 @@ class PoolState(Generic[T, W]):
             return plan
         self._take_idle(waiter, plan, now)
         if waiter.state == SERVED:
-            self.served(waiter, now, plan)
+            self.served(waiter, plan)
         elif opened:
             plan.outcome = Outcome.WAIT
         else:
@@ -380,7 +364,7 @@ class PoolState(Generic[T, W]):
             plan.outcome = Outcome.TIMEOUT
         return plan
 
-    def served(self, waiter: W, now: float, plan: Plan[T, W] | None = None) -> Plan[T, W]:
+    def served(self, waiter: W, plan: Plan[T, W] | None = None) -> Plan[T, W]:
         """The outcome of a served ticket. Reads only final fields: needs no lock."""
         if plan is None:
             plan = Plan()
@@ -388,7 +372,7 @@ class PoolState(Generic[T, W]):
         if entry is None:
             plan.outcome = Outcome.CREATE
         else:
-            self._lend(entry, plan, now)
+            self._lend(entry, plan)
         return plan
 
     @_publishes
@@ -554,7 +538,7 @@ class PoolState(Generic[T, W]):
         """Drop the idle entries past ``max_idle_time`` or ``max_lifetime``."""
         plan: Plan[T, W] = Plan()
         if self.timed:
-            self._take_where(lambda entry: self._expired(entry, now), "expired", plan)
+            self._take_where(lambda entry: now > entry.expire_at, "expired", plan)
         return plan
 
     @_publishes
@@ -580,19 +564,19 @@ class PoolState(Generic[T, W]):
         return now - head.since < self.fairness_window
 
     def _rest(self, entry: Entry[T], now: float) -> None:
-        """An entry goes idle at ``now``: stamp it, and say when to judge it next."""
+        """An entry goes idle at ``now``: stamp it with its deadlines."""
         entry.idle_since = now
-        check_at = now + self.verify_delay
+        entry.probe_at = now + self.verify_delay
+        expire_at = math.inf
         if self.max_idle_time is not None:
-            check_at = min(check_at, now + self.max_idle_time)
+            expire_at = now + self.max_idle_time
         if self.max_lifetime is not None:
-            check_at = min(check_at, entry.created + self.max_lifetime)
-        entry.check_at = check_at
+            expire_at = min(expire_at, entry.created + self.max_lifetime)
+        entry.expire_at = expire_at
 
-    def _lend(self, entry: Entry[T], plan: Plan[T, W], now: float) -> None:
+    def _lend(self, entry: Entry[T], plan: Plan[T, W]) -> None:
         plan.outcome = Outcome.LEND
         plan.entry = entry
-        plan.verdict = self.judge(entry, now)
 
     def _take_idle(self, waiter: W | None, plan: Plan[T, W], now: float) -> None:
         """Pop a lendable idle entry if the caller may take it; lend it through ``plan``.
@@ -614,7 +598,7 @@ class PoolState(Generic[T, W]):
                 return
             if entry.gen == self.gen and self.size <= self.limit:
                 if waiter is None:
-                    self._lend(entry, plan, now)
+                    self._lend(entry, plan)
                 else:
                     waiters.popleft()
                     waiter.serve(entry)
@@ -689,9 +673,3 @@ class PoolState(Generic[T, W]):
         if self.size > self.limit:
             return "shrink"
         return None
-
-    def _expired(self, entry: Entry[T], now: float) -> bool:
-        idle_max, life_max = self.max_idle_time, self.max_lifetime
-        return (idle_max is not None and now - entry.idle_since > idle_max) or (
-            life_max is not None and now - entry.created > life_max
-        )

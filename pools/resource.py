@@ -163,7 +163,7 @@ class ResourcePool(Generic[T]):
             lock_free=_gil_enabled(),
         )
         # Whether checkouts and returns need the time even when no one waits.
-        self._judges = self._state.judges
+        self._deadlines = self._state.deadlines
         register(self._reset_after_fork)
         if n_preload:
             self._preload(n_preload)
@@ -236,25 +236,38 @@ class ResourcePool(Generic[T]):
         # anything else to a decision under the lock.
         state = self._state
         until = state.overtake_until
-        now = self._clock() if self._judges or until != _INF else 0.0
+        now = self._clock() if self._deadlines or until != _INF else 0.0
         if now < until:  # no waiter is owed the next idle item yet
             try:
                 entry = state.idle.pop()  # atomic: this entry is now ours alone
             except IndexError:
-                return self._acquire_locked(block, timeout)
-            if entry.gen != state.lend_gen:  # the pool changed under it
-                return self._acquire_locked(block, timeout, entry)
-            if now >= entry.check_at:
-                verdict = state.judge(entry, now)
-                if verdict is not None:
-                    entry = self._vet(entry, verdict)
-            return self._new_lease(entry)
-        return self._acquire_locked(block, timeout)
+                entry, now = self._acquire_locked(block, timeout)
+            else:
+                if entry.gen != state.lend_gen:  # the pool changed under it
+                    entry, now = self._acquire_locked(block, timeout, entry)
+        else:
+            entry, now = self._acquire_locked(block, timeout)
+        # Past a deadline the state stamped on it, or torn down by
+        # force_close_all() since it was picked (possible after a wait)?
+        if entry.gen != state.gen or now > entry.expire_at:
+            entry = self._replace(entry, "closed" if entry.gen != state.gen else "expired")
+        elif now >= entry.probe_at:
+            try:
+                usable = self.check_out(entry.obj)
+            except BaseException:
+                self._checkin_locked(entry, True)
+                raise
+            if not usable:
+                entry = self._replace(entry, "broken")
+        return self._new_lease(entry)
 
     def _acquire_locked(
         self, block: bool, timeout: float | None, taken: Entry[T] | None = None
-    ) -> Lease[T]:
-        """A checkout the lock-free step could not do (``taken``: a stale entry it popped)."""
+    ) -> tuple[Entry[T], float]:
+        """A checkout the lock-free step could not do (``taken``: a stale entry it popped).
+
+        Returns the entry to lend (made here if a slot was reserved) and the time.
+        """
         now = self._clock()
         state = self._state
         waiter: Waiter | None = None
@@ -267,7 +280,7 @@ class ResourcePool(Generic[T]):
                     waiter = Waiter(self._gate_factory(), now)
                     state.enqueue(waiter, now, decided)
         finally:
-            if decided is not None:  # (stale entries may have been dropped)
+            if decided is not None:  # (a stale entry may have been dropped)
                 self._carry_out(decided)
         plan = decided
         if plan.outcome is Outcome.WAIT:
@@ -277,7 +290,16 @@ class ResourcePool(Generic[T]):
             except BaseException:
                 self._withdraw(waiter)
                 raise
-        return self._lease_for(plan)
+            now = self._clock()
+        outcome = plan.outcome
+        if outcome is Outcome.LEND and plan.entry is not None:
+            return plan.entry, now
+        if outcome is Outcome.CREATE:
+            return self._create(), now
+        if outcome is Outcome.CLOSED:
+            raise PoolClosed(f"{self!r} is closed; create a new pool")
+        assert outcome is Outcome.LIMIT, plan
+        raise self.LimitExceeded(self._limit_message())
 
     def _wait(self, waiter: Waiter, timeout: float | None) -> Plan[T, Waiter]:
         """Sleep until served, or until the deadline; the plan that ends the wait.
@@ -298,9 +320,9 @@ class ResourcePool(Generic[T]):
             # Re-arm before looking (see pools.waiting): a push after this line
             # notifies us again; one before it is seen by the look below.
             waiter.notified = False
-            now = clock()
             if waiter.state == SERVED:  # final: set under the lock before the gate opened
-                return state.served(waiter, now)
+                return state.served(waiter)
+            now = clock()
             with self._lock:
                 plan = state.after_wake(waiter, opened, now)
             self._carry_out(plan)
@@ -328,35 +350,11 @@ class ResourcePool(Generic[T]):
         if plan.outcome is Outcome.GIVE_BACK and plan.entry is not None:
             self.checkin(plan.entry, False)
 
-    def _lease_for(self, plan: Plan[T, Waiter]) -> Lease[T]:
-        """Act on the outcome of a locked checkout decision."""
-        outcome = plan.outcome
-        if outcome is Outcome.LEND and plan.entry is not None:
-            entry = plan.entry
-            if plan.verdict is not None:
-                entry = self._vet(entry, plan.verdict)
-            return self._new_lease(entry)
-        if outcome is Outcome.CREATE:
-            return self._new_lease(self._create())
-        if outcome is Outcome.CLOSED:
-            raise PoolClosed(f"{self!r} is closed; create a new pool")
-        assert outcome is Outcome.LIMIT, plan
-        raise self.LimitExceeded(self._limit_message())
-
-    def _vet(self, entry: Entry[T], verdict: str) -> Entry[T]:
-        """Probe an idle item before lending it, or replace it; the entry to lend."""
-        if verdict == "verify":
-            try:
-                usable = self.check_out(entry.obj)
-            except BaseException:
-                self._checkin_locked(entry, True)
-                raise
-            if usable:
-                return entry
-            verdict = "broken"
-        logger.debug("%r replacing %s idle item %r", self, verdict, entry.obj)
+    def _replace(self, entry: Entry[T], reason: str) -> Entry[T]:
+        """An entry picked for a caller may not be lent: dispose of it, make another in its slot."""
+        logger.debug("%r replacing %s idle item %r", self, reason, entry.obj)
         with self._lock:
-            plan = self._state.retire(entry, verdict)
+            plan = self._state.retire(entry, reason)
         self._carry_out(plan)
         return self._create()
 
@@ -391,12 +389,12 @@ class ResourcePool(Generic[T]):
         state = self._state
         if entry.gen == state.push_gen:  # (never true for an entry inherited across fork)
             until = state.overtake_until
-            judges = self._judges
-            now = self._clock() if judges or until != _INF else 0.0
+            deadlines = self._deadlines
+            now = self._clock() if deadlines or until != _INF else 0.0
             if now < until:  # no waiter is owed it yet
-                if judges:
+                if deadlines:
                     entry.idle_since = now
-                    entry.check_at = now + state.verify_delay
+                    entry.probe_at = now + state.verify_delay
                 state.idle.append(entry)
                 # Push first, look second (see pools.waiting): a waiter that
                 # queued before this look is told here; one that queues after

@@ -2,7 +2,8 @@
 
 No pool, no threads, no clock: each test feeds events to a PoolState and
 checks what it decided, and what it published for the lock-free checkout
-and return (``overtake_until``, ``lend_gen``, ``push_gen``, ``check_at``).
+and return (``overtake_until``, ``lend_gen``, ``push_gen``, and the
+``probe_at`` / ``expire_at`` deadlines of idle entries).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def test_a_broken_return_frees_its_slot_for_the_first_waiter() -> None:
     plan = state.check_in(entry, True, 1.0)
     assert plan.dispose == [(entry, "broken")]
     assert plan.wake == [waiter] and (waiter.state, waiter.entry) == (SERVED, None)
-    assert state.served(waiter, 1.0).outcome is Outcome.CREATE
+    assert state.served(waiter).outcome is Outcome.CREATE
     assert state.size == 1  # the slot passed to the waiter
 
 
@@ -148,8 +149,8 @@ def test_a_waiter_may_be_overtaken_only_within_the_fairness_window() -> None:
     assert plan.wake == [waiter] and not state.waiters
     assert (waiter.state, waiter.entry) == (SERVED, entry)
     assert state.overtake_until == math.inf
-    plan = state.served(waiter, 10.007)
-    assert (plan.outcome, plan.entry, plan.verdict) == (Outcome.LEND, entry, None)
+    plan = state.served(waiter)
+    assert (plan.outcome, plan.entry) == (Outcome.LEND, entry)
 
 
 def test_after_the_fairness_window_a_running_caller_queues_behind_the_waiter() -> None:
@@ -215,23 +216,20 @@ def test_an_entry_pushed_as_the_pool_changed_is_taken_back() -> None:
 # -- judging, expiry ---------------------------------------------------------------------------
 
 
-def test_judging_an_entry_before_it_is_lent() -> None:
-    state = make_state(verify_after=1.0, max_idle_time=30.0, max_lifetime=100.0)
+def test_an_idle_entry_gets_its_probe_and_expiry_deadlines() -> None:
+    state = make_state(verify_after=1.0, max_idle_time=30.0, max_lifetime=35.0)
     entry = lend_new(state, "a", now=0.0)
     state.check_in(entry, False, 10.0)
-    assert entry.check_at == 11.0  # the earliest of probe (11), idle (40) and lifetime (100)
-    assert state.judge(entry, 10.5) is None
-    assert state.judge(entry, 11.0) == "verify"
-    assert state.judge(entry, 40.1) == "expired"
-    state.force_close_all()
-    assert state.judge(entry, 10.5) == "closed"
+    assert (entry.idle_since, entry.probe_at) == (10.0, 11.0)
+    assert entry.expire_at == 35.0  # the earlier of idle (40) and lifetime (35)
 
 
-def test_an_entry_that_is_never_judged_is_never_due() -> None:
+def test_an_entry_of_a_pool_that_neither_probes_nor_expires_has_no_deadlines() -> None:
     state = make_state()
     entry = lend_new(state, "a")
     state.check_in(entry, False, 5.0)
-    assert entry.check_at == math.inf and state.judge(entry, 1e9) is None
+    assert (entry.probe_at, entry.expire_at) == (math.inf, math.inf)
+    assert state.deadlines is False
 
 
 def test_expiring_pools_return_under_the_lock_and_trim_the_stack() -> None:
