@@ -8,6 +8,12 @@
 * :func:`get_limit` / :func:`set_limit` hold the default limit (10) used when
   a pool is created with ``limit=None``; pools are never unbounded.
 
+Inside: :mod:`pools.decide` holds a pool's state and every decision about it
+(pure: no I/O, no threads, no clock); :mod:`pools.resource` is the generic pool
+around it (lock, clock, waiting threads, hooks); :mod:`pools.lease` is what a
+borrower holds; :mod:`pools.waiting` how a caller waits; :mod:`pools.fork` what
+happens after ``os.fork()``.
+
 See ``docs/pools.rst`` ("Pools in web workers").
 """
 

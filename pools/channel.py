@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from broker.errors import (
@@ -13,6 +15,7 @@ from broker.errors import (
 )
 from pools.lease import Lease
 from pools.resource import ResourcePool
+from pools.waiting import GateFactory, closed_gate
 
 if TYPE_CHECKING:
     from broker.connection.connection import Connection
@@ -56,19 +59,27 @@ class ChannelPool(ResourcePool["Channel"]):
         connection: the :class:`broker.Connection` the channels belong to.
         limit: most channels at once; ``None`` means :func:`pools.get_limit`.
         preload: how many channels to open right away.
+        clock: monotonic time source for waiting (tests inject a fake one).
+        gate_factory: what a blocked ``acquire`` sleeps on (see :mod:`pools.waiting`).
     """
 
     LimitExceeded = ChannelLimitExceeded
     lease_class = PooledChannel
 
     def __init__(
-        self, connection: Connection, limit: int | None = None, preload: int | None = None
+        self,
+        connection: Connection,
+        limit: int | None = None,
+        preload: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        gate_factory: GateFactory = closed_gate,
     ) -> None:
         self.connection = connection
         self._template = connection
         self._owns_connection = False
         self._io_lock = threading.RLock()
-        super().__init__(limit, preload=preload)
+        super().__init__(limit, preload=preload, clock=clock, gate_factory=gate_factory)
 
     if TYPE_CHECKING:
 
@@ -108,15 +119,14 @@ class ChannelPool(ResourcePool["Channel"]):
 
     def _connection_lost(self) -> None:
         """The connection is dead: drop every channel on it, tear it down."""
-        with self._lock:
-            self._gen += 1  # borrowed channels are discarded when returned
-            # Dead channels need no close: the connection's teardown frees them.
-            self._take_idle()
+        # Dead channels need no close: the connection's teardown frees them.
+        # Borrowed ones are discarded when they come back.
+        self.invalidate()
         with self._io_lock:
             if not self.connection.verify():
                 self.connection.collect()
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         # The parent's connection object still points at the parent's socket.
         self.connection = self._template.clone()
         self._owns_connection = True

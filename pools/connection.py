@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from broker.errors import BrokerConnectionError, ConnectionLimitExceeded, OperationalError
 from pools.lease import Lease
 from pools.resource import ResourcePool
+from pools.waiting import GateFactory, closed_gate
 
 if TYPE_CHECKING:
     from broker.connection.connection import Connection
@@ -68,7 +69,10 @@ class ConnectionPool(ResourcePool["Connection"]):
         preload: how many connections to open right away.
         max_idle_time: seconds an idle connection may wait before it is closed.
         max_lifetime: seconds after which a connection is retired.
-        clock: monotonic time source (tests inject a fake one).
+        verify_after: seconds a connection may sit idle before checkout probes
+            its socket (:data:`VERIFY_AFTER`; ``0``: on every checkout).
+        clock: monotonic time source for expiry and waiting (tests inject a fake one).
+        gate_factory: what a blocked ``acquire`` sleeps on (see :mod:`pools.waiting`).
     """
 
     LimitExceeded = ConnectionLimitExceeded
@@ -84,6 +88,7 @@ class ConnectionPool(ResourcePool["Connection"]):
         *,
         verify_after: float = VERIFY_AFTER,
         clock: Callable[[], float] = time.monotonic,
+        gate_factory: GateFactory = closed_gate,
     ) -> None:
         self.connection = connection
         super().__init__(
@@ -93,6 +98,7 @@ class ConnectionPool(ResourcePool["Connection"]):
             max_lifetime=max_lifetime,
             verify_after=verify_after,
             clock=clock,
+            gate_factory=gate_factory,
         )
 
     if TYPE_CHECKING:
@@ -110,13 +116,8 @@ class ConnectionPool(ResourcePool["Connection"]):
         Yields ``(connection, channel)``; the connection goes back to the pool
         at the end (or is discarded if a connection error escaped the block).
         """
-        lease = self.acquire(block, timeout)
-        try:
+        with self.acquire(block, timeout) as lease:
             yield lease, lease.default_channel
-        except BaseException as exc:
-            self._release(lease, self.is_broken_error(exc))
-            raise
-        self._release(lease, False)
 
     # -- hooks ----------------------------------------------------------------
 

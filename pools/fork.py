@@ -1,14 +1,14 @@
 """Fork handling shared by every pool: after ``os.fork()`` the child starts empty.
 
-Every pool registers here. In a forked child, :func:`os.register_at_fork`
-runs each pool's reset and updates :data:`pid`, which pools compare with the
-pid they were made in on every acquire. The hook runs for ``os.fork()``,
-multiprocessing, gunicorn and uwsgi (which calls ``PyOS_AfterFork_Child``);
-a fork made by C code that skips it is not detected. Items inherited from the parent
-are *abandoned*: never closed (a close handshake or ``shutdown()`` on a
-socket the parent still uses would break the parent's connection), only kept
-referenced here, so that no finalizer can run on them. Their file
-descriptors go away when the child exits.
+Every pool registers a reset here. In a forked child, :func:`os.register_at_fork`
+updates :data:`PROCESS` and runs each live pool's reset; pools also compare
+``PROCESS.pid`` with the pid they were made in on every acquire, which costs no
+system call. The hook runs for ``os.fork()``, multiprocessing, gunicorn and
+uwsgi (which calls ``PyOS_AfterFork_Child``); a fork made by C code that skips
+it is not detected. Items inherited from the parent are *abandoned*: never
+closed (a close handshake or ``shutdown()`` on a socket the parent still uses
+would break the parent's connection), only kept referenced here, so that no
+finalizer can run on them. Their file descriptors go away when the child exits.
 """
 
 from __future__ import annotations
@@ -16,33 +16,45 @@ from __future__ import annotations
 import logging
 import os
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["abandon", "register"]
+__all__ = ["PROCESS", "abandon", "register"]
 
 logger = logging.getLogger("broker.pool")
 
 
-class _ForkAware(Protocol):
-    def _reset_after_fork(self) -> None: ...
-
+class _Abandoning(Protocol):
     def abandon_resource(self, obj: Any) -> None: ...
 
 
-#: This process's id, kept current by the fork hook, so that pools can check
-#: it on every acquire without a system call.
-pid = os.getpid()
+class _Process:
+    """The current process id, kept current by the fork hook."""
 
-_live_pools: weakref.WeakSet[Any] = weakref.WeakSet()
+    __slots__ = ("pid",)
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"<process {self.pid}>"
+
+
+#: ``PROCESS.pid`` is this process's id, without a system call.
+PROCESS = _Process()
+
+# Weak references to the resets of live pools: a pool that is garbage
+# collected drops out by itself.
+_resets: set[weakref.WeakMethod[Callable[[], None]]] = set()
 _inherited: list[object] = []
 
 
-def register(pool: _ForkAware) -> None:
-    """Have ``pool`` reset itself in every forked child."""
-    _live_pools.add(pool)
+def register(reset: Callable[[], None]) -> None:
+    """Have the bound method ``reset`` called in every forked child while its object lives."""
+    _resets.add(weakref.WeakMethod(reset, _resets.discard))
 
 
-def abandon(pool: _ForkAware, obj: object) -> None:
+def abandon(pool: _Abandoning, obj: object) -> None:
     """Forget ``obj``, made by another process, without any I/O on it."""
     _inherited.append(obj)
     try:
@@ -52,10 +64,11 @@ def abandon(pool: _ForkAware, obj: object) -> None:
 
 
 def _reset_all_after_fork() -> None:
-    global pid
-    pid = os.getpid()
-    for pool in list(_live_pools):
-        pool._reset_after_fork()
+    PROCESS.pid = os.getpid()
+    for ref in list(_resets):
+        reset = ref()
+        if reset is not None:
+            reset()
 
 
 os.register_at_fork(after_in_child=_reset_all_after_fork)

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from broker.errors import BrokerConnectionError, ChannelError, OperationalError
 from pools.connection import ConnectionPool, PooledConnection
-from pools.lease import Lease
-from pools.resource import ResourcePool, logger
+from pools.lease import Lease, LeaseOwner
+from pools.resource import ResourcePool
+from pools.waiting import GateFactory, closed_gate
 
 if TYPE_CHECKING:
     from broker.messaging.producer import Producer
+    from pools.decide import Entry
 
 __all__ = ["PooledProducer", "ProducerPool"]
 
+logger = logging.getLogger("broker.pool")
+
 _CONNECTION_BROKEN = (BrokerConnectionError, OperationalError)
+
+P = TypeVar("P", bound="PooledProducer")
 
 
 class PooledProducer(Lease["Producer"]):
@@ -32,14 +40,34 @@ class PooledProducer(Lease["Producer"]):
 
     _conn: PooledConnection | None
 
+    @classmethod
+    def maker(cls: type[P], pool: LeaseOwner[Any]) -> Callable[[Entry[Any]], P]:
+        """Leases of ``pool``, each without a connection until :meth:`_ride`."""
+        make_lease = super().maker(pool)
+
+        def make(entry: Entry[Any]) -> P:
+            lease: P = make_lease(entry)
+            lease._conn = None
+            return lease
+
+        return make
+
     @property
     def connection(self) -> PooledConnection:
         """The pooled connection this producer publishes through while borrowed."""
-        conn: PooledConnection | None = getattr(self, "_conn", None)
+        conn = self._conn
         if conn is None:
             self.resource  # noqa: B018 - raises ResourceReleased with a clear message
             raise AttributeError("connection")
         return conn
+
+    def release(self) -> None:
+        """Return the producer and its connection. A second call does nothing."""
+        self._give_back(connection_broken=False, channel_broken=False)
+
+    def discard(self) -> None:
+        """Return the producer, and its connection as broken (the producer is kept)."""
+        self._give_back(connection_broken=True, channel_broken=False)
 
     def __exit__(
         self,
@@ -47,13 +75,30 @@ class PooledProducer(Lease["Producer"]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        pool = self._pool
-        assert isinstance(pool, ProducerPool)
-        pool._give_back(
-            self,
+        self._give_back(
             connection_broken=isinstance(exc, _CONNECTION_BROKEN),
             channel_broken=isinstance(exc, ChannelError),
         )
+
+    def _ride(self, conn: PooledConnection) -> None:
+        """Set by the pool once, right after the checkout: the connection lent with us."""
+        self._conn = conn
+
+    def _give_back(self, *, connection_broken: bool, channel_broken: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if connection_broken or channel_broken:
+                # The producer must not keep a dead channel: drop it now (no I/O
+                # unless it owned a confirm channel, which is then closed).
+                try:
+                    self.resource.revive(conn.resource)
+                except Exception:  # a release must not raise over the user's error
+                    logger.debug("%r could not revive its producer", self, exc_info=True)
+            if connection_broken:
+                conn.discard()
+            else:
+                conn.release()
+        super().release()  # the producer itself is kept either way
 
 
 class ProducerPool(ResourcePool["Producer"]):
@@ -73,19 +118,28 @@ class ProducerPool(ResourcePool["Producer"]):
     Args:
         connections: the connection pool to draw connections from.
         limit: most producers at once; ``None`` means :func:`pools.get_limit`.
-        **producer_options: passed on as ``Producer(connection, **producer_options)``
+        clock: monotonic time source for waiting (tests inject a fake one).
+        gate_factory: what a blocked ``acquire`` sleeps on (see :mod:`pools.waiting`).
+        **producer_options: passed on as ``connection.Producer(**producer_options)``
             (``exchange``, ``routing_key``, ``serializer``, ``auto_declare`` ...).
     """
 
     lease_class = PooledProducer
 
     def __init__(
-        self, connections: ConnectionPool, limit: int | None = None, **producer_options: Any
+        self,
+        connections: ConnectionPool,
+        limit: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        gate_factory: GateFactory = closed_gate,
+        **producer_options: Any,
     ) -> None:
         self.connections = connections
         self.producer_options = producer_options
+        self._now = clock  # for the deadline shared by both waits
         self._making = threading.local()  # the connection a new producer is made on
-        super().__init__(limit)
+        super().__init__(limit, clock=clock, gate_factory=gate_factory)
 
     def acquire(self, block: bool = False, timeout: float | None = None) -> PooledProducer:
         """Borrow a producer together with a pooled connection for it.
@@ -94,59 +148,37 @@ class ProducerPool(ResourcePool["Producer"]):
             ConnectionLimitExceeded: no connection became free in time.
             LimitExceeded: no producer became free in time.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else self._now() + timeout
         conn = self.connections.acquire(block, timeout)
-        lease: PooledProducer | None = None
         try:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            remaining = None if deadline is None else max(0.0, deadline - self._now())
             self._making.conn = conn
             try:
-                lease = super().acquire(block, remaining)  # type: ignore[assignment]
+                lease = super().acquire(block, remaining)
             finally:
                 self._making.conn = None
-            assert lease is not None
-            lease._conn = conn
+        except BaseException as exc:
+            if isinstance(exc, _CONNECTION_BROKEN):
+                conn.discard()
+            else:
+                conn.release()
+            raise
+        assert isinstance(lease, PooledProducer)
+        lease._ride(conn)
+        try:
             producer, connection = lease.resource, conn.resource
             if producer.connection is not connection:
                 producer.revive(connection)
         except BaseException as exc:
-            if lease is None:
-                self.connections._release(conn, isinstance(exc, _CONNECTION_BROKEN))
-            else:
-                lease.__exit__(type(exc), exc, exc.__traceback__)
+            lease.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return lease
-
-    def _release(self, lease: Lease[Producer], broken: bool) -> None:
-        # release() / discard() / pool.release(): ``broken`` concerns the connection.
-        self._give_back(lease, connection_broken=broken, channel_broken=False)
-
-    def _give_back(
-        self, lease: Lease[Producer], *, connection_broken: bool, channel_broken: bool
-    ) -> None:
-        entry = lease._entry
-        conn = getattr(lease, "_conn", None)
-        if conn is not None:
-            lease._conn = None  # type: ignore[attr-defined]
-            if entry is not None and (connection_broken or channel_broken):
-                # The producer must not keep a dead channel: drop it now (no I/O
-                # unless it owned a confirm channel, which is then closed).
-                try:
-                    entry.obj.revive(conn.resource)
-                except Exception:  # a release must not raise over the user's error
-                    logger.debug("%r could not revive %r", self, entry.obj, exc_info=True)
-            self.connections._release(conn, connection_broken)
-        super()._release(lease, False)
 
     # -- hooks ----------------------------------------------------------------
 
     def create_resource(self) -> Producer:
-        from broker.messaging.producer import (
-            Producer,  # lazily: pools must not import messaging early
-        )
-
         conn: PooledConnection = self._making.conn
-        return Producer(conn.resource, **self.producer_options)
+        return conn.resource.Producer(**self.producer_options)
 
     def dispose_resource(self, obj: Producer, reason: str) -> None:
         obj.close()

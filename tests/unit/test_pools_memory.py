@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,11 +15,13 @@ from broker.errors import (
     ChannelLimitExceeded,
     ConfigurationError,
     ConnectionLimitExceeded,
+    LimitExceeded,
     NotFound,
     RecoverableConnectionError,
 )
 from pools import ChannelPool, ConnectionPool, PooledChannel, PooledConnection
 from pools.connection import VERIFY_AFTER
+from tests.support.fake_pools import FakeClock, FakeGates
 
 
 @pytest.fixture
@@ -75,15 +76,34 @@ def test_connection_pool_limit_as_in_the_kombu_docs(connection: Connection) -> N
 
 
 @pytest.mark.parametrize("factory", ["Pool", "ChannelPool"])
-def test_blocking_acquire_times_out_after_about_the_timeout(
-    connection: Connection, factory: str
-) -> None:
-    pool = getattr(connection, factory)(1)
+def test_blocking_acquire_times_out_after_the_timeout(connection: Connection, factory: str) -> None:
+    clock = FakeClock()
+    gates = FakeGates(clock)  # a wait moves the fake clock on instead of sleeping
+    pool = getattr(connection, factory)(1, clock=clock, gate_factory=gates)
     pool.acquire()
-    started = time.monotonic()
-    with pytest.raises(pool.LimitExceeded):
+    with pytest.raises(pool.LimitExceeded, match=r"waited 0\.2 s"):
         pool.acquire(block=True, timeout=0.2)
-    assert 0.15 < time.monotonic() - started < 1.0
+    assert gates.sleeps == [pytest.approx(0.2)]
+    assert clock.now == pytest.approx(1000.2)
+
+
+def test_a_producer_pool_shares_one_deadline_between_its_two_waits(connection: Connection) -> None:
+    clock = FakeClock()
+    gates = FakeGates(clock)
+    connections = ConnectionPool(connection, limit=1, clock=clock, gate_factory=gates)
+    producers = pools.ProducerPool(connections, limit=1, clock=clock, gate_factory=gates)
+    held = producers.acquire()
+
+    def a_connection_comes_back_after_a_quarter_second() -> None:
+        clock.advance(0.25)
+        held.connection.release()
+
+    gates.meanwhile = [a_connection_comes_back_after_a_quarter_second]
+    with pytest.raises(LimitExceeded, match=r"ProducerPool .* \(waited 0\.75 s\)"):
+        producers.acquire(block=True, timeout=1.0)  # then no producer for the remaining 0.75 s
+    assert gates.sleeps == [1.0, 0.75]
+    assert clock.now == 1001.0
+    assert connections.in_use == 0  # the connection borrowed for it went back
 
 
 # -- connection pools -----------------------------------------------------------------
@@ -104,7 +124,8 @@ def test_pooled_connections_are_lazy_clones(connection: Connection) -> None:
 def test_preload_really_opens_connections(connection: Connection) -> None:
     pool = connection.Pool(3, preload=2)
     assert (pool.in_use, pool.idle) == (0, 2)
-    assert all(entry.obj.connected for entry in pool._idle)
+    preloaded = [pool.acquire(), pool.acquire()]
+    assert all(conn.connected for conn in preloaded)
 
 
 def test_a_connection_error_inside_with_collects_it_and_frees_the_slot(
@@ -119,14 +140,6 @@ def test_a_connection_error_inside_with_collects_it_and_frees_the_slot(
     assert (pool.in_use, pool.idle) == (0, 0)
     with pool.acquire() as conn:
         assert conn.resource is not broken
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_an_idle_connection_found_dead_on_checkout_is_replaced(
@@ -348,7 +361,7 @@ def test_many_threads_never_exceed_the_limit(connection: Connection) -> None:
                         out += 1
                         peak = max(peak, out)
                     if i % 50 == 0:
-                        time.sleep(0)
+                        os.sched_yield()
                     with lock:
                         out -= 1
         except BaseException as exc:  # pragma: no cover - reported below
