@@ -38,6 +38,7 @@ def check_seconds(value: object, key: str, allow_zero: bool = False) -> float | 
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
+        or value != value  # nan: every comparison with it is false
         or value < 0
         or (value == 0 and not allow_zero)
     ):

@@ -59,6 +59,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from broker.errors import ConfigurationError, LimitExceeded
+from broker.timeouts import check_timeout
 from pools.decide import SERVED, Entry, Outcome, Plan, PoolState
 from pools.fork import PROCESS, abandon, register
 from pools.lease import Lease, PoolClosed
@@ -227,6 +228,10 @@ class ResourcePool(Generic[T]):
                 e.g. ``ConnectionLimitExceeded``).
             PoolClosed: the pool was closed.
         """
+        if timeout is not None and not (
+            (timeout.__class__ is float or timeout.__class__ is int) and timeout >= 0
+        ):
+            timeout = check_timeout(timeout)  # raises for nan, negatives, strings, bools
         # The fork hook keeps PROCESS.pid current, so this pid check costs no
         # system call (os.getpid() is one, and this is every checkout).
         if self._pid != PROCESS.pid:
@@ -276,7 +281,6 @@ class ResourcePool(Generic[T]):
             with self._lock:
                 decided = state.acquire(block, now, taken)
                 if decided.outcome is Outcome.WAIT:
-                    check_seconds(timeout, "timeout", allow_zero=True)
                     waiter = Waiter(self._gate_factory(), now)
                     state.enqueue(waiter, now, decided)
         finally:

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from broker.errors import LimitExceeded
+from broker.errors import ConfigurationError, LimitExceeded
 from pools import Lease
 from pools.waiting import closed_gate
 from tests.support.fake_pools import (
@@ -65,6 +65,21 @@ def test_blocking_acquire_with_zero_timeout_raises_at_once() -> None:
     with pytest.raises(LimitExceeded):
         pool.acquire(block=True, timeout=0)
     assert (gates.sleeps, clock.now, pool.waiting) == ([], 1000.0, 0)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), -1, "1", True])
+@pytest.mark.parametrize("full", [False, True], ids=["idle-item", "full-pool"])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_refused_at_once(
+    timeout: object, full: bool
+) -> None:
+    pool, _clock, gates = fake_pool(1)
+    if full:
+        pool.acquire()
+    else:
+        pool.acquire().release()  # an idle item: the timeout would not even be needed
+    with pytest.raises(ConfigurationError, match=r"timeout must be"):
+        pool.acquire(block=True, timeout=timeout)  # type: ignore[arg-type]
+    assert (gates.sleeps, pool.waiting) == ([], 0)
 
 
 def test_a_waiter_woken_for_nothing_waits_out_the_rest_of_its_timeout() -> None:
