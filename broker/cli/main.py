@@ -28,6 +28,7 @@ import io
 import logging
 import os
 import sys
+from typing import NoReturn
 from collections.abc import Callable, Sequence
 
 from broker import __version__
@@ -64,7 +65,7 @@ class _Parser(argparse.ArgumentParser):
     the console script hands the code to ``sys.exit`` itself.
     """
 
-    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             sys.stderr.write(message)
         raise _ExitRequest(status)
