@@ -28,8 +28,8 @@ import io
 import logging
 import os
 import sys
-from typing import NoReturn
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from broker import __version__
 from broker.cli.bench import add_bench_parser
