@@ -12,7 +12,8 @@ that means a private py-amqp hook, the override goes through the adapters of
   serialises reads with writes: an OpenSSL connection must not be read by the
   owner thread while the heartbeat thread writes to it.
 * :class:`DriverChannel` is *closed* after the broker closes it with an error
-  (py-amqp silently re-opens it) and delivers bodies as ``bytes``.
+  (py-amqp silently re-opens it) and delivers bodies as ``bytes``, the empty
+  one included (py-amqp leaves ``''``, a str, when no body frame came).
 * :class:`Driver` never reconnects behind our back when its transport is gone,
   negotiates ``channel_max``/``frame_max`` as the minimum of both peers'
   values, bounds whole operations by :attr:`Driver.deadline` (connect, close),
@@ -125,6 +126,12 @@ class DriverChannel(ChannelAdapter):
         # Bodies stay bytes: decoding belongs to the serialization layer.
         kwargs["auto_decode"] = False
         super().__init__(connection, channel_id, **kwargs)
+
+    def dispatch_method(self, method_sig: Any, payload: Any, content: Any) -> Any:
+        """Dispatch one incoming method; an empty message body is ``b''``, never ``''``."""
+        if content is not None and not content.body_size:
+            content.body = b""
+        return super().dispatch_method(method_sig, payload, content)
 
     def after_broker_close(self) -> None:
         """Release the channel instead of opening it again.
