@@ -28,7 +28,8 @@ two ``settimeout`` calls); and the encoded method arguments are reused.
 Pipelined publishing (:meth:`AmqpChannel.buffered_writes`, the
 :class:`transports.base.BufferedWrites` capability): inside the
 block, the connection's outgoing frames are sent in chunks of about 64 KB
-rather than one system call per frame, and publishes on this channel do not
+rather than one system call per frame (and after about 50 ms at the latest,
+see :mod:`transports.amqp.writes`), and publishes on this channel do not
 look for incoming frames first (whoever pipelines reads the connection when
 it waits for confirms, and every read sends what is held first). Any other
 operation sends what is held at once.
