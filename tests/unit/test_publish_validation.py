@@ -161,6 +161,23 @@ def test_a_property_outside_its_limits_is_named(properties: dict[str, Any], mess
 
 
 @pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({"content_type": "a/b", "content_encoding": "utf-8", "delivery_mode": 7}, "delivery_mode"),
+        ({"content_type": "a/b", "content_encoding": "utf-8", "delivery_mode": True}, "got bool"),
+        ({"content_type": 5, "content_encoding": "utf-8", "delivery_mode": 2}, "content_type"),
+        ({"content_type": "a/b", "content_encoding": "x" * 300, "delivery_mode": 1}, "300 bytes"),
+        ({"content_type": "a/b", "content_encoding": "utf-8", "priority": 999}, "priority"),
+    ],
+)
+def test_the_plain_publishs_shape_with_a_bad_value_is_refused_too(
+    properties: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        check_properties(properties)
+
+
+@pytest.mark.parametrize(
     ("exchange", "routing_key", "message"),
     [
         ("", 5, r"routing_key must be a str, got int 5"),
