@@ -1,4 +1,4 @@
-"""What a consumer agrees to decode: pickle only when asked for."""
+"""What a consumer agrees to decode: pickle only when asked for; bytes always arrive."""
 
 from broker import Connection, Consumer, ContentDisallowed, Producer, Queue
 
@@ -6,13 +6,16 @@ with Connection("memory://") as conn:
     untrusted = Queue("untrusted")
     producer = Producer(conn)
     producer.publish({"a", "set"}, "untrusted", serializer="pickle", declare=[untrusted])
+    # No serializer decodes these: they arrive as the bytes sent, whatever accept says.
+    producer.publish(b"\x89PNG\r\n\x1a\n", "untrusted", content_type="image/png")
+    producer.publish("café", "untrusted", content_type="text/plain", content_encoding="latin-1")
 
     message = untrusted(conn).get()  # default accept: json, text, raw bytes
     try:
         print(message.payload)
     except ContentDisallowed as exc:
         print("refused:", exc)
-    message.requeue()
+    message.requeue()  # back to the queue, redelivered first
 
     received = []
 
@@ -20,6 +23,6 @@ with Connection("memory://") as conn:
         received.append(body)
         message.ack()
 
-    with Consumer(conn, [untrusted], accept=["json", "pickle"], callbacks=[handle]):
+    with Consumer(conn, [untrusted], accept=["json", "text", "pickle"], callbacks=[handle]):
         conn.drain_events(timeout=1)
-    print(received)
+    print(received)  # [{'a', 'set'}, b'\x89PNG\r\n\x1a\n', 'café']

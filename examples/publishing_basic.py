@@ -1,6 +1,8 @@
 """Publishing: an exchange, a queue bound to it, and a producer."""
 
-from broker import Connection, Exchange, Producer, Queue
+import uuid
+
+from broker import ConfigurationError, Connection, Exchange, Producer, Queue
 
 media = Exchange("media", type="direct")  # durable: messages are persistent by default
 video = Queue("video", exchange=media, routing_key="video")
@@ -21,6 +23,10 @@ with Connection("memory://") as conn:
     )
     producer.publish(b"\x00\x01raw bytes", content_type="application/octet-stream")
     producer.publish("a text message", compression="zlib")
+    try:  # a UUID is no AMQP header value: refused before anything is sent
+        producer.publish({"name": "x"}, headers={"id": uuid.uuid4()})
+    except ConfigurationError as exc:
+        print("refused:", exc)  # the producer and the connection stay usable
 
     message = video(conn).get()
     assert message is not None

@@ -253,7 +253,12 @@ class Channel(Protocol):
     ) -> int | None: ...
 
     def prepare_message(self, body: bytes, **properties: Any) -> Any:
-        """Build the transport's message object for :meth:`basic_publish`."""
+        """Build the transport's message object for :meth:`basic_publish`.
+
+        Raises:
+            broker.errors.ConfigurationError: a property or header outside the
+                limits every transport enforces (:mod:`transports._shared.validation`).
+        """
         ...
 
     def basic_publish(
@@ -263,7 +268,15 @@ class Channel(Protocol):
         routing_key: str = "",
         mandatory: bool = False,
         immediate: bool = False,
-    ) -> None: ...
+    ) -> None:
+        """Publish a message made by :meth:`prepare_message`.
+
+        Raises:
+            broker.errors.ConfigurationError: ``exchange`` or ``routing_key`` is
+                not a str of at most 255 bytes. Raised before anything is sent,
+                so the channel (and a confirm-mode channel's count) is intact.
+        """
+        ...
 
     def basic_get(self, queue: str = "", no_ack: bool = False) -> RawMessage | None: ...
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from broker.errors import ConfirmTimeout, MessageNacked, MessageUnroutable
+from broker.errors import ConfigurationError, ConfirmTimeout, MessageNacked, MessageUnroutable
 from broker.timeouts import check_seconds
 
 if TYPE_CHECKING:
@@ -125,6 +125,10 @@ class ConfirmTracker:
             self.pending[tag] = None
         try:
             self.channel.basic_publish(msg, exchange, routing_key, mandatory)
+        except ConfigurationError:
+            # Refused before anything was sent (see Channel.basic_publish): the count holds.
+            self.pending.pop(tag, None)
+            raise
         except BaseException:
             # Whether the frame left is unknown: this channel's count is unreliable.
             self.broken = True

@@ -42,8 +42,10 @@ class Consumer:
         callbacks: ``callback(payload, message)`` functions, called in order.
         on_message: ``on_message(message)``; replaces the callbacks and leaves
             decoding to you (``message.payload``).
-        accept: serializer names or content types to decode (default json,
-            text and raw; pickle only when listed).
+        accept: serializer names or content types whose decoders may run
+            (default json, text and raw; pickle only when listed). Content no
+            registered serializer decodes (``application/octet-stream``,
+            ``image/png``...) is delivered as bytes whatever this says.
         prefetch_count: most unacknowledged messages in flight to this consumer.
         no_ack: the broker settles messages on delivery (no acks).
         auto_declare: declare the queues (with their exchanges and bindings).

@@ -119,8 +119,13 @@ class Message:
     def decode(self) -> Any:
         """Decode the body per its content type (honouring :attr:`accept`).
 
+        See :meth:`broker.messaging.serialization.Registry.loads`: content no
+        registered serializer decodes stays bytes, text is decoded in its
+        ``content_encoding``, an empty body keeps its kind.
+
         Raises:
-            ContentDisallowed: the content type is not accepted.
+            ContentDisallowed: the content type has a registered decoder and
+                is not accepted.
             SerializationError: the body does not decode.
         """
         props = self.raw.properties

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import math
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,25 @@ _PROPERTY_KEYWORDS = frozenset(
 
 #: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
 OnReturn = Callable[[MessageUnroutable, str, str, Any], Any]
+
+
+def _expiration_ms(seconds: Any) -> str:
+    """A TTL in seconds as AMQP's ``expiration``: whole milliseconds, as text."""
+    if isinstance(seconds, str):
+        # Not guessed: pika and py-amqp users pass AMQP's own millisecond string.
+        raise ConfigurationError(
+            f"expiration is a TTL in seconds, a non-negative number; got the str {seconds!r} "
+            f"(pass seconds as a number, e.g. 5 or 0.5; it is sent in milliseconds)"
+        )
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        # (not nan >= 0) is true too.
+        raise ConfigurationError(
+            f"expiration is a TTL in seconds, a non-negative number; got "
+            f"{type(seconds).__name__} {seconds!r}"
+        )
+    if seconds == math.inf:
+        raise ConfigurationError("expiration must be finite; leave it out for no TTL")
+    return str(round(seconds * 1000))
 
 
 class Producer:
@@ -255,18 +275,22 @@ class Producer:
             retry_policy: keywords of :meth:`broker.Connection.ensure`; what
                 it leaves out keeps the default policy's value.
             declare: entities to declare first (once per connection).
-            expiration: per-message TTL in seconds.
+            expiration: per-message TTL in seconds (a non-negative number; sent
+                as whole milliseconds, at most ten years).
             confirm_timeout: seconds to wait for a confirm (confirming producers).
             **properties: other AMQP properties (``message_id``,
                 ``correlation_id``, ``reply_to``, ``timestamp``, ``type``...).
 
         Raises:
-            ConfigurationError: a keyword is neither a parameter nor an AMQP property.
+            ConfigurationError: before anything is sent, so the producer and its
+                connection stay usable: a keyword is neither a parameter nor an
+                AMQP property; a property, header or the routing key is outside
+                what RabbitMQ accepts (the same limits on every transport, see
+                :mod:`transports._shared.validation`); ``confirm_timeout`` is
+                not a number of seconds >= 0.
             MessageNacked, MessageUnroutable, ConfirmTimeout: confirming producers.
             SerializationError: the body cannot be encoded.
             BrokerConnectionError, ChannelError: the publish failed.
-            ConfigurationError: ``confirm_timeout`` is not a number of seconds >= 0
-                (nothing is sent).
         """
         if properties and not _PROPERTY_KEYWORDS.issuperset(properties):
             raise ConfigurationError(_unknown_keywords(properties))
@@ -296,7 +320,7 @@ class Producer:
         if priority:
             properties["priority"] = priority
         if expiration is not None:
-            properties["expiration"] = str(int(expiration * 1000))
+            properties["expiration"] = _expiration_ms(expiration)
         if "reply_to" in properties and isinstance(properties["reply_to"], Queue):
             properties["reply_to"] = properties["reply_to"].name
         if exchange is None:

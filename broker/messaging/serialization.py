@@ -15,12 +15,16 @@ name        content type                        encoding    body
 Without an explicit serializer, :class:`bytes` go out raw, :class:`str` as
 text and everything else as JSON (the default serializer).
 
-Decoding is refused (:class:`~broker.errors.ContentDisallowed`) for content
-types outside the consumer's ``accept`` list. The default list is json, text
-and raw; pickle runs arbitrary code when loaded, so it is only decoded when a
-consumer names it. Like kombu, raw binary content (``application/data``, or a
-message without a content type) is always accepted: it is handed over as
-bytes without running any decoder.
+``accept`` restricts what is *decoded*. A content type with a registered
+serializer is decoded only when the consumer's ``accept`` list names it, and
+refused otherwise (:class:`~broker.errors.ContentDisallowed`). The default
+list is json, text and raw; pickle runs arbitrary code when loaded, so it is
+only decoded when a consumer names it. Content nothing would decode -- raw
+binary (``application/data``, no content type), and any type without a
+registered serializer (``application/octet-stream``, ``image/png``,
+protobuf...) -- is handed over as the bytes it is, as kombu does. Text is
+decoded in the message's declared ``content_encoding``, and an empty body
+keeps its kind (``""`` for text, ``b""`` otherwise).
 """
 
 from __future__ import annotations
@@ -115,6 +119,12 @@ def _text_encode(obj: Any) -> bytes:
     if isinstance(obj, str):
         return obj.encode("utf-8")
     raise TypeError(f"the text serializer takes str, not {type(obj).__name__}")
+
+
+def _text_decode(data: bytes) -> str:
+    # The text serializer's decoder when called directly; Registry.loads
+    # decodes text/plain in the message's own content_encoding instead.
+    return data.decode("utf-8")
 
 
 def _pickle_dumps(obj: Any) -> bytes:
@@ -277,31 +287,43 @@ class Registry:
     ) -> Any:
         """Decode ``data`` sent with ``content_type`` / ``content_encoding``.
 
+        * A content type with a registered serializer is decoded by it if
+          ``accept`` lists it, else refused; ``text/plain`` is decoded with
+          the declared ``content_encoding``.
+        * Any other content type (``application/octet-stream``, ``image/png``,
+          protobuf, ...) is handed over as the raw bytes: nothing runs on it.
+          Listed in ``accept``, it is decoded as text in its declared
+          ``content_encoding`` instead, unless that is ``binary``.
+        * No content type means raw binary (bytes).
+
+        An empty body keeps its kind: ``""`` when it would decode as text,
+        else ``b""``.
+
         Args:
             data: the (already decompressed) body.
             content_type: as received; ``None`` means raw binary.
             content_encoding: as received; ``None`` means utf-8.
-            accept: content types allowed (see :meth:`prepare_accept`).
+            accept: content types whose decoders may run (see :meth:`prepare_accept`).
 
         Raises:
-            ContentDisallowed: ``content_type`` is not in ``accept``.
+            ContentDisallowed: ``content_type`` has a registered decoder and
+                is not in ``accept``.
             SerializationError: the data does not decode.
         """
         if not content_type:
-            content_type = RAW_CONTENT_TYPE
-        if content_type not in accept and content_type not in _ALWAYS_TRUSTED:
-            codec = self._by_type.get(content_type)
-            label = f"{codec.name} ({content_type})" if codec else content_type
-            raise ContentDisallowed(
-                f"refusing to decode {label} content: not in accept "
-                f"[{', '.join(sorted(accept))}]; pass accept=[...] to the consumer to allow it"
-            )
-        if not data:
             return data
         codec = self._by_type.get(content_type)
+        if content_type not in accept and content_type not in _ALWAYS_TRUSTED:
+            if codec is None:
+                return data  # nothing would decode it: the bytes, untouched
+            raise ContentDisallowed(
+                f"refusing to decode {codec.name} ({content_type}) content: not in accept "
+                f"[{', '.join(sorted(accept))}]; pass accept=[...] to the consumer to allow it"
+            )
         try:
-            if codec is not None:
-                return codec.decoder(data)
+            if codec is not None and codec.decoder is not _text_decode:
+                # An empty body stays b"": kombu's rule, and no decoder sees nothing.
+                return codec.decoder(data) if data else data
             encoding = (content_encoding or "utf-8").lower()
             if encoding in _NO_DECODE or not isinstance(data, bytes | bytearray):
                 return data
@@ -313,7 +335,7 @@ class Registry:
 #: The process-wide registry used by producers and consumers.
 registry = Registry()
 registry.register("json", _json_dumps, json.loads, JSON_CONTENT_TYPE, "utf-8")
-registry.register("text", _text_encode, lambda b: b.decode("utf-8"), TEXT_CONTENT_TYPE, "utf-8")
+registry.register("text", _text_encode, _text_decode, TEXT_CONTENT_TYPE, "utf-8")
 registry.register("raw", _raw_encode, bytes, RAW_CONTENT_TYPE, "binary")
 registry.register("pickle", _pickle_dumps, pickle.loads, PICKLE_CONTENT_TYPE, "binary")
 

@@ -376,3 +376,25 @@ def test_a_pipelined_batch_over_tls_with_heartbeats_hammering(
     assert got is not None and got.body == body
     conn.default_channel.queue_delete(queue=unique_name)
     conn.close()
+
+
+def test_a_held_publish_over_tls_leaves_without_a_call(
+    tls_broker: TLSBroker, unique_name: str
+) -> None:
+    """The idle flusher sends a batch's held frames over TLS, under the transport's I/O lock."""
+    from broker import Connection
+
+    url = f"amqps://guest:guest@127.0.0.1:{TLS_PORT}//"
+    tls = {"ca_certs": tls_broker.ca}
+    with Connection(url, ssl=tls, heartbeat=0) as conn, Connection(url, ssl=tls) as observer:
+        channel = observer.default_channel
+        channel.queue_declare(queue=unique_name, auto_delete=False)
+        producer = conn.Producer(routing_key=unique_name)
+        with producer.confirms(timeout=30) as batch:
+            producer.publish(b"over tls")
+            wait_until(
+                lambda: channel.queue_declare(queue=unique_name, passive=True).message_count == 1,
+                message="the held publish never left while the owner was away",
+            )
+        assert batch.confirmed == 1 and conn.connected
+        channel.queue_delete(queue=unique_name)

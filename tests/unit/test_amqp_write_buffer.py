@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from transports.amqp.writes import WriteBuffer
+from tests.support.wait import wait_until
+from transports.amqp.writes import IdleFlusher, WriteBuffer
 
 
 class SocketTransport:
@@ -153,3 +154,91 @@ def test_a_failed_send_marks_the_transport_disconnected(pair: Any) -> None:
         buffer.close()
     assert not transport.connected
     assert transport._write == raw and buffer.pending == 0
+
+
+# -- the idle flusher: held frames leave when nobody writes or reads ----------------------
+
+
+def test_flush_idle_sends_only_what_is_max_delay_old(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    buffer = WriteBuffer(transport, limit=1000, max_delay=60)
+    transport.write(b"young")
+    assert buffer.flush_idle() is False and buffer.pending == 5
+    due = buffer.due_in()
+    assert due is not None and 0 < due <= 60
+    buffer.max_delay = 0
+    assert buffer.flush_idle() is True
+    assert received(right, 5) == b"young" and buffer.due_in() is None
+
+
+def test_the_idle_flusher_sends_what_waited_max_delay_without_another_write(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    buffer = WriteBuffer(transport, limit=1000, max_delay=0.05)
+    flusher = IdleFlusher("test")
+    try:
+        flusher.watch(buffer)
+        transport.write(b"held;")
+        transport.write(b"also held")
+        # recv blocks (2 s at most, a hang guard) until the flusher sends.
+        assert received(right, 14) == b"held;also held"
+        assert buffer.pending == 0 and flusher.flushes >= 1
+    finally:
+        flusher.stop()
+
+
+def test_the_idle_flusher_sends_under_the_guard(pair: Any) -> None:
+    # Over TLS the guard is the transport's I/O lock: no send while another thread reads.
+    left, right = pair
+    transport = SocketTransport(left)
+    io_lock = threading.RLock()
+    buffer = WriteBuffer(transport, limit=1000, max_delay=0.01, guard=io_lock)
+    flusher = IdleFlusher("test")
+    try:
+        with io_lock:
+            flusher.watch(buffer)
+            transport.write(b"guarded")
+            time.sleep(0.1)  # the flusher is due, but waits for the lock
+            assert nothing_waiting(right) and buffer.pending == 7
+        assert received(right, 7) == b"guarded"
+    finally:
+        flusher.stop()
+
+
+def test_the_idle_flusher_waits_between_batches_and_ends_when_stopped(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    flusher = IdleFlusher("test")
+    assert flusher.is_alive and "idle" in repr(flusher)
+    first = WriteBuffer(transport, limit=1000, max_delay=0.01)
+    flusher.watch(first)
+    assert "watching" in repr(flusher)
+    transport.write(b"1")
+    assert received(right, 1) == b"1"
+    first.close()
+    flusher.watch(None)
+    second = WriteBuffer(transport, limit=1000, max_delay=0.01)
+    flusher.watch(second)  # the next batch reuses the thread
+    transport.write(b"2")
+    assert received(right, 1) == b"2"
+    second.close()
+    flusher.stop()
+    wait_until(lambda: not flusher.is_alive, 5, message="the flusher did not end")
+    assert "stopped" in repr(flusher)
+
+
+def test_a_failed_idle_flush_marks_the_transport_disconnected(pair: Any) -> None:
+    left, right = pair
+    transport = SocketTransport(left)
+    buffer = WriteBuffer(transport, limit=1000, max_delay=0.01)
+    right.close()
+    left.shutdown(socket.SHUT_WR)  # sendall fails with EPIPE from now on
+    flusher = IdleFlusher("test")
+    try:
+        flusher.watch(buffer)
+        transport.write(b"lost")
+        wait_until(lambda: not transport.connected, 5, message="the failed send went unnoticed")
+        wait_until(lambda: "idle" in repr(flusher), 5, message="the flusher kept watching")
+    finally:
+        flusher.stop()

@@ -180,3 +180,39 @@ def test_pickle_protocol_is_readable_by_older_peers():
     _, _, data = dumps([1], serializer="pickle")
     assert data[1] <= 4  # protocol byte after PROTO opcode
     assert pickle.loads(data) == [1]
+
+
+# -- decoding: accept restricts only what a decoder would run on --------------------------
+
+
+def test_a_content_type_without_a_decoder_is_raw_bytes_whatever_accept():
+    for accept in (DEFAULT_ACCEPT, prepare_accept(["json"]), prepare_accept([])):
+        assert loads(b"\x00\xff", "application/octet-stream", "binary", accept) == b"\x00\xff"
+        assert loads(b"\x00\xff", "image/png", None, accept) == b"\x00\xff"
+
+
+def test_text_plain_decodes_with_its_declared_encoding():
+    assert loads("é".encode("latin-1"), "text/plain", "latin-1") == "é"
+    assert loads("é".encode("utf-16"), "text/plain", "UTF-16") == "é"
+    assert loads(b"plain", "text/plain", None) == "plain"  # no encoding: utf-8
+
+
+def test_text_plain_labelled_binary_is_left_as_bytes():
+    # kombu's reading of content_encoding="binary": nothing to decode.
+    assert loads(b"\xff", "text/plain", "binary") == b"\xff"
+
+
+def test_the_text_codec_called_directly_decodes_utf8():
+    assert registry.get("text").decoder("é".encode()) == "é"
+
+
+def test_a_registered_text_type_replaced_by_the_user_uses_their_decoder():
+    reg = Registry()
+    reg.register("text", str.encode, lambda b: b.decode("ascii").upper(), "text/plain")
+    assert reg.loads(b"abc", "text/plain", "latin-1", reg.prepare_accept(["text"])) == "ABC"
+
+
+def test_an_empty_body_keeps_its_kind():
+    assert loads(b"", "text/plain", "utf-8") == ""
+    assert loads(b"", "application/data", "binary") == b""
+    assert loads(b"", None, None) == b""

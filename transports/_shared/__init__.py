@@ -1,3 +1,4 @@
-"""Helpers shared by several transports: RabbitMQ's reply texts, message property checks, TLS
-settings and the write-buffering of synchronous channels.
+"""Helpers shared by several transports: RabbitMQ's reply texts, message property copies, the
+limits every transport enforces on a publish, TLS settings and the write-buffering of
+synchronous channels.
 """

@@ -7,12 +7,21 @@ way it does.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
 from broker.errors import ConfigurationError
 
-__all__ = ["PROPERTY_NAMES", "coerce_body", "copy_table", "copy_value", "drop_unknown"]
+__all__ = [
+    "PROPERTY_NAMES",
+    "coerce_body",
+    "copy_table",
+    "copy_value",
+    "drop_unknown",
+    "posix_seconds",
+]
 
 #: py-amqp's basic property names; other keywords are dropped, as py-amqp does.
 PROPERTY_NAMES = frozenset(
@@ -77,3 +86,8 @@ def drop_unknown(properties: dict[str, Any]) -> None:
     if not PROPERTY_NAMES.issuperset(properties) or None in properties.values():
         for key in [k for k, v in properties.items() if v is None or k not in PROPERTY_NAMES]:
             del properties[key]
+
+
+def posix_seconds(value: datetime.datetime) -> int:
+    """Whole seconds since the epoch, AMQP's ``timestamp`` (a naive datetime counts as UTC)."""
+    return calendar.timegm(value.utctimetuple())

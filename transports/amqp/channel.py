@@ -16,7 +16,10 @@ call). :attr:`AmqpChannel.events` is py-amqp's listener table
 (``'basic_ack'``, ``'basic_nack'``, ``'basic_return'`` → set of callables) for
 code that needs several listeners.
 
-Publishing sends what py-amqp's ``basic_publish`` sends, more cheaply: like
+Publishing checks what is sent against the limits every transport enforces
+(:mod:`transports._shared.validation`) before anything is written, so a bad
+header or routing key costs neither the channel nor the connection. It sends
+what py-amqp's ``basic_publish`` sends, more cheaply: like
 py-amqp, it first dispatches whatever has arrived (so a ``connection.blocked``,
 a returned message or the error an earlier publish caused is seen now), but
 finds out that nothing has with one ``poll`` (py-amqp: a non-blocking read and
@@ -25,7 +28,8 @@ two ``settimeout`` calls); and the encoded method arguments are reused.
 Pipelined publishing (:meth:`AmqpChannel.buffered_writes`, the
 :class:`transports.base.BufferedWrites` capability): inside the
 block, the connection's outgoing frames are sent in chunks of about 64 KB
-rather than one system call per frame, and publishes on this channel do not
+rather than one system call per frame (and after about 50 ms at the latest,
+see :mod:`transports.amqp.writes`), and publishes on this channel do not
 look for incoming frames first (whoever pipelines reads the connection when
 it waits for confirms, and every read sends what is held first). Any other
 operation sends what is held at once.
@@ -38,6 +42,7 @@ error translation.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -48,6 +53,8 @@ from amqp import spec
 from amqp.serialization import dumps
 
 from broker.errors import BrokerConnectionError, BrokerError, RecoverableChannelError
+from transports._shared.properties import coerce_body, posix_seconds
+from transports._shared.validation import check_properties, check_route
 from transports.amqp.driver import Driver
 from transports.amqp.errors import DRIVER_ERRORS, ErrorTranslator
 from transports.amqp.writes import DEFAULT_LIMIT, HeldWrites
@@ -244,7 +251,21 @@ class AmqpChannel:
     # -- publishing (hot path: no context manager, no kwargs) -------------------
 
     def prepare_message(self, body: bytes, **properties: Any) -> Any:
-        """Build a py-amqp message; ``properties`` are AMQP basic properties."""
+        """Build a py-amqp message; ``properties`` are AMQP basic properties.
+
+        A :class:`~datetime.datetime` ``timestamp`` is sent as what AMQP
+        carries, whole seconds since the epoch (and delivered so).
+
+        Raises:
+            broker.errors.ConfigurationError: a property or header AMQP cannot
+                carry or RabbitMQ would refuse (see
+                :mod:`transports._shared.validation`); nothing was sent.
+        """
+        check_properties(properties)
+        if body.__class__ is not bytes:
+            body = coerce_body(body, properties)
+        if "timestamp" in properties and isinstance(properties["timestamp"], datetime.datetime):
+            properties["timestamp"] = posix_seconds(properties["timestamp"])
         return amqp.Message(body, **properties)
 
     def basic_publish(
@@ -255,7 +276,12 @@ class AmqpChannel:
         mandatory: bool = False,
         immediate: bool = False,
     ) -> None:
-        """Publish ``msg`` (from :meth:`prepare_message`); does not wait for a confirm."""
+        """Publish ``msg`` (from :meth:`prepare_message`); does not wait for a confirm.
+
+        Raises:
+            broker.errors.ConfigurationError: ``exchange`` or ``routing_key`` is
+                not a str of at most 255 bytes; nothing was sent.
+        """
         try:
             self._publish(msg, exchange, routing_key, mandatory, immediate)
             if self._driver.write_buffer is not None and not self._holds:
@@ -332,8 +358,13 @@ class AmqpChannel:
         if conn is None:
             raise amqp.RecoverableConnectionError("basic_publish: connection closed")
         key = (exchange, routing_key, mandatory, immediate)
-        args = self._publish_args.get(key)
+        try:
+            args = self._publish_args.get(key)
+        except TypeError:  # an unhashable exchange or routing key: check_route says which
+            args = None
         if args is None:
+            # Checked once per cached pair: the hot path pays nothing for it.
+            check_route(exchange, routing_key)
             if len(self._publish_args) >= _ARGS_CACHE_SIZE:
                 self._publish_args.clear()
             args = self._publish_args[key] = dumps(

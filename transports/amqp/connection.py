@@ -266,7 +266,7 @@ class AmqpConnection(base.TransportConnection):
         self._closed = True
         driver = self._driver
         # Frames still held for a pipelined batch can no longer be sent.
-        driver.write_buffer, driver.write_buffer_users = None, 0
+        driver.drop_writes()
         transport = driver.current_transport
         if transport is not None and transport.sock is not None:
             sock, transport.sock = transport.sock, None

@@ -12,14 +12,17 @@ that means a private py-amqp hook, the override goes through the adapters of
   serialises reads with writes: an OpenSSL connection must not be read by the
   owner thread while the heartbeat thread writes to it.
 * :class:`DriverChannel` is *closed* after the broker closes it with an error
-  (py-amqp silently re-opens it) and delivers bodies as ``bytes``.
+  (py-amqp silently re-opens it) and delivers bodies as ``bytes``, the empty
+  one included (py-amqp leaves ``''``, a str, when no body frame came).
 * :class:`Driver` never reconnects behind our back when its transport is gone,
   negotiates ``channel_max``/``frame_max`` as the minimum of both peers'
   values, bounds whole operations by :attr:`Driver.deadline` (connect, close),
   and keeps ticking heartbeats while it waits for a reply without a timeout,
   so a silent peer is found even in the middle of ``queue_declare``. While a
   :class:`~transports.amqp.writes.WriteBuffer` holds outgoing frames
-  (:attr:`Driver.write_buffer`), every read sends them first.
+  (:attr:`Driver.write_buffer`), every read sends them first, and the
+  connection's :class:`~transports.amqp.writes.IdleFlusher` thread sends them
+  when nobody writes or reads for ``max_delay``.
   :meth:`Driver.poll_events` is py-amqp's check for incoming frames before a
   publish, with one ``poll`` system call instead of three calls and an
   exception.
@@ -33,6 +36,7 @@ import contextlib
 import select
 import ssl
 import threading
+import weakref
 from time import monotonic
 from typing import Any
 
@@ -45,7 +49,7 @@ from transports.amqp.pyamqp_internals import (
     SSLTransportAdapter,
     has_unread_input,
 )
-from transports.amqp.writes import WriteBuffer
+from transports.amqp.writes import IdleFlusher, WriteBuffer
 
 __all__ = ["Driver", "DriverChannel", "TLSSocketTransport"]
 
@@ -83,6 +87,11 @@ class TLSSocketTransport(SSLTransportAdapter):
         # does not. Reads are bounded (the transport slices its waits), so a
         # heartbeat write waits at most one slice.
         self._io_lock = threading.RLock()
+
+    @property
+    def io_lock(self) -> threading.RLock:
+        """Held by every read and write of the TLS connection (a send from another thread too)."""
+        return self._io_lock
 
     def read_frame(self, *args: Any, **kwargs: Any) -> Any:
         with self._io_lock:
@@ -126,6 +135,12 @@ class DriverChannel(ChannelAdapter):
         kwargs["auto_decode"] = False
         super().__init__(connection, channel_id, **kwargs)
 
+    def dispatch_method(self, method_sig: Any, payload: Any, content: Any) -> Any:
+        """Dispatch one incoming method; an empty message body is ``b''``, never ``''``."""
+        if content is not None and not content.body_size:
+            content.body = b""
+        return super().dispatch_method(method_sig, payload, content)
+
     def after_broker_close(self) -> None:
         """Release the channel instead of opening it again.
 
@@ -152,6 +167,8 @@ class Driver(ConnectionAdapter):
     write_buffer: WriteBuffer | None = None
     #: How many holders share :attr:`write_buffer`.
     write_buffer_users = 0
+    #: The thread sending held frames nobody else sends in time (made with the first hold).
+    idle_flusher: IdleFlusher | None = None
     #: ``(socket, poller, is_tls)`` for :meth:`poll_events`, made on first use.
     _poll: tuple[Any, select.poll, bool] | None = None
 
@@ -219,7 +236,15 @@ class Driver(ConnectionAdapter):
         """Start (or join) coalescing outgoing frames; pair with :meth:`release_writes`."""
         buffer = self.write_buffer
         if buffer is None:
-            buffer = self.write_buffer = WriteBuffer(self.transport, limit)
+            transport = self.transport
+            guard = transport.io_lock if isinstance(transport, TLSSocketTransport) else None
+            buffer = self.write_buffer = WriteBuffer(transport, limit, guard=guard)
+            flusher = self.idle_flusher
+            if flusher is None:
+                flusher = self.idle_flusher = IdleFlusher(str(self.host))
+                # The thread holds no reference to us: it ends when we are collected.
+                weakref.finalize(self, flusher.stop)
+            flusher.watch(buffer)
         self.write_buffer_users += 1
         return buffer
 
@@ -237,7 +262,16 @@ class Driver(ConnectionAdapter):
             buffer.flush()
             return
         self.write_buffer, self.write_buffer_users = None, 0
+        if self.idle_flusher is not None:
+            self.idle_flusher.watch(None)
         buffer.close()
+
+    def drop_writes(self) -> None:
+        """Forget held frames without sending them, and end the idle flusher (teardown)."""
+        self.write_buffer, self.write_buffer_users = None, 0
+        flusher, self.idle_flusher = self.idle_flusher, None
+        if flusher is not None:
+            flusher.stop()
 
     # -- reading ---------------------------------------------------------------
 

@@ -11,18 +11,36 @@ What keeps that safe:
 * Frames enter the buffer whole and in order: py-amqp writes each frame (or
   each piece of a large one) under its frame-writer lock, and everything the
   connection sends goes through the buffer while it is installed, so nothing
-  overtakes a buffered publish.
+  overtakes a buffered publish. Every send, from whichever thread, takes the
+  buffer's lock, so two sends never interleave.
 * A write from any other thread than the owner's (the heartbeat thread) sends
   what is buffered, then itself, at once: heartbeats are never held back, and
   they also bound how long buffered frames can wait while the owner is busy.
 * The owner's own writes are sent once ``limit`` bytes are pending or the
   oldest pending byte is ``max_delay`` seconds old (checked on each write).
+* When nobody writes or reads -- the owner publishes once, then spends time
+  in its own code, with heartbeats off -- an :class:`IdleFlusher` sends what
+  is pending once its oldest byte is ``max_delay`` old (see below).
 * The driver calls :meth:`WriteBuffer.flush` before every read
   (:meth:`transports.amqp.driver.Driver.blocking_read`): nobody ever waits
   for a reply to frames that are still here.
 * :meth:`WriteBuffer.close` sends the rest and puts the transport back as it
   was. A failed send marks the transport disconnected (the stream is cut at
   an unknown point) and raises the socket error, which the caller translates.
+
+Why a thread per connection for the idle case. Only a thread can send while
+the owner is away in its own code, and the heartbeat thread exists only when
+heartbeats are on. A timer thread per batch would cost a thread start (about
+0.1 ms here) on every ``with producer.confirms():``, as much as a whole
+one-message batch; one process-wide timer would let a broker that stops
+reading one connection (a blocked connection fills its socket) stall the
+flushes of all the others. So each connection gets one :class:`IdleFlusher`
+thread with its first pipelined batch; it sleeps on a condition between
+batches, polls its buffer every ``max_delay`` during one (no cost on the
+publish path, and a pending byte waits at most about ``max_delay``), and ends
+when the connection is torn down or garbage-collected. Over TLS it sends
+under the transport's I/O lock, like the heartbeat thread, because an
+OpenSSL connection must not be written by one thread while another reads it.
 
 :class:`HeldWrites` is what ``AmqpChannel.buffered_writes()`` returns (a
 :class:`transports.base.WriteHold`): one holder of a connection's buffer
@@ -31,15 +49,20 @@ What keeps that safe:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from time import monotonic
 from types import TracebackType
 from typing import Any, Self
 
 from transports.amqp.pyamqp_internals import RawWrites
 
-__all__ = ["DEFAULT_LIMIT", "DEFAULT_MAX_DELAY", "HeldWrites", "WriteBuffer"]
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_MAX_DELAY", "HeldWrites", "IdleFlusher", "WriteBuffer"]
+
+logger = logging.getLogger(__name__)
 
 #: Bytes collected before they are sent.
 DEFAULT_LIMIT = 65536
@@ -57,13 +80,21 @@ class WriteBuffer:
         transport: a connected py-amqp transport.
         limit: send once this many bytes are pending.
         max_delay: send once the oldest pending byte is this many seconds old.
+        guard: held around a send from a thread that did not come through the
+            transport's ``write`` (:meth:`flush_idle`): the TLS transport's
+            I/O lock; nothing for plain sockets.
     """
 
     def __init__(
-        self, transport: Any, limit: int = DEFAULT_LIMIT, max_delay: float = DEFAULT_MAX_DELAY
+        self,
+        transport: Any,
+        limit: int = DEFAULT_LIMIT,
+        max_delay: float = DEFAULT_MAX_DELAY,
+        guard: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.limit = limit
         self.max_delay = max_delay
+        self._guard: AbstractContextManager[Any] = guard or contextlib.nullcontext()
         self.sends = 0  # socket writes made through the buffer (for tests and repr)
         self._socket_transport = transport
         self._pending = bytearray()
@@ -105,6 +136,29 @@ class WriteBuffer:
             with self._lock:
                 self._send_locked()
 
+    def due_in(self) -> float | None:
+        """Seconds until the oldest pending byte is ``max_delay`` old (``None``: nothing pending).
+
+        Read without the lock: a stale answer only moves the next look.
+        """
+        if not self._pending or self._closed:
+            return None
+        return self._since + self.max_delay - monotonic()
+
+    def flush_idle(self) -> bool:
+        """Send what is pending if its oldest byte is ``max_delay`` old; True if it did.
+
+        For a thread other than the owner's (:class:`IdleFlusher`).
+
+        Raises:
+            OSError: the send failed; the transport is marked disconnected.
+        """
+        with self._guard, self._lock:
+            if self._closed or not self._pending or monotonic() - self._since < self.max_delay:
+                return False
+            self._send_locked()
+            return True
+
     def close(self) -> None:
         """Send what is pending and give the transport its own writes back.
 
@@ -141,6 +195,84 @@ class WriteBuffer:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"pending={len(self._pending)}"
         return f"<WriteBuffer limit={self.limit} {state} sends={self.sends}>"
+
+
+class IdleFlusher:
+    """A connection's thread that sends held frames nobody else sends in time.
+
+    Started with the connection's first pipelined batch; :meth:`watch` gives
+    it the buffer of each batch (``None`` between batches, when it sleeps
+    until the next). While it watches a buffer it looks every ``max_delay``
+    and calls :meth:`WriteBuffer.flush_idle` once the oldest pending byte is
+    due. See the module docstring for why a thread per connection.
+
+    Args:
+        name: names the thread (the connection, for debugging).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._wake = threading.Condition(threading.Lock())
+        self._buffer: WriteBuffer | None = None
+        self._stopped = False
+        self.flushes = 0  # sends made by this thread (for tests and repr)
+        self._thread = threading.Thread(
+            target=self._run, name=f"brokerpool-write-flush {name}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def is_alive(self) -> bool:
+        """True until the thread has ended (after :meth:`stop`)."""
+        return self._thread.is_alive()
+
+    def watch(self, buffer: WriteBuffer | None) -> None:
+        """Look after ``buffer`` from now on (``None``: nothing to look after)."""
+        with self._wake:
+            self._buffer = buffer
+            self._wake.notify()
+
+    def stop(self) -> None:
+        """End the thread (it does not send what it watched); safe from any thread, repeatable."""
+        with self._wake:
+            self._stopped = True
+            self._buffer = None
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while (buffer := self._next_due()) is not None:
+            # Outside our lock: the send takes the buffer's (and, over TLS, the
+            # transport's) lock, which the owner may hold while it calls watch().
+            try:
+                sent = buffer.flush_idle()
+            except OSError as exc:
+                # The transport is marked disconnected: its owner finds out at
+                # its next call. Nothing more to send here.
+                logger.debug("idle flush failed: %r", exc)
+                self.watch(None)
+            else:
+                self.flushes += sent
+
+    def _next_due(self) -> WriteBuffer | None:
+        """Wait until the watched buffer has a byte due; ``None`` once stopped."""
+        wake = self._wake
+        with wake:
+            while not self._stopped:
+                buffer = self._buffer
+                if buffer is None:
+                    wake.wait()
+                    continue
+                due = buffer.due_in()
+                if due is not None and due <= 0:
+                    return buffer
+                # Nothing pending: look again in max_delay, which bounds the wait
+                # of a byte that arrives meanwhile to about max_delay.
+                wake.wait(buffer.max_delay if due is None else due)
+            return None
+
+    def __repr__(self) -> str:
+        with self._wake:
+            state = "stopped" if self._stopped else "watching" if self._buffer else "idle"
+        return f"<IdleFlusher {state} flushes={self.flushes}>"
 
 
 class HeldWrites:

@@ -28,6 +28,7 @@ from transports._shared.replies import (
     not_implemented,
 )
 from transports._shared.unbuffered import UNBUFFERED
+from transports._shared.validation import check_properties, check_route
 from transports.memory.broker import (
     LOCK,
     ChannelCore,
@@ -269,7 +270,13 @@ class MemoryChannel(ChannelCore):
     # -- publishing -------------------------------------------------------------
 
     def prepare_message(self, body: bytes, **properties: Any) -> Message:
-        """Build a message for :meth:`basic_publish`."""
+        """Build a message for :meth:`basic_publish`.
+
+        Raises:
+            broker.errors.ConfigurationError: a property or header RabbitMQ
+                would refuse (see :mod:`transports._shared.validation`).
+        """
+        check_properties(properties)
         if type(body) is not bytes:
             return prepared(body, properties)
         # prepared(), inlined for the usual bytes body: a producer's every publish.
@@ -291,7 +298,13 @@ class MemoryChannel(ChannelCore):
         mandatory: bool = False,
         immediate: bool = False,
     ) -> None:
-        """Route a message to its queues now (raises NotFound for a missing exchange)."""
+        """Route a message to its queues now (raises NotFound for a missing exchange).
+
+        Raises:
+            broker.errors.ConfigurationError: ``exchange`` or ``routing_key`` is
+                not a str of at most 255 bytes; nothing was routed.
+        """
+        check_route(exchange, routing_key)
         if immediate:
             with self._guard:
                 raise not_implemented("immediate=true")

@@ -31,6 +31,7 @@ from transports._shared.replies import (
     precondition,
 )
 from transports._shared.unbuffered import UNBUFFERED
+from transports._shared.validation import check_properties, check_route
 from transports.redis.consuming import Consumer, Consuming, ConsumingHost, flag
 from transports.redis.message import Message, encode, headers_json
 
@@ -287,6 +288,13 @@ class RedisChannel:
     # -- publishing -------------------------------------------------------------------------
 
     def prepare_message(self, body: bytes, **properties: Any) -> Message:
+        """Build a message for :meth:`basic_publish`.
+
+        Raises:
+            broker.errors.ConfigurationError: a property or header RabbitMQ
+                would refuse (see :mod:`transports._shared.validation`).
+        """
+        check_properties(properties)
         return Message(body, **properties)
 
     @property
@@ -309,15 +317,20 @@ class RedisChannel:
         mandatory: bool = False,
         immediate: bool = False,
     ) -> None:
-        """Route and store a message; an unroutable ``mandatory`` one goes to ``on_return``."""
+        """Route and store a message; an unroutable ``mandatory`` one goes to ``on_return``.
+
+        Raises:
+            broker.errors.ConfigurationError: ``exchange`` or ``routing_key`` is
+                not a str of at most 255 bytes; nothing was stored.
+        """
+        check_route(exchange, routing_key)
         if immediate:
             self.fail(not_implemented("immediate=true"))
         properties = dict(getattr(msg, "properties", None) or {})
         body = msg.body if type(msg.body) is bytes else coerce_body(msg.body, properties)
         item = encode(body, properties, exchange, routing_key)
-        priority = properties.get("priority") or 0
         routed = self.call("publish", exchange, routing_key, item, headers_json(properties),
-                            priority if isinstance(priority, int) else 0)  # fmt: skip
+                            properties.get("priority") or 0)  # fmt: skip
         if not routed and mandatory and self.on_return is not None:
             returned = Message(body, **properties)
             returned.channel = self

@@ -19,9 +19,9 @@ import datetime
 import decimal
 import json
 import struct
+from collections.abc import Mapping
 from typing import Any
 
-from broker.errors import ConfigurationError
 from transports._shared.properties import coerce_body, drop_unknown
 
 __all__ = ["Message", "decode", "encode", "headers_json"]
@@ -37,12 +37,10 @@ def _tagged(value: Any) -> Any:
         return {"$datetime": value.isoformat()}
     if isinstance(value, decimal.Decimal):
         return {"$decimal": str(value)}
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
-    raise ConfigurationError(
-        f"a message property or header holds {type(value).__name__} {value!r}; the redis "
-        "transport stores str, int, float, bool, None, bytes, datetime, Decimal, lists and dicts"
-    )
+    if isinstance(value, Mapping):
+        return dict(value)  # application_headers may be any mapping
+    # Published properties were checked (transports._shared.validation) before they got here.
+    raise TypeError(f"{type(value).__name__} is not a field-table value")
 
 
 def _untagged(obj: dict[str, Any]) -> Any:
