@@ -285,7 +285,7 @@ class PoolState(Generic[T, W]):
         """Work out what the lock-free checkout and return may do until the next decision.
 
         Every decision that changes the state ends with this (see
-        :func:`_publishes`); the lock-free steps read the result.
+        ``_publishes``); the lock-free steps read the result.
         """
         if not self.lock_free:
             return  # (-inf and -1 from the start: every step takes the lock)

@@ -1,6 +1,6 @@
 """Fork handling shared by every pool: after ``os.fork()`` the child starts empty.
 
-Every pool registers a reset here. In a forked child, :func:`os.register_at_fork`
+Every pool registers a reset here. In a forked child, ``os.register_at_fork``
 updates :data:`PROCESS` and runs each live pool's reset; pools also compare
 ``PROCESS.pid`` with the pid they were made in on every acquire, which costs no
 system call. The hook runs for ``os.fork()``, multiprocessing, gunicorn and
@@ -19,13 +19,17 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["PROCESS", "abandon", "register"]
+__all__ = ["PROCESS", "Abandoning", "abandon", "register"]
 
 logger = logging.getLogger("broker.pool")
 
 
-class _Abandoning(Protocol):
-    def abandon_resource(self, obj: Any) -> None: ...
+class Abandoning(Protocol):
+    """A pool that can forget an item inherited from the parent process."""
+
+    def abandon_resource(self, obj: Any) -> None:
+        """Forget ``obj`` without any I/O (its socket belongs to the parent)."""
+        ...
 
 
 class _Process:
@@ -54,7 +58,7 @@ def register(reset: Callable[[], None]) -> None:
     _resets.add(weakref.WeakMethod(reset, _resets.discard))
 
 
-def abandon(pool: _Abandoning, obj: object) -> None:
+def abandon(pool: Abandoning, obj: object) -> None:
     """Forget ``obj``, made by another process, without any I/O on it."""
     _inherited.append(obj)
     try:

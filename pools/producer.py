@@ -42,7 +42,7 @@ class PooledProducer(Lease["Producer"]):
 
     @classmethod
     def maker(cls: type[P], pool: LeaseOwner[Any]) -> Callable[[Entry[Any]], P]:
-        """Leases of ``pool``, each without a connection until :meth:`_ride`."""
+        """Leases of ``pool``, each without a connection until it is given one."""
         make_lease = super().maker(pool)
 
         def make(entry: Entry[Any]) -> P:
