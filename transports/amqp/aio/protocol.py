@@ -57,7 +57,7 @@ class AmqpProtocol(asyncio.Protocol):
         self._sink = sink
         self._loop = loop
         self._decoder = FrameDecoder(sink.on_method)
-        self._transport: asyncio.Transport | None = None
+        self._stream: asyncio.Transport | None = None
         self._out = bytearray()
         self._flush_scheduled = False
         self._paused = False
@@ -74,7 +74,7 @@ class AmqpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._stream = transport
         transport.write(PROTOCOL_HEADER)
 
     def data_received(self, data: bytes) -> None:
@@ -91,7 +91,7 @@ class AmqpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_heartbeats()
         self.closed = True
-        self._transport = None
+        self._stream = None
         self._out.clear()
         resumed, self._resumed = self._resumed, None
         if resumed is not None and not resumed.done():
@@ -124,7 +124,7 @@ class AmqpProtocol(asyncio.Protocol):
     def flush(self) -> None:
         """Send everything queued now."""
         self._flush_scheduled = False
-        transport = self._transport
+        transport = self._stream
         if not self._out or transport is None:
             return
         data = bytes(self._out)
@@ -162,7 +162,7 @@ class AmqpProtocol(asyncio.Protocol):
                 )
             )
             return
-        if now - self._last_write >= interval / 2 and self._transport is not None:
+        if now - self._last_write >= interval / 2 and self._stream is not None:
             self._out += HEARTBEAT_FRAME
             self.flush()
         self._timer = self._loop.call_later(interval / 2, self._beat)
@@ -177,7 +177,7 @@ class AmqpProtocol(asyncio.Protocol):
     def close(self) -> None:
         """Send what is queued, then close the socket."""
         self._stop_heartbeats()
-        transport = self._transport
+        transport = self._stream
         if transport is not None:
             self.flush()
             transport.close()
@@ -187,7 +187,7 @@ class AmqpProtocol(asyncio.Protocol):
         self._stop_heartbeats()
         if exc is not None and self._lost is None:
             self._lost = exc
-        transport = self._transport
+        transport = self._stream
         if transport is not None:
             transport.abort()
 

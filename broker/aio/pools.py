@@ -1,0 +1,416 @@
+"""Bounded pools of asyncio connections, channels and producers, and per-broker pool groups.
+
+``pool.acquire(block=None, timeout=None)`` follows kombu: when the limit is
+reached it raises :class:`~broker.errors.ConnectionLimitExceeded` /
+:class:`~broker.errors.ChannelLimitExceeded` at once, or, with a ``timeout``
+(or ``block=True``), after waiting that long for an item to come back.
+``block=True`` without a timeout waits as long as it takes. The result is
+both awaitable and an async context manager::
+
+    async with pool.acquire(timeout=1) as conn:      # conn is the pooled object
+        ...
+    lease = await pool.acquire(timeout=1)            # or hold the lease
+    await lease.release()
+
+Releasing twice gives the item back once; an item found broken on return or
+on checkout is closed and replaced, never handed out again. Cancelling a
+task inside ``acquire`` (waiting, or while a new item is being connected)
+leaves the pool consistent: the task holds nothing, its place goes to the
+next waiter. Everything runs on one event loop, so no lock is needed: each
+decision is made in one synchronous step between awaits.
+
+``broker.aio.pools.connections[conn]`` and ``producers[conn]`` are the
+process-wide pools for every connection with the same URLs and options (its
+``identity``), as :mod:`pools.groups` on the synchronous side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Awaitable, Callable, Generator, Hashable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from broker.errors import (
+    BrokerError,
+    ChannelLimitExceeded,
+    ConfigurationError,
+    ConnectionLimitExceeded,
+    LimitExceeded,
+)
+from transports.base_aio import AsyncChannel
+
+if TYPE_CHECKING:
+    from broker.aio.connection import Connection
+    from broker.aio.producer import Producer
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "ChannelPool",
+    "ConnectionPool",
+    "Lease",
+    "PoolGroup",
+    "ProducerPool",
+    "ResourcePool",
+    "connections",
+    "producers",
+    "reset",
+]
+
+#: The limit of the pools in :data:`connections` and :data:`producers`.
+DEFAULT_LIMIT = 10
+
+T = TypeVar("T")
+
+
+class Lease(Generic[T]):
+    """What a borrower holds: the pooled object until :meth:`release`."""
+
+    __slots__ = ("_pool", "_resource", "released")
+
+    def __init__(self, pool: ResourcePool[T], resource: T) -> None:
+        self._pool = pool
+        self._resource = resource
+        self.released = False
+
+    @property
+    def resource(self) -> T:
+        """The pooled object."""
+        return self._resource
+
+    async def release(self) -> None:
+        """Give the object back (once; a second call does nothing)."""
+        if not self.released:
+            self.released = True
+            await self._pool.give_back(self._resource)
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else "held"
+        return f"<aio.Lease {state} {self._resource!r}>"
+
+
+class _Acquisition(Generic[T]):
+    """``pool.acquire(...)``: await it for a :class:`Lease`, or ``async with`` it for the object."""
+
+    __slots__ = ("_block", "_lease", "_pool", "_timeout")
+
+    def __init__(self, pool: ResourcePool[T], block: bool, timeout: float | None) -> None:
+        self._pool, self._block, self._timeout = pool, block, timeout
+        self._lease: Lease[T] | None = None
+
+    def __await__(self) -> Generator[Any, None, Lease[T]]:
+        return self._pool.lease(self._block, self._timeout).__await__()
+
+    async def __aenter__(self) -> T:
+        self._lease = await self._pool.lease(self._block, self._timeout)
+        return self._lease.resource
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            if exc is not None and self._pool.is_broken_error(exc):
+                await self._pool.discard(lease)
+            else:
+                await lease.release()
+
+
+class ResourcePool(Generic[T]):
+    """A bounded asyncio pool; what it holds is made, checked and closed by the callables given.
+
+    Args:
+        create: makes a new item (a coroutine function).
+        usable: whether an item may be handed out / kept (no I/O).
+        dispose: closes an item that leaves the pool.
+        limit: the most items in use at once (``None``: no limit).
+        error: the :class:`~broker.errors.LimitExceeded` subclass to raise.
+        broken: the error classes that, raised inside ``async with``, mean the item is broken.
+    """
+
+    def __init__(
+        self,
+        create: Callable[[], Awaitable[T]],
+        usable: Callable[[T], bool],
+        dispose: Callable[[T], Awaitable[None]],
+        limit: int | None,
+        error: type[LimitExceeded],
+        broken: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ConfigurationError(f"limit must be an integer >= 1 or None, got {limit!r}")
+        self._create, self._usable, self._dispose = create, usable, dispose
+        self.limit = limit
+        self._error = error
+        self._broken = broken
+        self._idle: collections.deque[T] = collections.deque()
+        self._in_use = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.is_closed = False
+
+    # -- counts ---------------------------------------------------------------------
+
+    @property
+    def in_use(self) -> int:
+        """Items lent out now (and being made for a borrower)."""
+        return self._in_use
+
+    @property
+    def idle(self) -> int:
+        """Items waiting in the pool."""
+        return len(self._idle)
+
+    @property
+    def waiting(self) -> int:
+        """Borrowers waiting for an item."""
+        return sum(1 for w in self._waiters if not w.done())
+
+    def is_broken_error(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised while the item was borrowed, means the item is broken."""
+        return isinstance(exc, self._broken)
+
+    # -- borrowing ------------------------------------------------------------------
+
+    def acquire(self, block: bool | None = None, timeout: float | None = None) -> _Acquisition[T]:
+        """Borrow an item; see the module docstring for ``block`` and ``timeout``.
+
+        Raises:
+            LimitExceeded: (the pool's own subclass) the limit is reached and
+                no item came back in time.
+        """
+        if block is None:
+            block = timeout is not None
+        return _Acquisition(self, block, timeout)
+
+    async def lease(self, block: bool, timeout: float | None) -> Lease[T]:
+        """Borrow an item (what awaiting :meth:`acquire` does)."""
+        if self.is_closed:
+            raise ConfigurationError(f"{self!r} is closed")
+        if self.limit is not None and self._in_use >= self.limit:
+            if not block:
+                raise self._error(f"{self._limit_text()}")
+            await self._wait_for_room(timeout)
+        self._in_use += 1  # taken in the same step as the check: nobody else got it
+        try:
+            item = await self._checkout()
+        except BaseException:
+            self._in_use -= 1
+            self._wake_next()
+            raise
+        return Lease(self, item)
+
+    async def _checkout(self) -> T:
+        while self._idle:
+            item = self._idle.pop()
+            if self._usable(item):
+                return item
+            await self._dispose(item)
+        return await self._create()
+
+    async def _wait_for_room(self, timeout: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                while self.limit is not None and self._in_use >= self.limit:
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._waiters.append(waiter)
+                    try:
+                        await waiter
+                    except asyncio.CancelledError:
+                        if waiter.done() and not waiter.cancelled():
+                            self._wake_next()  # we were woken but leave: pass it on
+                        raise
+                    finally:
+                        with contextlib.suppress(ValueError):
+                            self._waiters.remove(waiter)
+        except TimeoutError:
+            raise self._error(f"{self._limit_text()} (waited {timeout} s)") from None
+
+    def _wake_next(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _limit_text(self) -> str:
+        return f"{type(self).__name__} limit of {self.limit} reached ({self._in_use} in use)"
+
+    # -- returning ------------------------------------------------------------------
+
+    async def give_back(self, item: T) -> None:
+        """Return a borrowed item: kept if usable, else closed."""
+        self._in_use -= 1
+        try:
+            if self.is_closed or not self._usable(item):
+                await self._dispose(item)
+            else:
+                self._idle.append(item)
+        finally:
+            self._wake_next()
+
+    async def discard(self, lease: Lease[T]) -> None:
+        """Close a borrowed item instead of returning it (it broke)."""
+        if not lease.released:
+            lease.released = True
+            self._in_use -= 1
+            try:
+                await self._dispose(lease.resource)
+            finally:
+                self._wake_next()
+
+    async def close(self) -> None:
+        """Close every idle item; items out are closed when they come back."""
+        self.is_closed = True
+        idle, self._idle = list(self._idle), collections.deque()
+        for item in idle:
+            with contextlib.suppress(BrokerError):
+                await self._dispose(item)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    force_close_all = close
+
+    def __repr__(self) -> str:
+        return (
+            f"<aio.{type(self).__name__} limit={self.limit} in_use={self._in_use} "
+            f"idle={len(self._idle)} waiting={self.waiting}>"
+        )
+
+
+class ConnectionPool(ResourcePool["Connection"]):
+    """Connections like ``connection`` (clones of it), connected on first use.
+
+    Args:
+        connection: the model; its clones are pooled, it is not.
+        limit: the most connections in use at once.
+    """
+
+    def __init__(self, connection: Connection, limit: int | None = None) -> None:
+        self.connection = connection
+        super().__init__(
+            self._connect, _connection_usable, _close_connection, limit,
+            ConnectionLimitExceeded, connection.recoverable_connection_errors,
+        )  # fmt: skip
+
+    async def _connect(self) -> Connection:
+        return await self.connection.clone().connect()
+
+
+def _connection_usable(conn: Connection) -> bool:
+    return conn.verify()
+
+
+async def _close_connection(conn: Connection) -> None:
+    await conn.close()
+
+
+class ChannelPool(ResourcePool[AsyncChannel]):
+    """Channels of one connection, opened on first use.
+
+    Args:
+        connection: the :class:`broker.aio.Connection` the channels belong to.
+        limit: the most channels in use at once.
+    """
+
+    def __init__(self, connection: Connection, limit: int | None = None) -> None:
+        self.connection = connection
+        super().__init__(
+            connection.channel, _channel_usable, _close_channel, limit, ChannelLimitExceeded,
+            connection.recoverable_channel_errors + connection.recoverable_connection_errors,
+        )  # fmt: skip
+
+
+def _channel_usable(channel: AsyncChannel) -> bool:
+    return channel.is_open
+
+
+async def _close_channel(channel: AsyncChannel) -> None:
+    if channel.is_open:
+        await channel.close()
+
+
+class ProducerPool(ResourcePool["Producer"]):
+    """Producers sharing one connection like ``connection`` (asyncio needs no more than one).
+
+    Args:
+        connection: the model; the pool connects a clone of it on first use.
+        limit: the most producers in use at once.
+    """
+
+    def __init__(self, connection: Connection, limit: int | None = None, **options: Any) -> None:
+        self.connection = connection.clone()
+        self._options = options
+        super().__init__(
+            self._producer, _producer_usable, _close_producer, limit, ConnectionLimitExceeded
+        )
+
+    async def _producer(self) -> Producer:
+        from broker.aio.producer import Producer
+
+        return Producer(self.connection, **self._options)
+
+    async def close(self) -> None:
+        """Close the producers and the shared connection."""
+        await super().close()
+        await self.connection.close()
+
+
+def _producer_usable(producer: Producer) -> bool:
+    return True  # a producer reopens its channel (and reconnects) when it publishes
+
+
+async def _close_producer(producer: Producer) -> None:
+    await producer.close()
+
+
+P = TypeVar("P", bound=ResourcePool[Any])
+
+
+class PoolGroup(Generic[P]):
+    """Pools keyed by connection identity, created on first use."""
+
+    def __init__(self, create: Callable[[Connection], P]) -> None:
+        self._create = create
+        self._pools: dict[Hashable, P] = {}
+
+    def __getitem__(self, connection: Connection) -> P:
+        key = connection.identity
+        pool = self._pools.get(key)
+        if pool is None or pool.is_closed:
+            pool = self._pools[key] = self._create(connection)
+        return pool
+
+    def __len__(self) -> int:
+        return len(self._pools)
+
+    async def close(self) -> None:
+        """Close every pool of the group."""
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.close()
+
+    def __repr__(self) -> str:
+        return f"<aio.PoolGroup pools={len(self._pools)}>"
+
+
+#: ``connections[conn]``: the connection pool for ``conn``'s broker(s).
+connections: PoolGroup[ConnectionPool] = PoolGroup(
+    lambda conn: ConnectionPool(conn, limit=DEFAULT_LIMIT)
+)
+#: ``producers[conn]``: the producer pool for ``conn``'s broker(s).
+producers: PoolGroup[ProducerPool] = PoolGroup(lambda conn: ProducerPool(conn, limit=DEFAULT_LIMIT))
+
+
+async def reset() -> None:
+    """Close every pool of both groups (tests, shutdown)."""
+    await connections.close()
+    await producers.close()
