@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-from broker.errors import ConfirmTimeout
+from broker.errors import ConfirmTimeout, RecoverableChannelError
 from broker.messaging.confirms import (
     DEFAULT_CONFIRM_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -100,6 +100,7 @@ class ConfirmTracker(ConfirmLedger):
             except TimeoutError:
                 if tag in self.pending:
                     raise _timeout(1, timeout, is_blocked()) from None
+            self._check_open()
 
     async def wait_below(self, count: int, deadline: float, drain: Drain) -> bool:
         """Wait until at most ``count`` publishes are outstanding; False at ``deadline``."""
@@ -112,7 +113,18 @@ class ConfirmTracker(ConfirmLedger):
                 await drain(remaining)
             except TimeoutError:
                 return len(pending) <= count
+            self._check_open()
         return True
+
+    def _check_open(self) -> None:
+        # The broker closed the channel (say, a publish to a missing exchange):
+        # no confirm will come for what is pending.
+        if self.pending and not self.channel.is_open:
+            self.broken = True
+            raise RecoverableChannelError(
+                f"channel {self.channel.channel_id} was closed by the broker with "
+                f"{len(self.pending)} publish(es) unconfirmed; whether it stored them is unknown"
+            )
 
     def detach(self) -> None:
         """Stop listening on the channel (it is being replaced)."""

@@ -34,6 +34,8 @@ __all__ = ["AsyncMemoryChannel", "AsyncMemoryConnection", "AsyncTransport"]
 
 #: Most ready deliveries dispatched in one turn of the event loop.
 PUMP_BATCH = 256
+#: A publishing task yields to the loop once per this many publishes (they never wait).
+PUBLISHES_PER_YIELD = 128
 
 
 class AsyncMemoryChannel:
@@ -48,6 +50,7 @@ class AsyncMemoryChannel:
         self.channel_id = channel.channel_id
         self.owner = channel.owner
         self.confirm_listener: base.ConfirmListener | None = None
+        self._unyielded = 0
 
     @property
     def on_return(self) -> base.ReturnCallback | None:
@@ -185,7 +188,16 @@ class AsyncMemoryChannel:
         mandatory: bool = False,
         immediate: bool = False,
     ) -> None:
-        """Route a message to its queues now."""
+        """Route a message to its queues now.
+
+        A publish never waits; every :data:`PUBLISHES_PER_YIELD` publishes the
+        task yields to the loop first, so that a publishing loop lets
+        consumers and timers run.
+        """
+        self._unyielded += 1
+        if self._unyielded >= PUBLISHES_PER_YIELD:
+            self._unyielded = 0
+            await asyncio.sleep(0)
         self._channel.basic_publish(msg, exchange, routing_key, mandatory, immediate)
 
     async def basic_get(self, queue: str = "", no_ack: bool = False) -> Message | None:
