@@ -206,7 +206,7 @@ class Consumer:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Message]:
-        if not self._active:
+        if not self._active and self._inbox.empty():  # not after a cancel it has yet to report
             await self.consume()
         while True:
             item = await self._inbox.get()
@@ -224,7 +224,7 @@ class Consumer:
         Raises:
             TimeoutError: nothing arrived in time.
         """
-        if not self._active:
+        if not self._active and self._inbox.empty():
             await self.consume()
         async with asyncio.timeout(timeout):
             while True:
