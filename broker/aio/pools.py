@@ -64,6 +64,9 @@ DEFAULT_LIMIT = 10
 
 T = TypeVar("T")
 
+#: "No item ready" (items may be anything, ``None`` included).
+_NONE: Any = object()
+
 
 class Lease(Generic[T]):
     """What a borrower holds: the pooled object until :meth:`release`."""
@@ -94,18 +97,24 @@ class Lease(Generic[T]):
 class _Acquisition(Generic[T]):
     """``pool.acquire(...)``: await it for a :class:`Lease`, or ``async with`` it for the object."""
 
-    __slots__ = ("_block", "_lease", "_pool", "_timeout")
+    __slots__ = ("_block", "_held", "_item", "_pool", "_timeout")
 
     def __init__(self, pool: ResourcePool[T], block: bool, timeout: float | None) -> None:
         self._pool, self._block, self._timeout = pool, block, timeout
-        self._lease: Lease[T] | None = None
+        self._held = False
+        self._item: T
 
     def __await__(self) -> Generator[Any, None, Lease[T]]:
         return self._pool.lease(self._block, self._timeout).__await__()
 
     async def __aenter__(self) -> T:
-        self._lease = await self._pool.lease(self._block, self._timeout)
-        return self._lease.resource
+        pool = self._pool
+        item: T = pool.take_ready()  # the common case: an idle item, no waiting
+        if item is _NONE:
+            item = (await pool.lease(self._block, self._timeout)).resource
+        self._item = item
+        self._held = True
+        return item
 
     async def __aexit__(
         self,
@@ -113,12 +122,12 @@ class _Acquisition(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            if exc is not None and self._pool.is_broken_error(exc):
-                await self._pool.discard(lease)
-            else:
-                await lease.release()
+        if not self._held:
+            return
+        self._held = False
+        pool, item = self._pool, self._item
+        if (exc is not None and pool.is_broken_error(exc)) or not pool.keep(item):
+            await pool.dispose(item)
 
 
 class ResourcePool(Generic[T]):
@@ -189,6 +198,21 @@ class ResourcePool(Generic[T]):
             block = timeout is not None
         return _Acquisition(self, block, timeout)
 
+    def take_ready(self) -> Any:
+        """An idle, usable item if one is there and the limit allows (counted as in use);
+        else :data:`_NONE`. No waiting, no I/O."""
+        idle = self._idle
+        if not idle or self.is_closed or self._waiters:
+            return _NONE  # the waiters go first
+        if self.limit is not None and self._in_use >= self.limit:
+            return _NONE
+        item = idle.pop()
+        if not self._usable(item):
+            idle.append(item)  # lease() closes it, outside this synchronous step
+            return _NONE
+        self._in_use += 1
+        return item
+
     async def lease(self, block: bool, timeout: float | None) -> Lease[T]:
         """Borrow an item (what awaiting :meth:`acquire` does)."""
         if self.is_closed:
@@ -247,24 +271,30 @@ class ResourcePool(Generic[T]):
 
     async def give_back(self, item: T) -> None:
         """Return a borrowed item: kept if usable, else closed."""
+        if not self.keep(item):
+            await self.dispose(item)
+
+    def keep(self, item: T) -> bool:
+        """Take a borrowed item back; False when it must be closed (see :meth:`dispose`)."""
         self._in_use -= 1
-        try:
-            if self.is_closed or not self._usable(item):
-                await self._dispose(item)
-            else:
-                self._idle.append(item)
-        finally:
+        if self._waiters:
             self._wake_next()
+        if self.is_closed or not self._usable(item):
+            return False
+        self._idle.append(item)
+        return True
+
+    async def dispose(self, item: T) -> None:
+        """Close an item that leaves the pool."""
+        await self._dispose(item)
 
     async def discard(self, lease: Lease[T]) -> None:
         """Close a borrowed item instead of returning it (it broke)."""
         if not lease.released:
             lease.released = True
             self._in_use -= 1
-            try:
-                await self._dispose(lease.resource)
-            finally:
-                self._wake_next()
+            self._wake_next()
+            await self.dispose(lease.resource)
 
     async def close(self) -> None:
         """Close every idle item; items out are closed when they come back."""

@@ -24,7 +24,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol
 
-import amqp
 from amqp import spec
 from amqp.exceptions import ChannelError as DriverChannelError
 from amqp.exceptions import error_for_code
@@ -32,7 +31,7 @@ from amqp.serialization import dumps
 
 from broker.errors import BrokerError, RecoverableConnectionError
 from transports._shared.replies import channel_closed
-from transports.amqp.aio.frames import FrameEncoder, arguments
+from transports.amqp.aio.frames import FrameEncoder, OutgoingMessage, arguments
 from transports.amqp.aio.protocol import AmqpProtocol
 from transports.amqp.errors import translate
 from transports.base import ConfirmListener, MessageCallback, QueueDeclareOk, ReturnCallback
@@ -44,7 +43,6 @@ logger = logging.getLogger(__name__)
 #: Seconds a synchronous method may wait for its reply before the link is declared dead.
 RPC_TIMEOUT = 30.0
 
-_PUBLISH = spec.Basic.Publish
 _ARGS_CACHE_SIZE = 64
 _OPEN_OK = frozenset({spec.Channel.OpenOk})
 _CLOSE_OK = frozenset({spec.Channel.CloseOk})
@@ -427,9 +425,17 @@ class AsyncAmqpChannel:
 
     # -- publishing -------------------------------------------------------------------
 
-    def prepare_message(self, body: bytes, **properties: Any) -> Any:
-        """Build a py-amqp message; ``properties`` are AMQP basic properties."""
-        return amqp.Message(body, **properties)
+    def prepare_message(self, body: bytes, **properties: Any) -> OutgoingMessage:
+        """Build a message for :meth:`basic_publish`; ``properties`` are AMQP basic properties.
+
+        ``None`` values are dropped and a text body is encoded (naming its
+        encoding), as py-amqp does.
+        """
+        if None in properties.values():
+            properties = {k: v for k, v in properties.items() if v is not None}
+        if isinstance(body, str):
+            body = body.encode(properties.setdefault("content_encoding", "utf-8"))
+        return OutgoingMessage(body, properties)
 
     async def basic_publish(
         self,
@@ -457,7 +463,7 @@ class AsyncAmqpChannel:
             args = self._publish_args[key] = dumps(
                 "Bssbb", (0, exchange, routing_key, mandatory, immediate)
             )
-        self._encoder.content(self.channel_id, _PUBLISH, args, msg)
+        self._encoder.publish(self.channel_id, args, msg)
 
     # -- consuming --------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ a method's arguments by the format of :data:`INCOMING`.
 Encoding: :class:`FrameEncoder` wraps py-amqp's ``frame_writer``, which packs
 a method (with its content, if any) into one buffer and writes it in one
 call: the frames of one publish are never split by another task's frames.
+Publishing is the hot path, and most of py-amqp's cost there is encoding the
+same few properties again for every message; :meth:`FrameEncoder.publish`
+keeps the encoded property list of each set of plain properties (encoded once
+by ``frame_writer`` itself) and packs the three frames around it.
 
 Only public py-amqp functions are used (``amqp.method_framing``,
 ``amqp.serialization``, ``amqp.spec``).
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from amqp import spec
+from amqp.basic_message import Message
 from amqp.method_framing import frame_handler, frame_writer
 from amqp.serialization import dumps, loads
 
@@ -32,6 +37,7 @@ __all__ = [
     "FrameDecoder",
     "FrameEncoder",
     "MethodCallback",
+    "OutgoingMessage",
     "arguments",
 ]
 
@@ -82,6 +88,14 @@ INCOMING: dict[tuple[int, int], str] = {
 }
 
 _HEADER = struct.Struct(">BHI")
+_CONTENT_HEADER = struct.Struct(">HHQ")
+_FRAME_END = bytes([FRAME_END])
+_BASIC_CLASS = spec.Basic.CLASS_ID
+_PUBLISH_METHOD = struct.pack(">HH", *spec.Basic.Publish)
+#: Encoded property lists kept (one per distinct set of plain properties, mostly a handful).
+_PROPERTIES_CACHE_SIZE = 256
+#: Property values that can be part of a cache key (a table cannot).
+_PLAIN = (str, int, float, bytes, type(None))
 
 
 def arguments(method_sig: tuple[int, int], buf: bytes) -> tuple[Any, ...]:
@@ -148,15 +162,41 @@ class FrameDecoder:
         return count
 
 
+class OutgoingMessage:
+    """A message to publish: a body and AMQP basic properties by py-amqp name."""
+
+    __slots__ = ("body", "properties")
+
+    def __init__(self, body: bytes, properties: dict[str, Any]) -> None:
+        self.body = body
+        self.properties = properties
+
+    def __repr__(self) -> str:
+        return f"<OutgoingMessage size={len(self.body)} properties={self.properties!r}>"
+
+
+class _Capture:
+    """A ``transport`` for ``frame_writer`` that keeps what it writes."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: Any) -> None:
+        self.data += bytes(data)
+
+
 class FrameEncoder:
     """Methods and messages in, frames out: ``write(data)`` gets each method's frames at once."""
 
-    __slots__ = ("_counters", "_write_frame", "write")
+    __slots__ = ("_counters", "_properties", "_write_frame", "write")
 
     def __init__(self, write: Callable[[Any], None], frame_max: int) -> None:
         self.write = write
         self._counters = _Counters(frame_max)
         self._write_frame = frame_writer(self._counters, self)
+        self._properties: dict[tuple[tuple[str, Any], ...], bytes] = {}
 
     @property
     def frame_max(self) -> int:
@@ -177,3 +217,49 @@ class FrameEncoder:
     def content(self, channel: int, method_sig: tuple[int, int], args: bytes, message: Any) -> None:
         """Write a method with content (method, header and body frames) in one write."""
         self._write_frame(1, channel, method_sig, args, message)
+
+    def publish(self, channel: int, args: bytes, message: OutgoingMessage) -> None:
+        """Write a ``basic.publish`` of ``message`` (``args``: its encoded arguments) at once."""
+        body, properties = message.body, message.properties
+        key = tuple(properties.items())
+        encoded = self._properties.get(key)
+        if encoded is None:
+            if not all(type(value) in _PLAIN for value in properties.values()):
+                self.content(channel, spec.Basic.Publish, args, _py_amqp_message(message))
+                return
+            encoded = self._encode_properties(properties)
+            if len(self._properties) >= _PROPERTIES_CACHE_SIZE:
+                self._properties.clear()
+            self._properties[key] = encoded
+        size = len(body)
+        if size + len(args) + len(encoded) + 64 > self._counters.frame_max:
+            # Several body frames: py-amqp's writer splits them.
+            self.content(channel, spec.Basic.Publish, args, _py_amqp_message(message))
+            return
+        method = _PUBLISH_METHOD + args
+        header = _CONTENT_HEADER.pack(_BASIC_CLASS, 0, size) + encoded
+        pack = _HEADER.pack
+        self.write(
+            b"".join((
+                pack(1, channel, len(method)), method, _FRAME_END,
+                pack(2, channel, len(header)), header, _FRAME_END,
+                pack(3, channel, size), body, _FRAME_END,
+            ))
+        )  # fmt: skip
+
+    def _encode_properties(self, properties: dict[str, Any]) -> bytes:
+        """py-amqp's encoding of a property list: what its own writer puts in a header frame."""
+        capture = _Capture()
+        frame_writer(_Counters(self._counters.frame_max), capture)(
+            1, 0, spec.Basic.Publish, b"", _py_amqp_message(OutgoingMessage(b"", properties))
+        )
+        data = capture.data
+        _, _, method_size = _HEADER.unpack_from(data, 0)
+        header_at = 8 + method_size
+        _, _, header_size = _HEADER.unpack_from(data, header_at)
+        # A header frame's payload: class id, weight, body size (12 bytes), then the list.
+        return data[header_at + 7 + 12 : header_at + 7 + header_size]
+
+
+def _py_amqp_message(message: OutgoingMessage) -> Message:
+    return Message(message.body, **message.properties)
