@@ -222,7 +222,10 @@ class FrameEncoder:
         """Write a ``basic.publish`` of ``message`` (``args``: its encoded arguments) at once."""
         body, properties = message.body, message.properties
         key = tuple(properties.items())
-        encoded = self._properties.get(key)
+        try:
+            encoded = self._properties.get(key)
+        except TypeError:  # a table (headers) among the values: not cacheable
+            encoded = None
         if encoded is None:
             if not all(type(value) in _PLAIN for value in properties.values()):
                 self.content(channel, spec.Basic.Publish, args, _py_amqp_message(message))
