@@ -17,6 +17,7 @@ import difflib
 import importlib
 import threading
 from importlib.metadata import entry_points
+from typing import TypeVar
 
 from broker.errors import ConfigurationError, TransportNotFound
 from transports.base import Transport
@@ -34,6 +35,8 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "brokerpool.transports"
 AIO_ENTRY_POINT_GROUP = "brokerpool.aio_transports"
+
+C = TypeVar("C", bound=type)
 
 _BUILTIN: dict[str, str] = {
     "amqp": "transports.amqp.transport:Transport",
@@ -70,16 +73,7 @@ def register(name: str, target: str | type[Transport]) -> None:
     Raises:
         ConfigurationError: ``name`` is empty or ``target`` is not of that form.
     """
-    key = _normalise(name)
-    if isinstance(target, str):
-        _check_target(name, target)
-        with _lock:
-            _targets[key] = target
-            _cache.pop(key, None)
-    else:
-        with _lock:
-            _targets[key] = f"{target.__module__}:{target.__qualname__}"
-            _cache[key] = target
+    _store(_targets, _cache, name, target)
 
 
 def available() -> list[str]:
@@ -129,16 +123,7 @@ def register_async(name: str, target: str | type[AsyncTransport]) -> None:
     Raises:
         ConfigurationError: ``name`` is empty or ``target`` is not of that form.
     """
-    key = _normalise(name)
-    if isinstance(target, str):
-        _check_target(name, target)
-        with _lock:
-            _aio_targets[key] = target
-            _aio_cache.pop(key, None)
-    else:
-        with _lock:
-            _aio_targets[key] = f"{target.__module__}:{target.__qualname__}"
-            _aio_cache[key] = target
+    _store(_aio_targets, _aio_cache, name, target)
 
 
 def resolve_async(name: str) -> type[AsyncTransport]:
@@ -176,11 +161,20 @@ def resolve_async(name: str) -> type[AsyncTransport]:
     return cls
 
 
-def _check_target(name: str, target: str) -> None:
-    if ":" not in target or target.startswith(":") or target.endswith(":"):
-        raise ConfigurationError(
-            f"transport target {target!r} for {name!r} must look like 'package.module:Class'"
-        )
+def _store(targets: dict[str, str], cache: dict[str, C], name: str, target: str | C) -> None:
+    key = _normalise(name)
+    if isinstance(target, str):
+        if ":" not in target or target.startswith(":") or target.endswith(":"):
+            raise ConfigurationError(
+                f"transport target {target!r} for {name!r} must look like 'package.module:Class'"
+            )
+        with _lock:
+            targets[key] = target
+            cache.pop(key, None)
+    else:
+        with _lock:
+            targets[key] = f"{target.__module__}:{target.__qualname__}"
+            cache[key] = target
 
 
 def _normalise(name: str) -> str:

@@ -38,7 +38,7 @@ from broker.aio.message import Message
 from broker.entities.queue import Queue
 from broker.errors import BrokerError, ChannelError, ConfigurationError
 from broker.messaging.serialization import prepare_accept
-from transports.base_aio import AsyncChannel
+from transports.base_aio import AsyncChannel, TimeSlice
 
 if TYPE_CHECKING:
     from broker.aio.connection import Connection
@@ -100,6 +100,8 @@ class Consumer:
         self._active: dict[int, str] = {}  # id(queue) -> tag, consuming now
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
+        # Taking a message already received never waits: yield now and then.
+        self._slice = TimeSlice()
 
     # -- setup --------------------------------------------------------------------
 
@@ -209,6 +211,8 @@ class Consumer:
         if not self._active and self._inbox.empty():  # not after a cancel it has yet to report
             await self.consume()
         while True:
+            if self._slice.due():
+                await asyncio.sleep(0)
             item = await self._inbox.get()
             if item is _END:
                 if not self._active:
@@ -228,6 +232,8 @@ class Consumer:
             await self.consume()
         async with asyncio.timeout(timeout):
             while True:
+                if self._slice.due():
+                    await asyncio.sleep(0)
                 # Cancelling here leaves the message in the inbox (asyncio.Queue.get is safe).
                 item = await self._inbox.get()
                 if isinstance(item, BaseException):

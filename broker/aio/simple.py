@@ -21,8 +21,7 @@ from broker.aio.consumer import Consumer
 from broker.aio.declare import maybe_declare
 from broker.aio.message import Message
 from broker.aio.producer import Producer
-from broker.entities.queue import Exchange, Queue
-from broker.errors import ConfigurationError
+from broker.entities.queue import Queue
 from broker.messaging import simple as _sync
 from broker.messaging.simple import Empty
 
@@ -54,19 +53,12 @@ class SimpleQueue:
     ) -> None:
         self.connection = connection
         self.no_ack = self.default_no_ack if no_ack is None else no_ack
-        if isinstance(name, Queue):
-            queue = name
-            exchange = queue.exchange or Exchange("")
-            routing_key = queue.routing_key or queue.name
-        elif isinstance(name, str) and name:
-            exchange = Exchange(name, **{**self.exchange_opts, **(exchange_opts or {})})
-            qopts = {**self.queue_opts, **(queue_opts or {})}
-            if queue_args:
-                qopts["queue_arguments"] = queue_args
-            queue = Queue(name, exchange, name, **qopts)
-            routing_key = name
-        else:
-            raise ConfigurationError(f"name must be a non-empty str or a Queue, got {name!r}")
+        queue, exchange, routing_key = _sync.simple_entities(
+            name,
+            {**self.queue_opts, **(queue_opts or {})},
+            queue_args,
+            {**self.exchange_opts, **(exchange_opts or {})},
+        )
         self.consumer = Consumer(connection, queue, accept=accept, no_ack=self.no_ack)
         self.queue = self.consumer.queues[0]
         self.producer = Producer(

@@ -156,9 +156,9 @@ async def test_nothing_blocks_the_loop_during_a_publish_and_consume_run(
             producer = conn.Producer(routing_key=unique_name)
             async with conn.Consumer([queue], prefetch_count=100) as consumer:
                 async with producer.confirms(timeout=30):
-                    for i in range(3000):
+                    for i in range(1000):
                         await producer.publish(i)
-                for _ in range(3000):
+                for _ in range(1000):
                     await (await consumer.get(timeout=10)).ack()
     finally:
         loop.set_debug(debug)

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from broker.errors import ConfigurationError, RecoverableConnectionError
 from transports import base, base_aio
+from transports._shared.events import NextEvent
 from transports.memory.broker import Session
 from transports.memory.channel import MemoryChannel
 from transports.memory.connection import MemoryConnection
@@ -34,8 +35,6 @@ __all__ = ["AsyncMemoryChannel", "AsyncMemoryConnection", "AsyncTransport"]
 
 #: Most ready deliveries dispatched in one turn of the event loop.
 PUMP_BATCH = 256
-#: A publishing task yields to the loop once per this many publishes (they never wait).
-PUBLISHES_PER_YIELD = 128
 
 
 class AsyncMemoryChannel:
@@ -50,7 +49,7 @@ class AsyncMemoryChannel:
         self.channel_id = channel.channel_id
         self.owner = channel.owner
         self.confirm_listener: base.ConfirmListener | None = None
-        self._unyielded = 0
+        self._slice = base_aio.TimeSlice()
 
     @property
     def on_return(self) -> base.ReturnCallback | None:
@@ -190,13 +189,11 @@ class AsyncMemoryChannel:
     ) -> None:
         """Route a message to its queues now.
 
-        A publish never waits; every :data:`PUBLISHES_PER_YIELD` publishes the
-        task yields to the loop first, so that a publishing loop lets
-        consumers and timers run.
+        A publish never waits; a task that keeps publishing yields to the loop
+        first every :data:`~transports.base_aio.SLICE` seconds, so that
+        consumers and timers run meanwhile.
         """
-        self._unyielded += 1
-        if self._unyielded >= PUBLISHES_PER_YIELD:
-            self._unyielded = 0
+        if self._slice.due():
             await asyncio.sleep(0)
         self._channel.basic_publish(msg, exchange, routing_key, mandatory, immediate)
 
@@ -227,7 +224,9 @@ class AsyncMemoryChannel:
         self._channel.basic_cancel(consumer_tag, nowait)
 
     async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        """Acknowledge one delivery, or every one up to ``delivery_tag``."""
+        """Acknowledge one delivery, or every one up to ``delivery_tag`` (yielding as a publish)."""
+        if self._slice.due():
+            await asyncio.sleep(0)
         self._channel.basic_ack(delivery_tag, multiple)
 
     async def basic_reject(self, delivery_tag: int, requeue: bool) -> None:
@@ -266,7 +265,7 @@ class AsyncMemoryConnection(base_aio.AsyncTransportConnection):
         self._loop_thread = threading.get_ident()
         self._pump_scheduled = False
         self._closed = False
-        self._events: list[asyncio.Future[None]] = []
+        self._next_event = NextEvent()
         session.wakeup = self._wakeup
 
     def _wakeup(self) -> None:
@@ -294,7 +293,7 @@ class AsyncMemoryConnection(base_aio.AsyncTransportConnection):
             self._lost(exc)
             return
         if dispatched:
-            self._event(None)
+            self._next_event.happened()
         elif not connection.is_open:
             self._lost(RecoverableConnectionError(f"{connection!r} was closed by the broker"))
 
@@ -302,18 +301,9 @@ class AsyncMemoryConnection(base_aio.AsyncTransportConnection):
         if self._closed:
             return
         self._closed = True
-        self._event(exc)
+        self._next_event.happened(exc)
         if self._on_lost is not None:
             self._on_lost(exc)
-
-    def _event(self, error: BaseException | None) -> None:
-        events, self._events = self._events, []
-        for future in events:
-            if not future.done():
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
 
     @property
     def is_open(self) -> bool:
@@ -339,16 +329,7 @@ class AsyncMemoryConnection(base_aio.AsyncTransportConnection):
         """Wait until the next delivery was dispatched (see the contract)."""
         if not self.is_open:
             raise RecoverableConnectionError(f"{self._connection!r} is closed")
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._events.append(future)
-        try:
-            async with asyncio.timeout(timeout):
-                await future
-        except TimeoutError:
-            raise TimeoutError(f"no delivery within {timeout:g} s") from None
-        finally:
-            if not future.done():
-                future.cancel()
+        await self._next_event.wait(timeout, repr(self._connection))
 
     def verify(self) -> bool:
         return self.is_open
@@ -360,7 +341,7 @@ class AsyncMemoryConnection(base_aio.AsyncTransportConnection):
     def teardown(self) -> None:
         self._closed = True
         self._connection.close()
-        self._event(RecoverableConnectionError(f"{self._connection!r} is closed"))
+        self._next_event.happened(RecoverableConnectionError(f"{self._connection!r} is closed"))
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"

@@ -35,6 +35,7 @@ from transports.amqp.aio.frames import FrameEncoder, OutgoingMessage, arguments
 from transports.amqp.aio.protocol import AmqpProtocol
 from transports.amqp.errors import translate
 from transports.base import ConfirmListener, MessageCallback, QueueDeclareOk, ReturnCallback
+from transports.base_aio import TimeSlice
 
 __all__ = ["RPC_TIMEOUT", "AsyncAmqpChannel", "ChannelLink"]
 
@@ -111,6 +112,7 @@ class AsyncAmqpChannel:
         self._publish_args: dict[tuple[str, str, bool, bool], bytes] = {}
         self._open = False
         self._error: BrokerError | None = None
+        self._slice = TimeSlice()
 
     # -- state ------------------------------------------------------------------
 
@@ -448,10 +450,12 @@ class AsyncAmqpChannel:
         """Hand ``msg`` to the connection in one write; waits only under back-pressure.
 
         The wait comes before the write: a publish cancelled while waiting
-        sent nothing, and one that returned was written whole.
+        sent nothing, and one that returned was written whole. A task that
+        keeps publishing also yields there every
+        :data:`~transports.base_aio.SLICE` seconds.
         """
         protocol = self._protocol
-        if protocol.must_yield:
+        if protocol.must_yield or self._slice.due():
             await protocol.writable()
         if not self._open:
             raise self._closed_error()
@@ -539,7 +543,9 @@ class AsyncAmqpChannel:
         return msg
 
     async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        """Acknowledge one delivery (or all up to it with ``multiple``)."""
+        """Acknowledge one delivery (or all up to it with ``multiple``); yields as a publish."""
+        if self._slice.due():
+            await self._protocol.writable()
         if not self._open:
             raise self._closed_error()
         self._encoder.method(self.channel_id, spec.Basic.Ack, "Lb", (delivery_tag, multiple))

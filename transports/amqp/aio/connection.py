@@ -30,6 +30,7 @@ from broker.errors import (
     RecoverableConnectionError,
 )
 from transports import base_aio
+from transports._shared.events import NextEvent
 from transports._shared.tls import tls_settings
 from transports.amqp.aio.channel import AsyncAmqpChannel
 from transports.amqp.aio.frames import FrameEncoder, arguments
@@ -94,7 +95,7 @@ class AsyncAmqpConnection(base_aio.AsyncTransportConnection):
         self._failure: BrokerError | None = None
         # channel 0 replies during the handshake and close
         self._expected: tuple[frozenset[tuple[int, int]], asyncio.Future[Any]] | None = None
-        self._events: list[asyncio.Future[None]] = []
+        self._next_event = NextEvent()
 
     # -- opening --------------------------------------------------------------------
 
@@ -272,25 +273,7 @@ class AsyncAmqpConnection(base_aio.AsyncTransportConnection):
     async def drain_events(self, timeout: float | None = None) -> None:
         """Wait until the next event was dispatched (see the contract)."""
         self._require_open()
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._events.append(future)
-        try:
-            async with asyncio.timeout(timeout):
-                await future
-        except TimeoutError:
-            raise TimeoutError(f"no event from {self.display_url} within {timeout:g} s") from None
-        finally:
-            if not future.done():
-                future.cancel()
-
-    def _event(self, error: BrokerError | None = None) -> None:
-        events, self._events = self._events, []
-        for future in events:
-            if not future.done():
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+        await self._next_event.wait(timeout, self.display_url)
 
     # -- incoming (FrameSink) -----------------------------------------------------------
 
@@ -302,8 +285,8 @@ class AsyncAmqpConnection(base_aio.AsyncTransportConnection):
                 chan.dispatch(method_sig, buf, msg)
         else:
             self._connection_method(method_sig, arguments(method_sig, buf))
-        if self._events:
-            self._event()
+        if self._next_event.awaited:
+            self._next_event.happened()
 
     def _connection_method(self, method_sig: tuple[int, int], args: tuple[Any, ...]) -> None:
         expected = self._expected
@@ -359,7 +342,7 @@ class AsyncAmqpConnection(base_aio.AsyncTransportConnection):
         for chan in list(self._channels.values()):
             chan.link_lost(lost)
         self._channels.clear()
-        self._event(lost)
+        self._next_event.happened(lost)
         if not self._closing and self._open and self._on_lost is not None:
             self._open = False
             self._on_lost(lost)
