@@ -44,6 +44,7 @@ from broker.connection.recovery import Topology
 from broker.errors import ConfigurationError, ConnectionBlockedTimeout
 from broker.retry.policy import RetryPolicy
 from broker.url.targets import build_targets, target_identity, unknown_keywords_message
+from transports.base import Transport
 from transports.base_aio import AsyncChannel, AsyncTransport, AsyncTransportConnection
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class Connection:
         virtual_host: str | None = None,
         port: int | None = None,
         ssl: Any = False,
-        transport: str | None = None,
+        transport: str | type[Transport] | None = None,
         connect_timeout: float | None = 5,
         transport_options: Mapping[str, Any] | None = None,
         login_method: str | None = None,

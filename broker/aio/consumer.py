@@ -61,9 +61,11 @@ class Consumer:
         queues: a :class:`~broker.entities.queue.Queue` or a list of them
             (copies are used; the originals are not touched).
         channel: consume on this channel instead of one of its own.
-        callbacks, on_message, accept, prefetch_count, no_ack, auto_declare,
-        tag_prefix, on_decode_error: as for :class:`broker.Consumer`; the
-            callbacks may be coroutine functions.
+        callbacks: ``callback(payload, message)`` functions or coroutine
+            functions; ``on_message``, ``accept``, ``prefetch_count``,
+            ``no_ack``, ``auto_declare``, ``tag_prefix`` and
+            ``on_decode_error`` mean what they mean for :class:`broker.Consumer`
+            (``on_message`` and ``on_decode_error`` may be coroutine functions too).
     """
 
     def __init__(

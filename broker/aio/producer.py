@@ -86,8 +86,10 @@ class Producer:
 
     Args:
         connection: the :class:`broker.aio.Connection`.
-        exchange, routing_key, serializer, auto_declare, compression, on_return,
-        confirm_publish, confirm_timeout: as for :class:`broker.Producer`.
+        exchange: the default exchange; ``routing_key``, ``serializer``,
+            ``auto_declare``, ``compression``, ``on_return``,
+            ``confirm_publish`` and ``confirm_timeout`` mean what they mean
+            for :class:`broker.Producer`.
         channel: publish on this channel instead of the connection's default
             (or own confirm-mode) channel.
     """
