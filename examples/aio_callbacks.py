@@ -22,12 +22,12 @@ async def main() -> None:
         print("connected to", conn.as_uri())
 
     queue = Queue("events")
-    async with Connection("memory://", on_connect=on_connect) as conn:
-        async with conn.Consumer([queue], callbacks=[log, handle]):
-            producer = conn.Producer(routing_key="events")
-            for n in range(3):
-                await producer.publish({"event": n}, declare=[queue])
-            await asyncio.wait_for(done.wait(), timeout=5)
+    conn = Connection("memory://", on_connect=on_connect)
+    async with conn, conn.Consumer([queue], callbacks=[log, handle]):
+        producer = conn.Producer(routing_key="events")
+        for n in range(3):
+            await producer.publish({"event": n}, declare=[queue])
+        await asyncio.wait_for(done.wait(), timeout=5)
     print(seen)
 
 
