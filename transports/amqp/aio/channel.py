@@ -112,6 +112,9 @@ class AsyncAmqpChannel:
         self._publish_args: dict[tuple[str, str, bool, bool], bytes] = {}
         self._open = False
         self._error: BrokerError | None = None
+        # The broker's error that closed the channel while no call was waiting:
+        # the next call raises it (as py-amqp would, reading it then).
+        self._unreported: BrokerError | None = None
         self._slice = TimeSlice()
 
     # -- state ------------------------------------------------------------------
@@ -134,6 +137,9 @@ class AsyncAmqpChannel:
         )
 
     def _closed_error(self) -> BrokerError:
+        unreported, self._unreported = self._unreported, None
+        if unreported is not None:
+            return unreported
         if self._protocol.closed:
             return RecoverableConnectionError(f"connection to {self._link.display_url} is closed")
         return channel_closed(self.channel_id, str(self._error) if self._error else None)
@@ -208,9 +214,13 @@ class AsyncAmqpChannel:
         if error is not None and self._error is None:
             self._error = error
         waiters, self._waiters = self._waiters, collections.deque()
+        told = False
         for waiter in waiters:
             if not waiter.future.done():
                 waiter.future.set_exception(self._closed_error() if error is None else error)
+                told = True
+        if error is not None and not told:
+            self._unreported = error
         self._consumers.clear()
         if was_open:
             self._link.forget_channel(self.channel_id)
