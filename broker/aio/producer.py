@@ -28,7 +28,7 @@ from broker.entities.base import PERSISTENT, normalize_delivery_mode
 from broker.entities.exchange import Exchange
 from broker.entities.queue import Queue
 from broker.errors import BrokerError, ConfigurationError, MessageUnroutable
-from broker.messaging.confirms import DEFAULT_CONFIRM_TIMEOUT, DEFAULT_MAX_IN_FLIGHT
+from broker.messaging.confirms import DEFAULT_CONFIRM_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, Returned
 from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
 from transports.base_aio import AsyncChannel, AsyncConfirmingChannel
 
@@ -296,12 +296,13 @@ class Producer:
         tag = await tracker.publish(msg, exchange, routing_key, mandatory, True)
         timeout = self.confirm_timeout if confirm_timeout is None else confirm_timeout
         await tracker.wait(tag, timeout, self.drain_confirms, lambda: self.is_blocked)
-        error = tracker.take_outcome(tag)
-        if isinstance(error, MessageUnroutable) and self.on_return is not None:
-            returned = tracker.returns[-1] if tracker.returns else None
-            self.on_return(error, exchange, routing_key, returned)
-        elif error is not None:
-            raise error
+        outcome = tracker.take_outcome(tag)
+        if isinstance(outcome, Returned):
+            if self.on_return is None:
+                raise outcome.error()
+            self.on_return(outcome.error(), outcome.exchange, outcome.routing_key, outcome.message)
+        elif outcome is not None:
+            raise outcome
 
     async def drain_confirms(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the connection's next event (a confirm)."""

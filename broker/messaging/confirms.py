@@ -152,10 +152,11 @@ class ConfirmLedger:
         """A :data:`~transports.base.ReturnCallback`: note a returned ``mandatory`` message."""
         self.returns.append(Returned(reply_code, reply_text, exchange, routing_key, message))
 
-    def take_outcome(self, tag: int) -> MessageNacked | MessageUnroutable | None:
-        """The error for the settled publish ``tag`` (nacked, or the last return), if any.
+    def take_outcome(self, tag: int) -> MessageNacked | Returned | None:
+        """What became of the settled publish ``tag``: a nack error, its return, or ``None``.
 
-        Collects what it reports: the nack and every return noted so far.
+        Collects what it reports: the nack, and every return noted so far (a
+        return is reported by its last one).
         """
         if tag in self.nacked:
             self.nacked.discard(tag)
@@ -164,7 +165,7 @@ class ConfirmLedger:
         if self.returns:
             returned = self.returns[-1]
             self.returns.clear()
-            return returned.error()
+            return returned
         return None
 
 

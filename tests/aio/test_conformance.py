@@ -8,6 +8,7 @@ scenarios follow ``docs/asyncio.rst``.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -173,6 +174,20 @@ async def test_per_message_confirms_and_unroutable_mandatory(conn: Connection, u
     await producer.publish(b"ok", declare=[queue])
     with pytest.raises(MessageUnroutable):
         await producer.publish(b"lost", routing_key=unique_name + "-nowhere", mandatory=True)
+
+
+async def test_a_confirming_producer_hands_returns_to_on_return(
+    conn: Connection, unique_name: str
+) -> None:
+    returned: list[tuple[str, str, bytes]] = []
+
+    def on_return(exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        assert isinstance(exc, MessageUnroutable)
+        returned.append((exchange, routing_key, message.body))
+
+    producer = conn.Producer(confirm_publish=True, on_return=on_return)
+    await producer.publish(b"back", routing_key=unique_name + "-nowhere", mandatory=True)
+    assert returned == [("", unique_name + "-nowhere", b"back")]
 
 
 async def test_pipelined_confirms_count_every_publish(
