@@ -1,4 +1,4 @@
-"""The asyncio API is the synchronous one's sibling: same options, same names, no I/O on construction."""
+"""The asyncio API is the synchronous one's sibling: same options, names and errors."""
 
 from __future__ import annotations
 
