@@ -116,6 +116,7 @@ class Connection:
             on_open=on_open, on_open_error=on_open_error, on_close=on_close,
             on_connect=on_connect, on_blocked=on_blocked, on_unblocked=on_unblocked,
             blocked_timeout=blocked_connection_timeout,
+            on_blocked_too_long=self._blocked_for_too_long,
         )  # fmt: skip
         self._init_args: dict[str, Any] = {
             "hostname": hostname, "userid": userid, "password": password,
@@ -142,7 +143,6 @@ class Connection:
         self._closing = False
         self._connect_count = 0
         self._recovery: asyncio.Task[None] | None = None
-        self._blocked_timer: asyncio.TimerHandle | None = None
 
     def _make_failover(self) -> Failover:
         args = self._init_args
@@ -324,30 +324,17 @@ class Connection:
     def _blocked(self, reason: str) -> None:
         logger.warning("connection to %s blocked by the broker: %s", self.as_uri(), reason)
         self._hooks.blocked(reason)
-        limit = self._hooks.blocked_timeout
-        if limit is not None and self._blocked_timer is None:
-            loop = asyncio.get_running_loop()
-            self._blocked_timer = loop.call_later(limit, self._blocked_for_too_long)
 
     def _unblocked(self) -> None:
         logger.info("connection to %s unblocked", self.as_uri())
-        self._cancel_blocked_timer()
         self._hooks.unblocked()
 
-    def _cancel_blocked_timer(self) -> None:
-        timer, self._blocked_timer = self._blocked_timer, None
-        if timer is not None:
-            timer.cancel()
-
-    def _blocked_for_too_long(self) -> None:
-        self._blocked_timer = None
-        if self._hooks.blocked_too_long() or self._hooks.is_blocked:
-            limit = self._hooks.blocked_timeout
-            self._link_lost(
-                ConnectionBlockedTimeout(
-                    f"connection to {self.as_uri()} blocked by the broker for more than {limit:g} s"
-                )
+    def _blocked_for_too_long(self, limit: float) -> None:
+        self._link_lost(
+            ConnectionBlockedTimeout(
+                f"connection to {self.as_uri()} blocked by the broker for more than {limit:g} s"
             )
+        )
 
     # -- the recovery record --------------------------------------------------------------
 
@@ -480,7 +467,7 @@ class Connection:
         self._conn = None
         self._default_channel = None
         self._declared.clear()
-        self._cancel_blocked_timer()
+        self._hooks.link_gone()
 
     async def _connection(self) -> AsyncTransportConnection:
         """The live transport connection, connecting implicitly (bounded) if needed."""

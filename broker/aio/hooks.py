@@ -6,6 +6,10 @@ after every successful connect, ``on_connect(conn)`` after every
 exc)`` when a connect gives up, ``on_close(conn, exc)`` when the link closes
 (``exc`` is ``None`` for a clean close), ``on_blocked(reason)`` and
 ``on_unblocked()`` for the broker's ``connection.blocked``/``unblocked``.
+It also keeps the blocked state: with a ``blocked_timeout``, a loop timer
+calls ``on_blocked_too_long(timeout)`` when the broker blocks the link for
+longer (the connection then drops the link with
+:class:`~broker.errors.ConnectionBlockedTimeout`).
 Each hook may be a plain function or a coroutine function; a coroutine's
 result is awaited where the connection can wait (open, connect, close) and
 run as a task of its own where it cannot (blocked, unblocked and a link lost
@@ -53,6 +57,7 @@ class Hooks(Generic[C]):
         on_blocked: Callable[[str], Any] | None = None,
         on_unblocked: Callable[[], Any] | None = None,
         blocked_timeout: float | None = None,
+        on_blocked_too_long: Callable[[float], Any] | None = None,
     ) -> None:
         self.lists: LifecycleCallbacks[C] = LifecycleCallbacks(
             on_open=on_open, on_open_error=on_open_error, on_close=on_close,
@@ -60,6 +65,8 @@ class Hooks(Generic[C]):
             blocked_timeout=blocked_timeout,
         )  # fmt: skip
         self._blocked_since: float | None = None
+        self._on_blocked_too_long = on_blocked_too_long
+        self._blocked_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- awaited ------------------------------------------------------------------
@@ -81,7 +88,7 @@ class Hooks(Generic[C]):
 
     async def closed(self, conn: C, exc: BaseException | None) -> None:
         """Run the ``on_close`` hooks; the link is gone, and with it any blocked state."""
-        self._blocked_since = None
+        self.link_gone()
         for hook in list(self.lists.on_close):
             await _settle(hook(conn, exc))
 
@@ -89,21 +96,40 @@ class Hooks(Generic[C]):
 
     def closed_soon(self, conn: C, exc: BaseException | None) -> None:
         """:meth:`closed`, from a plain callback: coroutine hooks run as tasks."""
-        self._blocked_since = None
+        self.link_gone()
         for hook in list(self.lists.on_close):
             self._fire(hook(conn, exc))
 
     def blocked(self, reason: str) -> None:
         """``connection.blocked`` arrived: note when, run the ``on_blocked`` hooks."""
         self._blocked_since = time.monotonic()
+        limit = self.lists.blocked_timeout
+        if limit is not None and self._blocked_timer is None and self._on_blocked_too_long:
+            loop = asyncio.get_running_loop()
+            self._blocked_timer = loop.call_later(limit, self._too_long, limit)
         for hook in list(self.lists.on_blocked):
             self._fire(hook(reason))
 
     def unblocked(self) -> None:
         """``connection.unblocked`` arrived: run the ``on_unblocked`` hooks."""
-        self._blocked_since = None
+        self._unblock()
         for hook in list(self.lists.on_unblocked):
             self._fire(hook())
+
+    def link_gone(self) -> None:
+        """The link closed: it is no longer blocked (no hooks run)."""
+        self._unblock()
+
+    def _unblock(self) -> None:
+        self._blocked_since = None
+        timer, self._blocked_timer = self._blocked_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _too_long(self, limit: float) -> None:
+        self._blocked_timer = None
+        if self._blocked_since is not None and self._on_blocked_too_long is not None:
+            self._on_blocked_too_long(limit)
 
     def _fire(self, result: Any) -> None:
         if inspect.isawaitable(result):
@@ -122,16 +148,6 @@ class Hooks(Generic[C]):
     def is_blocked(self) -> bool:
         """Whether the broker blocks the connection now."""
         return self._blocked_since is not None
-
-    @property
-    def blocked_timeout(self) -> float | None:
-        """Seconds the broker may block the connection (``None``: no limit)."""
-        return self.lists.blocked_timeout
-
-    def blocked_too_long(self) -> bool:
-        """Whether the connection has been blocked for longer than the timeout."""
-        since, limit = self._blocked_since, self.lists.blocked_timeout
-        return since is not None and limit is not None and time.monotonic() - since > limit
 
     def __repr__(self) -> str:
         state = " blocked" if self.is_blocked else ""
