@@ -27,10 +27,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import transports
+from broker.aio.consumer import Consumer
 from broker.aio.hooks import Hooks
+from broker.aio.pools import ChannelPool, ConnectionPool
+from broker.aio.producer import Producer
 from broker.aio.recovery import RevivableConsumer, replay
 from broker.aio.retry import (
     AsyncRevivable,
@@ -39,6 +42,7 @@ from broker.aio.retry import (
     connect_with_retry,
     ensured,
 )
+from broker.aio.simple import SimpleBuffer, SimpleQueue
 from broker.connection.failover import Failover, resolve_strategy
 from broker.connection.recovery import Topology
 from broker.errors import ConfigurationError, ConnectionBlockedTimeout
@@ -46,12 +50,6 @@ from broker.retry.policy import RetryPolicy
 from broker.url.targets import build_targets, target_identity, unknown_keywords_message
 from transports.base import Transport
 from transports.base_aio import AsyncChannel, AsyncTransport, AsyncTransportConnection
-
-if TYPE_CHECKING:
-    from broker.aio.consumer import Consumer
-    from broker.aio.pools import ChannelPool, ConnectionPool
-    from broker.aio.producer import Producer
-    from broker.aio.simple import SimpleBuffer, SimpleQueue
 
 __all__ = ["Connection"]
 
@@ -574,44 +572,32 @@ class Connection:
         revivable, call = autoretried(self, fun, channel)
         return self.ensure(revivable, call, **opts)
 
-    # -- factories (each imports its module when called) ----------------------------------
+    # -- factories (kombu's names) -----------------------------------------------------------
 
     def Producer(self, channel: AsyncChannel | None = None, **kwargs: Any) -> Producer:
         """A :class:`broker.aio.Producer` on ``channel`` (or on this connection)."""
-        from broker.aio.producer import Producer
-
         return Producer(self, channel=channel, **kwargs)
 
     def Consumer(
         self, queues: Any = None, channel: AsyncChannel | None = None, **kwargs: Any
     ) -> Consumer:
         """A :class:`broker.aio.Consumer` on ``channel`` (or on this connection)."""
-        from broker.aio.consumer import Consumer
-
         return Consumer(self, queues, channel=channel, **kwargs)
 
     def SimpleQueue(self, name: Any, **kwargs: Any) -> SimpleQueue:
         """A :class:`broker.aio.SimpleQueue` named ``name`` (or a Queue object)."""
-        from broker.aio.simple import SimpleQueue
-
         return SimpleQueue(self, name, **kwargs)
 
     def SimpleBuffer(self, name: Any, **kwargs: Any) -> SimpleBuffer:
         """A transient, auto-deleting :class:`broker.aio.SimpleBuffer`."""
-        from broker.aio.simple import SimpleBuffer
-
         return SimpleBuffer(self, name, **kwargs)
 
     def Pool(self, limit: int | None = None, **kwargs: Any) -> ConnectionPool:
         """A pool of connections like this one (see :class:`broker.aio.pools.ConnectionPool`)."""
-        from broker.aio.pools import ConnectionPool
-
         return ConnectionPool(self, limit=limit, **kwargs)
 
     def ChannelPool(self, limit: int | None = None, **kwargs: Any) -> ChannelPool:
         """A pool of channels on this connection (see :class:`broker.aio.pools.ChannelPool`)."""
-        from broker.aio.pools import ChannelPool
-
         return ChannelPool(self, limit=limit, **kwargs)
 
     # -- closing --------------------------------------------------------------------------

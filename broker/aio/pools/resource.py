@@ -1,27 +1,9 @@
-"""Bounded pools of asyncio connections, channels and producers, and per-broker pool groups.
+"""The generic asyncio pool: :class:`ResourcePool`, what a borrower holds (:class:`Lease`).
 
-``pool.acquire(block=None, timeout=None)`` follows kombu: when the limit is
-reached it raises :class:`~broker.errors.ConnectionLimitExceeded` /
-:class:`~broker.errors.ChannelLimitExceeded` at once, or, with a ``timeout``
-(or ``block=True``), after waiting that long for an item to come back.
-``block=True`` without a timeout waits as long as it takes. The result is
-both awaitable and an async context manager::
-
-    async with pool.acquire(timeout=1) as conn:      # conn is the pooled object
-        ...
-    lease = await pool.acquire(timeout=1)            # or hold the lease
-    await lease.release()
-
-Releasing twice gives the item back once; an item found broken on return or
-on checkout is closed and replaced, never handed out again. Cancelling a
-task inside ``acquire`` (waiting, or while a new item is being connected)
-leaves the pool consistent: the task holds nothing, its place goes to the
-next waiter. Everything runs on one event loop, so no lock is needed: each
-decision is made in one synchronous step between awaits.
-
-``broker.aio.pools.connections[conn]`` and ``producers[conn]`` are the
-process-wide pools for every connection with the same URLs and options (its
-``identity``), as :mod:`pools.groups` on the synchronous side.
+See :mod:`broker.aio.pools` for the rules a user sees. Everything runs on one
+event loop, so no lock is needed: each decision (take an idle item, count a
+new one, wake the next waiter) is made in one synchronous step between awaits,
+and I/O (connecting, closing) happens after it.
 """
 
 from __future__ import annotations
@@ -29,38 +11,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Awaitable, Callable, Generator, Hashable
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from broker.errors import (
-    BrokerError,
-    ChannelLimitExceeded,
-    ConfigurationError,
-    ConnectionLimitExceeded,
-    LimitExceeded,
-)
-from transports.base_aio import AsyncChannel
+from broker.errors import BrokerError, ConfigurationError, LimitExceeded
 
-if TYPE_CHECKING:
-    from broker.aio.connection import Connection
-    from broker.aio.producer import Producer
-
-__all__ = [
-    "DEFAULT_LIMIT",
-    "ChannelPool",
-    "ConnectionPool",
-    "Lease",
-    "PoolGroup",
-    "ProducerPool",
-    "ResourcePool",
-    "connections",
-    "producers",
-    "reset",
-]
-
-#: The limit of the pools in :data:`connections` and :data:`producers`.
-DEFAULT_LIMIT = 10
+__all__ = ["Lease", "ResourcePool"]
 
 T = TypeVar("T")
 
@@ -314,133 +271,3 @@ class ResourcePool(Generic[T]):
             f"<aio.{type(self).__name__} limit={self.limit} in_use={self._in_use} "
             f"idle={len(self._idle)} waiting={self.waiting}>"
         )
-
-
-class ConnectionPool(ResourcePool["Connection"]):
-    """Connections like ``connection`` (clones of it), connected on first use.
-
-    Args:
-        connection: the model; its clones are pooled, it is not.
-        limit: the most connections in use at once.
-    """
-
-    def __init__(self, connection: Connection, limit: int | None = None) -> None:
-        self.connection = connection
-        super().__init__(
-            self._connect, _connection_usable, _close_connection, limit,
-            ConnectionLimitExceeded, connection.recoverable_connection_errors,
-        )  # fmt: skip
-
-    async def _connect(self) -> Connection:
-        return await self.connection.clone().connect()
-
-
-def _connection_usable(conn: Connection) -> bool:
-    return conn.verify()
-
-
-async def _close_connection(conn: Connection) -> None:
-    await conn.close()
-
-
-class ChannelPool(ResourcePool[AsyncChannel]):
-    """Channels of one connection, opened on first use.
-
-    Args:
-        connection: the :class:`broker.aio.Connection` the channels belong to.
-        limit: the most channels in use at once.
-    """
-
-    def __init__(self, connection: Connection, limit: int | None = None) -> None:
-        self.connection = connection
-        super().__init__(
-            connection.channel, _channel_usable, _close_channel, limit, ChannelLimitExceeded,
-            connection.recoverable_channel_errors + connection.recoverable_connection_errors,
-        )  # fmt: skip
-
-
-def _channel_usable(channel: AsyncChannel) -> bool:
-    return channel.is_open
-
-
-async def _close_channel(channel: AsyncChannel) -> None:
-    if channel.is_open:
-        await channel.close()
-
-
-class ProducerPool(ResourcePool["Producer"]):
-    """Producers sharing one connection like ``connection`` (asyncio needs no more than one).
-
-    Args:
-        connection: the model; the pool connects a clone of it on first use.
-        limit: the most producers in use at once.
-    """
-
-    def __init__(self, connection: Connection, limit: int | None = None, **options: Any) -> None:
-        self.connection = connection.clone()
-        self._options = options
-        super().__init__(
-            self._producer, _producer_usable, _close_producer, limit, ConnectionLimitExceeded
-        )
-
-    async def _producer(self) -> Producer:
-        from broker.aio.producer import Producer
-
-        return Producer(self.connection, **self._options)
-
-    async def close(self) -> None:
-        """Close the producers and the shared connection."""
-        await super().close()
-        await self.connection.close()
-
-
-def _producer_usable(producer: Producer) -> bool:
-    return True  # a producer reopens its channel (and reconnects) when it publishes
-
-
-async def _close_producer(producer: Producer) -> None:
-    await producer.close()
-
-
-P = TypeVar("P", bound=ResourcePool[Any])
-
-
-class PoolGroup(Generic[P]):
-    """Pools keyed by connection identity, created on first use."""
-
-    def __init__(self, create: Callable[[Connection], P]) -> None:
-        self._create = create
-        self._pools: dict[Hashable, P] = {}
-
-    def __getitem__(self, connection: Connection) -> P:
-        key = connection.identity
-        pool = self._pools.get(key)
-        if pool is None or pool.is_closed:
-            pool = self._pools[key] = self._create(connection)
-        return pool
-
-    def __len__(self) -> int:
-        return len(self._pools)
-
-    async def close(self) -> None:
-        """Close every pool of the group."""
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.close()
-
-    def __repr__(self) -> str:
-        return f"<aio.PoolGroup pools={len(self._pools)}>"
-
-
-#: ``connections[conn]``: the connection pool for ``conn``'s broker(s).
-connections: PoolGroup[ConnectionPool] = PoolGroup(
-    lambda conn: ConnectionPool(conn, limit=DEFAULT_LIMIT)
-)
-#: ``producers[conn]``: the producer pool for ``conn``'s broker(s).
-producers: PoolGroup[ProducerPool] = PoolGroup(lambda conn: ProducerPool(conn, limit=DEFAULT_LIMIT))
-
-
-async def reset() -> None:
-    """Close every pool of both groups (tests, shutdown)."""
-    await connections.close()
-    await producers.close()
