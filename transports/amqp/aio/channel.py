@@ -19,10 +19,9 @@ they are read, on the event loop, to the consumer's callback, the
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from amqp import spec
 from amqp.exceptions import ChannelError as DriverChannelError
@@ -31,8 +30,10 @@ from amqp.serialization import dumps
 
 from broker.errors import BrokerError, RecoverableConnectionError
 from transports._shared.replies import channel_closed
-from transports.amqp.aio.frames import FrameEncoder, OutgoingMessage, arguments
+from transports.amqp.aio.consumers import Subscriptions
+from transports.amqp.aio.frames import FrameEncoder, OutgoingMessage, arguments, method_name
 from transports.amqp.aio.protocol import AmqpProtocol
+from transports.amqp.aio.replies import Orphaned, Reply, ReplyLine
 from transports.amqp.errors import translate
 from transports.base import ConfirmListener, MessageCallback, QueueDeclareOk, ReturnCallback
 from transports.base_aio import TimeSlice
@@ -75,19 +76,6 @@ class ChannelLink(Protocol):
         ...
 
 
-class _Waiter(NamedTuple):
-    replies: frozenset[tuple[int, int]]
-    future: asyncio.Future[tuple[tuple[int, int], tuple[Any, ...], Any]]
-    #: Called with the reply when nobody waits for it any more (the caller was cancelled).
-    orphaned: Callable[[tuple[int, int], tuple[Any, ...], Any], None] | None
-
-
-class _Subscription(NamedTuple):
-    callback: MessageCallback | None
-    on_cancel: Callable[[str], None] | None
-    no_ack: bool
-
-
 class AsyncAmqpChannel:
     """One AMQP channel on an asyncio connection (see the module docstring).
 
@@ -107,8 +95,8 @@ class AsyncAmqpChannel:
         self._link = link
         self._encoder = link.encoder
         self._protocol = link.protocol
-        self._waiters: collections.deque[_Waiter] = collections.deque()
-        self._consumers: dict[str, _Subscription] = {}
+        self._replies = ReplyLine()
+        self._consumers = Subscriptions()
         self._publish_args: dict[tuple[str, str, bool, bool], bytes] = {}
         self._open = False
         self._error: BrokerError | None = None
@@ -132,7 +120,7 @@ class AsyncAmqpChannel:
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
         return (
-            f"<AsyncAmqpChannel id={self.channel_id} {state} waiting={len(self._waiters)} "
+            f"<AsyncAmqpChannel id={self.channel_id} {state} waiting={len(self._replies)} "
             f"consumers={len(self._consumers)} on {self._link.display_url}>"
         )
 
@@ -152,21 +140,18 @@ class AsyncAmqpChannel:
         fmt: str,
         values: Any,
         replies: frozenset[tuple[int, int]],
-        orphaned: Callable[[tuple[int, int], tuple[Any, ...], Any], None] | None = None,
-    ) -> tuple[tuple[int, int], tuple[Any, ...], Any]:
+        orphaned: Orphaned | None = None,
+    ) -> Reply:
         if not self._open:
             raise self._closed_error()
-        future: asyncio.Future[tuple[tuple[int, int], tuple[Any, ...], Any]] = (
-            asyncio.get_running_loop().create_future()
-        )
         self._encoder.method(self.channel_id, method_sig, fmt, values)
-        self._waiters.append(_Waiter(replies, future, orphaned))
+        future = self._replies.expect(replies, orphaned)
         try:
             async with asyncio.timeout(RPC_TIMEOUT):
                 return await asyncio.shield(future)
         except TimeoutError:
             err = RecoverableConnectionError(
-                f"no reply to {_name(method_sig)} from {self._link.display_url} within "
+                f"no reply to {method_name(method_sig)} from {self._link.display_url} within "
                 f"{RPC_TIMEOUT:g} s: the connection is unusable"
             )
             self._link.link_failed(err)
@@ -213,12 +198,7 @@ class AsyncAmqpChannel:
         was_open, self._open = self._open, False
         if error is not None and self._error is None:
             self._error = error
-        waiters, self._waiters = self._waiters, collections.deque()
-        told = False
-        for waiter in waiters:
-            if not waiter.future.done():
-                waiter.future.set_exception(self._closed_error() if error is None else error)
-                told = True
+        told = self._replies.fail(lambda: self._closed_error() if error is None else error)
         if error is not None and not told:
             self._unreported = error
         self._consumers.clear()
@@ -248,7 +228,7 @@ class AsyncAmqpChannel:
         elif method_sig == spec.Basic.Return:
             self._returned(arguments(method_sig, buf), msg)
         elif method_sig == spec.Basic.Cancel:
-            self._cancelled_by_broker(arguments(method_sig, buf)[0])
+            self._consumers.cancelled_by_broker(arguments(method_sig, buf)[0])
         elif method_sig == spec.Channel.Close:
             self._closed_by_broker(arguments(method_sig, buf))
         elif method_sig == spec.Channel.Flow:
@@ -258,19 +238,8 @@ class AsyncAmqpChannel:
             self._reply(method_sig, arguments(method_sig, buf), msg)
 
     def _reply(self, method_sig: tuple[int, int], args: tuple[Any, ...], msg: Any) -> None:
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if method_sig not in waiter.replies:
-                # A waiter whose nowait request gets no reply (it should never be here).
-                logger.warning("%r: unexpected %s", self, _name(method_sig))
-                continue
-            if not waiter.future.done():
-                waiter.future.set_result((method_sig, args, msg))
-            elif waiter.orphaned is not None:
-                waiter.orphaned(method_sig, args, msg)
-            return
-        logger.debug("%r: reply %s without a request", self, _name(method_sig))
+        if not self._replies.settle(method_sig, args, msg):
+            logger.debug("%r: reply %s without a request", self, method_name(method_sig))
 
     def _deliver(self, buf: bytes, msg: Any) -> None:
         consumer_tag, delivery_tag, redelivered, exchange, routing_key = arguments(
@@ -284,18 +253,9 @@ class AsyncAmqpChannel:
             "exchange": exchange,
             "routing_key": routing_key,
         }
-        sub = self._consumers.get(consumer_tag)
-        if sub is None or sub.callback is None:
+        if not self._consumers.deliver(consumer_tag, msg) and self._open:
             # Sent before our basic.cancel reached the broker: give it back.
-            if (sub is None or not sub.no_ack) and self._open:
-                self._encoder.method(self.channel_id, spec.Basic.Reject, "Lb", (delivery_tag, True))
-            return
-        try:
-            sub.callback(msg)
-        except Exception as exc:
-            asyncio.get_running_loop().call_exception_handler(
-                {"message": f"consumer callback of {consumer_tag!r} failed", "exception": exc}
-            )
+            self._encoder.method(self.channel_id, spec.Basic.Reject, "Lb", (delivery_tag, True))
 
     def _returned(self, args: tuple[Any, ...], msg: Any) -> None:
         code, text, exchange, routing_key = args
@@ -310,11 +270,6 @@ class AsyncAmqpChannel:
             )  # fmt: skip
             return
         callback(code, text, exchange, routing_key, msg)
-
-    def _cancelled_by_broker(self, consumer_tag: str) -> None:
-        sub = self._consumers.pop(consumer_tag, None)
-        if sub is not None and sub.on_cancel is not None:
-            sub.on_cancel(consumer_tag)
 
     def _closed_by_broker(self, args: tuple[Any, ...]) -> None:
         code, text, class_id, method_id = args
@@ -500,33 +455,29 @@ class AsyncAmqpChannel:
     ) -> str:
         """Start a consumer; ``callback(message)`` runs on the loop for each delivery."""
         values = (0, queue, consumer_tag, no_local, no_ack, exclusive, nowait, arguments or {})
-        sub = _Subscription(callback, on_cancel, no_ack)
         if consumer_tag:
             # Registered first: deliveries may follow consume-ok in the same read.
-            self._consumers[consumer_tag] = sub
+            self._consumers.add(consumer_tag, callback, on_cancel, no_ack)
         try:
             ok = await self._call(
                 spec.Basic.Consume, "BssbbbbF", values, spec.Basic.ConsumeOk, nowait
             )
         except BaseException:
             if consumer_tag:
-                self._consumers.pop(consumer_tag, None)
+                self._consumers.remove(consumer_tag)
             raise
         tag: str = consumer_tag if ok is None else ok[0]
-        self._consumers[tag] = sub
+        self._consumers.add(tag, callback, on_cancel, no_ack)
         return tag
 
     async def basic_cancel(self, consumer_tag: str, nowait: bool = False) -> None:
         """Stop a consumer; deliveries still in flight to it are given back."""
-        sub = self._consumers.get(consumer_tag)
-        if sub is not None:
-            # Later deliveries are rejected with requeue (see _deliver).
-            self._consumers[consumer_tag] = sub._replace(callback=None)
+        self._consumers.stop(consumer_tag)  # later deliveries are given back
         try:
             await self._call(spec.Basic.Cancel, "sb", (consumer_tag, nowait), spec.Basic.CancelOk,
                              nowait)  # fmt: skip
         finally:
-            self._consumers.pop(consumer_tag, None)
+            self._consumers.remove(consumer_tag)
 
     async def basic_get(self, queue: str = "", no_ack: bool = False) -> Any:
         """Fetch one message, or ``None`` when the queue is empty."""
@@ -573,15 +524,3 @@ class AsyncAmqpChannel:
     async def basic_recover(self, requeue: bool = False) -> None:
         """Redeliver this channel's unacknowledged messages."""
         await self._call(spec.Basic.Recover, "b", (requeue,), spec.Basic.RecoverOk)
-
-
-_NAMES = {
-    sig: f"{cls.__name__.lower()}.{name[0].lower()}{name[1:]}"
-    for cls in (spec.Connection, spec.Channel, spec.Exchange, spec.Queue, spec.Basic, spec.Confirm)
-    for name, sig in vars(cls).items()
-    if isinstance(sig, tuple)
-}
-
-
-def _name(method_sig: tuple[int, int]) -> str:
-    return _NAMES.get(method_sig, str(method_sig))

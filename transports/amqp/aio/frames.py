@@ -39,6 +39,7 @@ __all__ = [
     "MethodCallback",
     "OutgoingMessage",
     "arguments",
+    "method_name",
 ]
 
 #: What a client sends first: AMQP 0-9-1.
@@ -96,6 +97,19 @@ _PUBLISH_METHOD = struct.pack(">HH", *spec.Basic.Publish)
 _PROPERTIES_CACHE_SIZE = 256
 #: Property values that can be part of a cache key (a table cannot).
 _PLAIN = (str, int, float, bytes, type(None))
+
+
+_NAMES = {
+    sig: f"{cls.__name__.lower()}.{name[0].lower()}{name[1:]}"
+    for cls in (spec.Connection, spec.Channel, spec.Exchange, spec.Queue, spec.Basic, spec.Confirm)
+    for name, sig in vars(cls).items()
+    if isinstance(sig, tuple)
+}
+
+
+def method_name(method_sig: tuple[int, int]) -> str:
+    """``'queue.declareOk'``-style name of a method, for messages."""
+    return _NAMES.get(method_sig, str(method_sig))
 
 
 def arguments(method_sig: tuple[int, int], buf: bytes) -> tuple[Any, ...]:
