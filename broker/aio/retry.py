@@ -20,7 +20,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from broker.errors import RecoverableChannelError, RecoverableConnectionError
 from broker.retry.policy import RetryPolicy, RetryState
@@ -29,6 +29,7 @@ from transports.base_aio import AsyncChannel
 __all__ = [
     "AsyncReconnectable",
     "AsyncRevivable",
+    "BoundToChannel",
     "Errback",
     "autoretried",
     "connect_with_retry",
@@ -47,6 +48,16 @@ class AsyncRevivable(Protocol):
     """An object bound to a channel that can move to a new one (producers, consumers)."""
 
     async def revive(self, channel: Any) -> None: ...
+
+
+@runtime_checkable
+class BoundToChannel(Protocol):
+    """A revivable object that says which channel it uses (producers, consumers, autoretry)."""
+
+    @property
+    def channel(self) -> AsyncChannel | None:
+        """The channel in use, if any."""
+        ...
 
 
 class AsyncReconnectable(Protocol):
@@ -203,7 +214,9 @@ async def _recover(
         await _sleep(delay, None)
         if not isinstance(exc, RecoverableChannelError):
             return state
-        channel = await conn.replacement_channel(getattr(obj, "channel", None))
+        # The default channel is replaced by the default channel, another by a new one.
+        old = obj.channel if isinstance(obj, BoundToChannel) else None
+        channel = await conn.replacement_channel(old)
     await obj.revive(channel)
     await _call(on_revive, channel)
     return state

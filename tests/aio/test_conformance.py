@@ -227,3 +227,40 @@ async def test_hooks_may_be_coroutines(url: str) -> None:
         assert events == []  # lazy: no I/O before first use
         await conn.ensure_connection(max_retries=3)
     assert events == ["open", "open", "close None"]
+
+
+async def test_publish_with_retry_reconnects_after_the_link_broke(
+    conn: Connection, unique_name: str, made: list[str]
+) -> None:
+    queue = Queue(unique_name, durable=False)
+    made.append(unique_name)
+    producer = conn.Producer(routing_key=unique_name, confirm_publish=True)
+    await producer.publish(1, declare=[queue])  # confirmed: the broker has it
+    link = conn.transport_connection
+    assert link is not None
+    link.teardown()  # the link breaks under the producer
+    await producer.publish(2, declare=[queue], retry=True, retry_policy={"interval_start": 0})
+    assert conn.transport_connection is not link and conn.connected
+    sq = conn.SimpleQueue(queue)
+    assert sorted([(await sq.get(timeout=5)).payload for _ in range(2)]) == [1, 2]
+    await sq.close()
+
+
+async def test_autoretry_replaces_the_channel_after_a_recoverable_channel_error(
+    conn: Connection, unique_name: str, made: list[str]
+) -> None:
+    channels: list[object] = []
+
+    async def declare(name: str, channel: Any) -> object:
+        channels.append(channel)
+        if len(channels) == 1:
+            await channel.close()
+            raise RecoverableChannelError("the channel went away")
+        return await channel.queue_declare(name, durable=False, auto_delete=False)
+
+    made.append(unique_name)
+    first = await conn.channel()
+    call = conn.autoretry(declare, channel=first, interval_start=0, max_retries=2)
+    ok, used = await call(unique_name)
+    assert ok is not None and ok.queue == unique_name  # type: ignore[attr-defined]
+    assert channels[0] is first and used is channels[1] is not first and used.is_open

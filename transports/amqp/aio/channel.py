@@ -109,8 +109,8 @@ class AsyncAmqpChannel:
 
     @property
     def is_open(self) -> bool:
-        """True from the broker's ``channel.open-ok`` until either side closes it."""
-        return self._open
+        """True from the broker's ``channel.open-ok`` until either side (or the link) closes it."""
+        return self._open and not self._protocol.closed
 
     @property
     def confirms_synchronously(self) -> bool:
@@ -142,7 +142,7 @@ class AsyncAmqpChannel:
         replies: frozenset[tuple[int, int]],
         orphaned: Orphaned | None = None,
     ) -> Reply:
-        if not self._open:
+        if not self.is_open:
             raise self._closed_error()
         self._encoder.method(self.channel_id, method_sig, fmt, values)
         future = self._replies.expect(replies, orphaned)
@@ -166,7 +166,7 @@ class AsyncAmqpChannel:
         nowait: bool = False,
     ) -> tuple[Any, ...] | None:
         if reply is None or nowait:
-            if not self._open:
+            if not self.is_open:
                 raise self._closed_error()
             self._encoder.method(self.channel_id, method_sig, fmt, values)
             return None
@@ -184,7 +184,7 @@ class AsyncAmqpChannel:
 
     async def close(self) -> None:
         """Close the channel (waits for ``channel.close-ok``). Never raises broker errors."""
-        if not self._open:
+        if not self.is_open:
             return
         try:
             await self._rpc(spec.Channel.Close, "BsBB", (0, "", 0, 0), _CLOSE_OK)
@@ -422,7 +422,7 @@ class AsyncAmqpChannel:
         protocol = self._protocol
         if protocol.must_yield or self._slice.due():
             await protocol.writable()
-        if not self._open:
+        if not self._open or protocol.closed:
             raise self._closed_error()
         key = (exchange, routing_key, mandatory, immediate)
         args = self._publish_args.get(key)
@@ -507,7 +507,7 @@ class AsyncAmqpChannel:
         """Acknowledge one delivery (or all up to it with ``multiple``); yields as a publish."""
         if self._slice.due():
             await self._protocol.writable()
-        if not self._open:
+        if not self.is_open:
             raise self._closed_error()
         self._encoder.method(self.channel_id, spec.Basic.Ack, "Lb", (delivery_tag, multiple))
 

@@ -111,7 +111,9 @@ class AmqpProtocol(asyncio.Protocol):
     # -- writing ----------------------------------------------------------------
 
     def write(self, data: Any) -> None:
-        """Queue ``data`` (one method's frames) for the next flush."""
+        """Queue ``data`` (one method's frames) for the next flush (dropped once closed)."""
+        if self.closed:
+            return
         out = self._out
         out += data
         if len(out) >= FLUSH_AT:
@@ -175,21 +177,30 @@ class AmqpProtocol(asyncio.Protocol):
     # -- closing ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Send what is queued, then close the socket."""
+        """Send what is queued, then close the socket; nothing more is written."""
         self._stop_heartbeats()
         transport = self._stream
         if transport is not None:
             self.flush()
             transport.close()
+        self.closed = True
 
     def abort(self, exc: BaseException | None = None) -> None:
-        """Drop the socket at once; ``connection_lost`` reports ``exc``."""
+        """Drop the socket without waiting; ``connection_lost`` reports ``exc``.
+
+        The link counts as closed from now on, not only from ``connection_lost``
+        (which the loop calls later): a write in between would be lost silently.
+        """
         self._stop_heartbeats()
         if exc is not None and self._lost is None:
             self._lost = exc
         transport = self._stream
         if transport is not None:
+            # What the kernel takes without waiting still goes, as with a blocking
+            # socket that is shut down after its last send; the rest is dropped.
+            self.flush()
             transport.abort()
+        self.closed = True
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "paused" if self._paused else "open"
