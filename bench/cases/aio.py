@@ -57,92 +57,93 @@ def _aio_pika() -> Any:
     return aio_pika
 
 
-async def _aio_pika_channel(aio_pika: Any, url: str, confirms: bool) -> tuple[Any, Any]:
-    conn = await aio_pika.connect(url)
-    return conn, await conn.channel(publisher_confirms=confirms)
+@contextlib.contextmanager
+def _brokerpool_publisher(
+    env: Env, case: str, publish: Callable[[Any, Any, str, int], Awaitable[None]]
+) -> Iterator[Callable[[], float]]:
+    """A connected ``broker.aio`` producer to a capped queue; ``publish(conn, producer, q, n)``."""
+    from broker.aio import Connection
+
+    with capped_queue(env.url, case) as queue, _loop() as loop:
+        conn = Connection(env.url)
+        producer = conn.Producer(routing_key=queue)
+        loop.run_until_complete(conn.connect())
+        try:
+            yield lambda: _rate(
+                loop, env.n(20000, 300), lambda n: publish(conn, producer, queue, n)
+            )
+        finally:
+            loop.run_until_complete(conn.close())
+
+
+@contextlib.contextmanager
+def _aio_pika_publisher(
+    env: Env, case: str, confirms: bool, publish: Callable[[Any, Any, str, int], Awaitable[None]]
+) -> Iterator[Callable[[], float]]:
+    """An aio-pika channel to a capped queue; ``publish(aio_pika, channel, q, n)``."""
+    aio_pika = _aio_pika()
+
+    async def open_channel() -> tuple[Any, Any]:
+        conn = await aio_pika.connect(env.url)
+        return conn, await conn.channel(publisher_confirms=confirms)
+
+    with capped_queue(env.url, case) as queue, _loop() as loop:
+        conn, channel = loop.run_until_complete(open_channel())
+        try:
+            yield lambda: _rate(
+                loop, env.n(20000, 300), lambda n: publish(aio_pika, channel, queue, n)
+            )
+        finally:
+            loop.run_until_complete(conn.close())
 
 
 # -- unconfirmed publish ---------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _publish_brokerpool(env: Env) -> Iterator[Callable[[], float]]:
-    from broker.aio import Connection
-
-    with capped_queue(env.url, "aio-publish") as queue, _loop() as loop:
-        conn = Connection(env.url)
-        producer = conn.Producer(routing_key=queue)
-        loop.run_until_complete(conn.connect())
-
-        async def run(n: int) -> None:
-            for _ in range(n):
-                await producer.publish(BODY_100)
-            # A round trip: every publish above has left the process.
-            await (await conn.default_channel()).queue_declare(queue, passive=True)
-
-        try:
-            yield lambda: _rate(loop, env.n(20000, 300), run)
-        finally:
-            loop.run_until_complete(conn.close())
+async def _publish_unconfirmed(conn: Any, producer: Any, queue: str, n: int) -> None:
+    for _ in range(n):
+        await producer.publish(BODY_100)
+    # A round trip: every publish above has left the process.
+    await (await conn.default_channel()).queue_declare(queue, passive=True)
 
 
-@contextlib.contextmanager
-def _publish_aio_pika(env: Env) -> Iterator[Callable[[], float]]:
-    aio_pika = _aio_pika()
-    with capped_queue(env.url, "aio-publish") as queue, _loop() as loop:
-        conn, channel = loop.run_until_complete(_aio_pika_channel(aio_pika, env.url, False))
+async def _aio_pika_unconfirmed(aio_pika: Any, channel: Any, queue: str, n: int) -> None:
+    exchange = channel.default_exchange
+    for _ in range(n):
+        await exchange.publish(aio_pika.Message(BODY_100), routing_key=queue)
+    await channel.declare_queue(queue, passive=True)
 
-        async def run(n: int) -> None:
-            exchange = channel.default_exchange
-            for _ in range(n):
-                await exchange.publish(aio_pika.Message(BODY_100), routing_key=queue)
-            await channel.declare_queue(queue, passive=True)
 
-        try:
-            yield lambda: _rate(loop, env.n(20000, 300), run)
-        finally:
-            loop.run_until_complete(conn.close())
+def _publish_brokerpool(env: Env) -> contextlib.AbstractContextManager[Callable[[], float]]:
+    return _brokerpool_publisher(env, "aio-publish", _publish_unconfirmed)
+
+
+def _publish_aio_pika(env: Env) -> contextlib.AbstractContextManager[Callable[[], float]]:
+    return _aio_pika_publisher(env, "aio-publish", False, _aio_pika_unconfirmed)
 
 
 # -- pipelined confirms ------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _confirms_brokerpool(env: Env) -> Iterator[Callable[[], float]]:
-    from broker.aio import Connection
-
-    with capped_queue(env.url, "aio-confirms") as queue, _loop() as loop:
-        conn = Connection(env.url)
-        producer = conn.Producer(routing_key=queue)
-        loop.run_until_complete(conn.connect())
-
-        async def run(n: int) -> None:
-            async with producer.confirms(timeout=60):
-                for _ in range(n):
-                    await producer.publish(BODY_100)
-
-        try:
-            yield lambda: _rate(loop, env.n(20000, 300), run)
-        finally:
-            loop.run_until_complete(conn.close())
+async def _publish_pipelined(conn: Any, producer: Any, queue: str, n: int) -> None:
+    async with producer.confirms(timeout=60):
+        for _ in range(n):
+            await producer.publish(BODY_100)
 
 
-@contextlib.contextmanager
-def _confirms_aio_pika(env: Env) -> Iterator[Callable[[], float]]:
-    aio_pika = _aio_pika()
-    with capped_queue(env.url, "aio-confirms") as queue, _loop() as loop:
-        conn, channel = loop.run_until_complete(_aio_pika_channel(aio_pika, env.url, True))
+async def _aio_pika_gathered(aio_pika: Any, channel: Any, queue: str, n: int) -> None:
+    exchange = channel.default_exchange
+    await asyncio.gather(
+        *(exchange.publish(aio_pika.Message(BODY_100), routing_key=queue) for _ in range(n))
+    )
 
-        async def run(n: int) -> None:
-            exchange = channel.default_exchange
-            await asyncio.gather(
-                *(exchange.publish(aio_pika.Message(BODY_100), routing_key=queue) for _ in range(n))
-            )
 
-        try:
-            yield lambda: _rate(loop, env.n(20000, 300), run)
-        finally:
-            loop.run_until_complete(conn.close())
+def _confirms_brokerpool(env: Env) -> contextlib.AbstractContextManager[Callable[[], float]]:
+    return _brokerpool_publisher(env, "aio-confirms", _publish_pipelined)
+
+
+def _confirms_aio_pika(env: Env) -> contextlib.AbstractContextManager[Callable[[], float]]:
+    return _aio_pika_publisher(env, "aio-confirms", True, _aio_pika_gathered)
 
 
 # -- consume + ack -------------------------------------------------------------------
