@@ -141,6 +141,7 @@ class Connection:
         self._closing = False
         self._connect_count = 0
         self._recovery: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one it connected on
 
     def _make_failover(self) -> Failover:
         args = self._init_args
@@ -185,6 +186,11 @@ class Connection:
         """``hostname:port`` of the current alternate."""
         return self._failover.current.host
 
+    @property
+    def hostname(self) -> str:
+        """Host name of the current alternate."""
+        return self._failover.current.params.hostname
+
     def as_uri(self, include_password: bool = False, mask: str = "**") -> str:
         """The current alternate's URL with defaults filled in (password masked)."""
         return self._failover.current.as_uri(include_password=include_password, mask=mask)
@@ -220,6 +226,11 @@ class Connection:
         return self._failover.current.params.heartbeat
 
     @property
+    def heartbeat(self) -> float:
+        """Alias of :meth:`get_heartbeat_interval`."""
+        return self.get_heartbeat_interval()
+
+    @property
     def supports_heartbeats(self) -> bool:
         """Whether the current transport has heartbeats."""
         return self._failover.current.transport_cls.capabilities.heartbeats
@@ -249,16 +260,42 @@ class Connection:
         """What the broker announced (empty before connecting)."""
         return self._conn.server_properties if self._conn is not None else {}
 
+    def _capability(self, name: str) -> bool:
+        caps = self.server_properties.get("capabilities") or {}
+        return bool(caps.get(name, False))
+
+    @property
+    def publisher_confirms(self) -> bool:
+        """The broker supports publisher confirms."""
+        return self._capability("publisher_confirms")
+
+    @property
+    def basic_nack(self) -> bool:
+        """The broker supports ``basic.nack``."""
+        return self._capability("basic.nack")
+
+    @property
+    def consumer_cancel_notify(self) -> bool:
+        """The broker notifies consumers it cancels."""
+        return self._capability("consumer_cancel_notify")
+
+    @property
+    def exchange_exchange_bindings(self) -> bool:
+        """The broker supports exchange-to-exchange bindings."""
+        return self._capability("exchange_exchange_bindings")
+
     def info(self) -> dict[str, Any]:
         """Connection facts for display; the password is masked."""
         p = self._failover.current.params
         return {
             "hostname": p.hostname, "port": p.port, "userid": p.userid,
             "password": "**" if p.password else None, "virtual_host": p.virtual_host,
-            "transport": self._failover.current.transport_cls.name, "heartbeat": p.heartbeat,
-            "uri": self.as_uri(), "alternates": [t.as_uri() for t in self._failover.targets],
+            "ssl": bool(p.ssl), "transport": self._failover.current.transport_cls.name,
+            "connect_timeout": p.connect_timeout, "heartbeat": p.heartbeat,
+            "login_method": p.login_method, "uri": self.as_uri(),
+            "alternates": [t.as_uri() for t in self._failover.targets],
             "failover_strategy": self._init_args["failover_strategy"],
-            "connected": self.connected,
+            "transport_options": dict(self._transport_options), "connected": self.connected,
         }  # fmt: skip
 
     def __repr__(self) -> str:
@@ -281,6 +318,26 @@ class Connection:
     def maybe_switch_next(self) -> None:
         """Move to the next alternate (per the failover strategy), if there is one."""
         self._failover.advance()
+
+    async def switch(self, url: str) -> None:
+        """Close the current connection and use ``url`` (and only it) from now on."""
+        await self.close()
+        self._init_args = dict(self._init_args, hostname=url, alternates=None)
+        self._failover = self._make_failover()
+
+    def add_callback_threadsafe(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` (a plain or coroutine function) on this connection's event loop.
+
+        Safe from any thread: how a worker thread acks a message it was given,
+        ``conn.add_callback_threadsafe(message.ack)``.
+
+        Raises:
+            ConfigurationError: the connection has not connected yet (it has no loop).
+        """
+        loop = self._loop
+        if loop is None:
+            raise ConfigurationError(f"{self!r} has no event loop yet: connect it first")
+        loop.call_soon_threadsafe(self._hooks.run_soon, fn)
 
     # -- hooks and blocking -------------------------------------------------------------
 
@@ -422,6 +479,7 @@ class Connection:
             on_lost=self._link_lost,
         )  # fmt: skip
         self._conn, self._closing = conn, False
+        self._loop = asyncio.get_running_loop()
         reconnect = self._connect_count > 0
         self._connect_count += 1
         logger.info("connected to %s", target.as_uri())

@@ -131,6 +131,10 @@ class Hooks(Generic[C]):
         if self._blocked_since is not None and self._on_blocked_too_long is not None:
             self._on_blocked_too_long(limit)
 
+    def run_soon(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` now; a coroutine it returns runs as a task (kept until done)."""
+        self._fire(fn())
+
     def _fire(self, result: Any) -> None:
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)

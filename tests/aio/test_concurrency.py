@@ -171,3 +171,21 @@ async def test_nothing_blocks_the_loop_during_a_publish_and_consume_run(
         gc.unfreeze()
     slow_steps = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert slow_steps == []
+
+
+async def test_a_worker_thread_acks_through_add_callback_threadsafe(
+    conn: Connection, unique_name: str, made: list[str]
+) -> None:
+    sq = conn.SimpleQueue(unique_name, queue_opts={"durable": False})
+    made.append(unique_name)
+    await sq.put("work")
+    message = await sq.get(timeout=5)
+    worker = threading.Thread(target=conn.add_callback_threadsafe, args=(message.ack,))
+    worker.start()
+    await asyncio.to_thread(worker.join)
+    for _ in range(100):  # the ack runs on the loop, as a task
+        if message.acknowledged:
+            break
+        await asyncio.sleep(0.01)
+    assert message.state == "ACK"
+    await sq.close()
