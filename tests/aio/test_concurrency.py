@@ -13,7 +13,8 @@ from broker import Connection as SyncConnection
 from broker import Queue
 from broker.aio import ChannelPool, Connection
 from broker.aio.pools import Lease
-from broker.errors import ChannelLimitExceeded
+from tests.support.net import SilentServer
+from broker.errors import ChannelLimitExceeded, OperationalError
 from transports.base_aio import AsyncChannel
 
 pytestmark = pytest.mark.asyncio
@@ -189,3 +190,28 @@ async def test_a_worker_thread_acks_through_add_callback_threadsafe(
         await asyncio.sleep(0.01)
     assert message.state == "ACK"
     await sq.close()
+
+
+async def test_cancelling_an_acquire_while_it_connects_frees_its_place() -> None:
+    with SilentServer() as hung:  # accepts, never answers: the connect hangs
+        pool = Connection(hung.url, connect_timeout=30).Pool(limit=1)
+        connecting = asyncio.create_task(pool.acquire(timeout=30).__aenter__())
+        for _ in range(200):
+            if hung.accepted:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.in_use == 1  # the place is taken while it connects
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert (pool.in_use, pool.idle, pool.waiting) == (0, 0, 0)
+        await pool.close()
+
+
+async def test_a_silent_broker_is_given_up_on_at_the_connect_timeout() -> None:
+    with SilentServer() as hung:
+        conn = Connection(hung.url, connect_timeout=0.5)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(OperationalError):
+            await conn.ensure_connection(max_retries=1, interval_start=0)
+        assert asyncio.get_running_loop().time() - started < 10  # two attempts; a hang fails
