@@ -13,8 +13,8 @@ from broker import Connection as SyncConnection
 from broker import Queue
 from broker.aio import ChannelPool, Connection
 from broker.aio.pools import Lease
-from tests.support.net import SilentServer
 from broker.errors import ChannelLimitExceeded, OperationalError
+from tests.support.net import SilentServer
 from transports.base_aio import AsyncChannel
 
 pytestmark = pytest.mark.asyncio
