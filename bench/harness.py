@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AIO_PIKA",
     "BROKERPOOL",
     "KOMBU",
     "PIKA",
@@ -45,6 +46,8 @@ BROKERPOOL = "brokerpool"
 KOMBU = "kombu"
 RAW = "py-amqp"
 PIKA = "pika"
+#: The asyncio cases' comparison (bench/cases/aio.py); reported after the other columns.
+AIO_PIKA = "aio-pika"
 #: Column order in reports.
 LIBRARIES = (BROKERPOOL, KOMBU, RAW, PIKA)
 

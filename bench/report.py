@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.harness import KOMBU, LIBRARIES, RAW, CaseResult, Spread
+from bench.harness import AIO_PIKA, KOMBU, LIBRARIES, RAW, CaseResult, Spread
 
 __all__ = ["DASH", "METHOD", "render_markdown", "render_rst", "write_chart", "write_reports"]
 
@@ -59,23 +59,26 @@ def _ratio(spread: Spread | None) -> str:
     return middle if low == high else f"{middle} ({low}{DASH}{high})"
 
 
+def _cell(res: CaseResult, lib: str) -> str:
+    if lib not in res.case.runners:
+        return "n/a"
+    if res.error is not None:
+        return "not run"
+    if lib in res.skipped:
+        return "FAILED" if res.skipped[lib].startswith("failed:") else "skipped"
+    return _fmt_spread(res.spread(lib), res.case.unit)
+
+
 def _rows(results: Sequence[CaseResult]) -> tuple[list[str], list[list[str]]]:
     header = ["Case", "Unit", "Better", *LIBRARIES, "bp ÷ kombu", "bp ÷ py-amqp", "Target"]
+    header += [AIO_PIKA, "bp ÷ aio-pika"]  # the asyncio cases' comparison
     rows = []
     for res in results:
         case = res.case
         cells = [case.title, case.unit, "higher" if case.higher_is_better else "lower"]
-        for lib in LIBRARIES:
-            if lib not in case.runners:
-                cells.append("n/a")
-            elif res.error is not None:
-                cells.append("not run")
-            elif lib in res.skipped:
-                failed = res.skipped[lib].startswith("failed:")
-                cells.append("FAILED" if failed else "skipped")
-            else:
-                cells.append(_fmt_spread(res.spread(lib), case.unit))
+        cells += [_cell(res, lib) for lib in LIBRARIES]
         cells += [_ratio(res.ratio_spread(KOMBU)), _ratio(res.ratio_spread(RAW)), case.target]
+        cells += [_cell(res, AIO_PIKA), _ratio(res.ratio_spread(AIO_PIKA))]
         rows.append(cells)
     return header, rows
 

@@ -4,6 +4,11 @@ Transports are named by ``"package.module:Class"`` strings and imported only
 when first resolved; the class is then cached. Third parties add their own
 with :func:`register` or through the ``brokerpool.transports`` entry-point
 group (the entry point's name is the transport name, its value the target).
+
+asyncio transports (:class:`transports.base_aio.AsyncTransport`) register
+beside them under the same names, with :func:`register_async` (or the
+``brokerpool.aio_transports`` entry-point group), and :func:`resolve_async`
+finds them; URL parsing keeps using the synchronous class's facts.
 """
 
 from __future__ import annotations
@@ -12,13 +17,26 @@ import difflib
 import importlib
 import threading
 from importlib.metadata import entry_points
+from typing import TypeVar
 
 from broker.errors import ConfigurationError, TransportNotFound
 from transports.base import Transport
+from transports.base_aio import AsyncTransport
 
-__all__ = ["Transport", "available", "register", "resolve"]
+__all__ = [
+    "AsyncTransport",
+    "Transport",
+    "available",
+    "register",
+    "register_async",
+    "resolve",
+    "resolve_async",
+]
 
 ENTRY_POINT_GROUP = "brokerpool.transports"
+AIO_ENTRY_POINT_GROUP = "brokerpool.aio_transports"
+
+C = TypeVar("C", bound=type)
 
 _BUILTIN: dict[str, str] = {
     "amqp": "transports.amqp.transport:Transport",
@@ -29,10 +47,20 @@ _BUILTIN: dict[str, str] = {
     "rediss": "transports.redis.transport:Transport",
 }
 
+_BUILTIN_AIO: dict[str, str] = {
+    "amqp": "transports.amqp.aio.transport:AsyncTransport",
+    "pyamqp": "transports.amqp.aio.transport:AsyncTransport",
+    "amqps": "transports.amqp.aio.transport:AsyncTransport",
+    "memory": "transports.memory.aio:AsyncTransport",
+}
+
 _lock = threading.Lock()
 _targets: dict[str, str] = dict(_BUILTIN)
 _cache: dict[str, type[Transport]] = {}
 _entry_points_loaded = False
+_aio_targets: dict[str, str] = dict(_BUILTIN_AIO)
+_aio_cache: dict[str, type[AsyncTransport]] = {}
+_aio_entry_points_loaded = False
 
 
 def register(name: str, target: str | type[Transport]) -> None:
@@ -45,19 +73,7 @@ def register(name: str, target: str | type[Transport]) -> None:
     Raises:
         ConfigurationError: ``name`` is empty or ``target`` is not of that form.
     """
-    key = _normalise(name)
-    if isinstance(target, str):
-        if ":" not in target or target.startswith(":") or target.endswith(":"):
-            raise ConfigurationError(
-                f"transport target {target!r} for {name!r} must look like 'package.module:Class'"
-            )
-        with _lock:
-            _targets[key] = target
-            _cache.pop(key, None)
-    else:
-        with _lock:
-            _targets[key] = f"{target.__module__}:{target.__qualname__}"
-            _cache[key] = target
+    _store(_targets, _cache, name, target)
 
 
 def available() -> list[str]:
@@ -89,10 +105,76 @@ def resolve(name: str) -> type[Transport]:
         raise TransportNotFound(
             f"unknown transport {name!r}{hint} (registered: {', '.join(known)})"
         )
-    cls = _import(key, target)
+    cls = _import_object(key, target)
+    if not (isinstance(cls, type) and issubclass(cls, Transport)):
+        raise _not_a(key, target, "transports.base.Transport")
     with _lock:
         _cache[key] = cls
     return cls
+
+
+def register_async(name: str, target: str | type[AsyncTransport]) -> None:
+    """Register the asyncio transport for ``name`` (beside its synchronous transport).
+
+    Args:
+        name: the transport name or URL scheme, as given to :func:`register`.
+        target: ``"package.module:Class"`` (imported lazily) or the class itself.
+
+    Raises:
+        ConfigurationError: ``name`` is empty or ``target`` is not of that form.
+    """
+    _store(_aio_targets, _aio_cache, name, target)
+
+
+def resolve_async(name: str) -> type[AsyncTransport]:
+    """Return the asyncio transport class registered as ``name``.
+
+    Raises:
+        TransportNotFound: no asyncio transport is registered under ``name``
+            (the message lists those that are).
+    """
+    global _aio_entry_points_loaded
+    key = _normalise(name)
+    with _lock:
+        cached = _aio_cache.get(key)
+    if cached is not None:
+        return cached
+    if not _aio_entry_points_loaded:
+        found = {ep.name: ep.value for ep in entry_points(group=AIO_ENTRY_POINT_GROUP)}
+        with _lock:
+            for ep_name, value in found.items():
+                _aio_targets.setdefault(ep_name.lower(), value)
+            _aio_entry_points_loaded = True
+    with _lock:
+        target = _aio_targets.get(key)
+        known = sorted(_aio_targets)
+    if target is None:
+        raise TransportNotFound(
+            f"transport {name!r} has no asyncio implementation "
+            f"(asyncio transports: {', '.join(known)})"
+        )
+    cls = _import_object(key, target)
+    if not (isinstance(cls, type) and issubclass(cls, AsyncTransport)):
+        raise _not_a(key, target, "transports.base_aio.AsyncTransport")
+    with _lock:
+        _aio_cache[key] = cls
+    return cls
+
+
+def _store(targets: dict[str, str], cache: dict[str, C], name: str, target: str | C) -> None:
+    key = _normalise(name)
+    if isinstance(target, str):
+        if ":" not in target or target.startswith(":") or target.endswith(":"):
+            raise ConfigurationError(
+                f"transport target {target!r} for {name!r} must look like 'package.module:Class'"
+            )
+        with _lock:
+            targets[key] = target
+            cache.pop(key, None)
+    else:
+        with _lock:
+            targets[key] = f"{target.__module__}:{target.__qualname__}"
+            cache[key] = target
 
 
 def _normalise(name: str) -> str:
@@ -101,7 +183,7 @@ def _normalise(name: str) -> str:
     return name.strip().lower()
 
 
-def _import(name: str, target: str) -> type[Transport]:
+def _import_object(name: str, target: str) -> object:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -112,11 +194,11 @@ def _import(name: str, target: str) -> type[Transport]:
         raise TransportNotFound(
             f"transport {name!r} is registered as {target!r}, which cannot be imported: {exc}"
         ) from exc
-    if not (isinstance(obj, type) and issubclass(obj, Transport)):
-        raise TransportNotFound(
-            f"transport {name!r} target {target!r} is not a transports.base.Transport subclass"
-        )
     return obj
+
+
+def _not_a(name: str, target: str, base: str) -> TransportNotFound:
+    return TransportNotFound(f"transport {name!r} target {target!r} is not a {base} subclass")
 
 
 def _load_entry_points() -> None:

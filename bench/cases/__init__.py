@@ -23,6 +23,7 @@ _MODULES = (
     "failover",
     "heartbeat",
     "rss",
+    "aio",
 )
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from broker.entities.queue import Exchange, Queue
     from transports.base import Channel
 
-__all__ = ["BindingRecord", "ExchangeBindingRecord", "ReplayFailure", "Topology"]
+__all__ = ["BindingRecord", "ExchangeBindingRecord", "ReplayFailure", "Topology", "note_declared"]
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class Topology:
                 replayer.run(record, functools.partial(_bind, record))
         finally:
             replayer.close()
-        _note_declared(connection, exchanges, queues, bindings, failures)
+        note_declared(connection.declared_entities, exchanges, queues, bindings, failures)
         for consumer in consumers:
             try:
                 consumer.revive(connection)
@@ -303,13 +303,18 @@ class Topology:
         return failures
 
 
-def _note_declared(
-    connection: ChannelOwner,
+def note_declared(
+    declared: set[Any],
     exchanges: list[Exchange],
     queues: list[Queue],
     bindings: list[BindingRecord],
     failures: list[ReplayFailure],
 ) -> None:
+    """Add what a replay restored to a connection's declared-entities cache ``declared``.
+
+    Used by :meth:`Topology.replay` and by the asyncio replay
+    (:mod:`broker.aio.recovery`).
+    """
     # So that producers' and consumers' own declarations are not repeated. A
     # queue's cached declaration stands for its bindings too, so a queue counts
     # only when every binding it declares was replayed: a connection lost
@@ -321,7 +326,6 @@ def _note_declared(
         for r in bindings
         if id(r) not in failed
     }
-    declared = connection.declared_entities
     for exchange in exchanges:
         if id(exchange) not in failed and exchange.can_cache_declaration:
             declared.add(exchange.declaration_key)

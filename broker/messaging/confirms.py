@@ -34,7 +34,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from broker.errors import ConfigurationError, ConfirmTimeout, MessageNacked, MessageUnroutable
+from broker.errors import (
+    BrokerError,
+    ConfigurationError,
+    ConfirmTimeout,
+    MessageNacked,
+    MessageUnroutable,
+)
 from broker.timeouts import check_seconds
 
 if TYPE_CHECKING:
@@ -43,8 +49,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONFIRM_TIMEOUT",
     "DEFAULT_MAX_IN_FLIGHT",
+    "BatchOutcome",
     "BatchingProducer",
     "ConfirmBatch",
+    "ConfirmLedger",
     "ConfirmTracker",
     "PublishRecord",
     "Returned",
@@ -88,54 +96,34 @@ class PublishRecord(NamedTuple):
     message_id: Any
 
 
-class ConfirmTracker:
-    """Confirm bookkeeping for one channel in confirm mode.
+class ConfirmLedger:
+    """The pure half of confirm bookkeeping: delivery tags, acks, nacks and returns.
 
-    It is the channel's :class:`~transports.base.ConfirmListener` (so
-    ``channel.confirm_listener`` finds it again) and takes the channel's
-    returned messages, until :meth:`detach`.
+    No I/O: it counts what was published and settles tags as the broker's
+    ``basic.ack``/``basic.nack`` arrive (:meth:`on_ack`, :meth:`on_nack`:
+    it is a :class:`~transports.base.ConfirmListener`). :class:`ConfirmTracker`
+    adds a synchronous channel to it; the asyncio producer
+    (:mod:`broker.aio.confirms`) an asyncio one.
 
-    Args:
-        channel: the channel; put in confirm mode here.
+    Attributes:
+        synchronous: the channel confirms when the publish returns (nothing
+            is ever pending).
+        last_tag: the delivery tag of the last publish.
+        pending: tags published and not settled yet (values: the waiter's
+            data, if any).
+        nacked: tags the broker nacked and nobody collected yet.
+        returns: returned ``mandatory`` messages nobody collected yet.
+        broken: a publish failed midway, so the count is unreliable.
     """
 
-    def __init__(self, channel: ConfirmingChannel) -> None:
-        self.channel = channel
-        self.synchronous = channel.confirms_synchronously
+    def __init__(self, synchronous: bool) -> None:
+        self.synchronous = synchronous
         self.last_tag = 0
         self.pending: dict[int, Any] = {}
         self.nacked: set[int] = set()
         self.returns: list[Returned] = []
         self.broken = False
         self._floor = 1  # every tag below it is settled
-        channel.confirm_select()
-        channel.confirm_listener = self
-        channel.on_return = self._on_return
-
-    def publish(
-        self, msg: Any, exchange: str, routing_key: str, mandatory: bool, track: bool
-    ) -> int:
-        """Publish ``msg`` and return its delivery tag.
-
-        With ``track`` the tag stays in :attr:`pending` until settled; without,
-        the publish is only counted (nobody waits for it).
-        """
-        tag = self.last_tag + 1
-        if track and not self.synchronous:
-            self.pending[tag] = None
-        try:
-            self.channel.basic_publish(msg, exchange, routing_key, mandatory)
-        except ConfigurationError:
-            # Refused before anything was sent (see Channel.basic_publish): the count holds.
-            self.pending.pop(tag, None)
-            raise
-        except BaseException:
-            # Whether the frame left is unknown: this channel's count is unreliable.
-            self.broken = True
-            self.pending.pop(tag, None)
-            raise
-        self.last_tag = tag
-        return tag
 
     def is_pending(self, tag: int) -> bool:
         """Whether ``tag`` is still waiting for its ack or nack."""
@@ -165,10 +153,71 @@ class ConfirmTracker:
         """The broker nacked ``delivery_tag`` (and, with ``multiple``, every tag below)."""
         self._settle(delivery_tag, multiple, True)
 
-    def _on_return(
+    def on_return(
         self, reply_code: int, reply_text: str, exchange: str, routing_key: str, message: RawMessage
     ) -> None:
+        """A :data:`~transports.base.ReturnCallback`: note a returned ``mandatory`` message."""
         self.returns.append(Returned(reply_code, reply_text, exchange, routing_key, message))
+
+    def take_outcome(self, tag: int) -> MessageNacked | Returned | None:
+        """What became of the settled publish ``tag``: a nack error, its return, or ``None``.
+
+        Collects what it reports: the nack, and every return noted so far (a
+        return is reported by its last one).
+        """
+        if tag in self.nacked:
+            self.nacked.discard(tag)
+            self.returns.clear()
+            return MessageNacked(f"the broker nacked message {tag} ({self!r})")
+        if self.returns:
+            returned = self.returns[-1]
+            self.returns.clear()
+            return returned
+        return None
+
+
+class ConfirmTracker(ConfirmLedger):
+    """Confirm bookkeeping for one synchronous channel in confirm mode.
+
+    It is the channel's :class:`~transports.base.ConfirmListener` (so
+    ``channel.confirm_listener`` finds it again) and takes the channel's
+    returned messages, until :meth:`detach`.
+
+    Args:
+        channel: the channel; put in confirm mode here.
+    """
+
+    def __init__(self, channel: ConfirmingChannel) -> None:
+        super().__init__(channel.confirms_synchronously)
+        self.channel = channel
+        channel.confirm_select()
+        channel.confirm_listener = self
+        channel.on_return = self.on_return
+
+    def publish(
+        self, msg: Any, exchange: str, routing_key: str, mandatory: bool, track: bool
+    ) -> int:
+        """Publish ``msg`` and return its delivery tag.
+
+        With ``track`` the tag stays in :attr:`pending` until settled; without,
+        the publish is only counted (nobody waits for it).
+        """
+        tag = self.last_tag + 1
+        if track and not self.synchronous:
+            self.pending[tag] = None
+        try:
+            self.channel.basic_publish(msg, exchange, routing_key, mandatory)
+        except ConfigurationError:
+            # Refused before anything was sent (see Channel.basic_publish): the count holds.
+            self.pending.pop(tag, None)
+            raise
+        except BaseException:
+            # Whether the frame left is unknown: this channel's count is unreliable.
+            self.broken = True
+            self.pending.pop(tag, None)
+            raise
+        self.last_tag = tag
+        return tag
 
     # -- waiting ----------------------------------------------------------------
 
@@ -211,7 +260,7 @@ class ConfirmTracker:
         channel = self.channel
         if channel.confirm_listener is self:
             channel.confirm_listener = None
-        if channel.on_return == self._on_return:
+        if channel.on_return == self.on_return:
             channel.on_return = None
 
     def __repr__(self) -> str:
@@ -258,7 +307,96 @@ class BatchingProducer(Protocol):
         ...
 
 
-class ConfirmBatch:
+class BatchOutcome:
+    """What became of a pipelined batch's publishes: the pure half of a confirms() block.
+
+    A batch is a series of *segments*, one per confirm-mode channel it used
+    (a reconnect starts a new one). :meth:`begin_segment` starts one on a
+    :class:`ConfirmLedger`, :meth:`note` counts each publish, and
+    :meth:`settle_segment` sorts the segment's tags into confirmed, nacked and
+    unconfirmed once the waiting is over. :class:`ConfirmBatch` (synchronous)
+    and :class:`broker.aio.confirms.ConfirmBatch` add the waiting.
+
+    Attributes:
+        published: how many publishes the batch made.
+        confirmed: how many the broker acked (after exit).
+        nacked: :class:`PublishRecord` of each nacked publish.
+        unconfirmed: :class:`PublishRecord` of each publish with an unknown fate.
+        returned: :class:`Returned` for each unroutable ``mandatory`` message.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = check_seconds(timeout, "timeout")
+        self.published = 0
+        self.confirmed = 0
+        self.nacked: list[PublishRecord] = []
+        self.unconfirmed: list[PublishRecord] = []
+        self.returned: list[Returned] = []
+        self._first_tag = 0
+        self._first_seq = 0
+        self._ids: dict[int, Any] = {}  # tag -> message_id, only when one was given
+
+    def begin_segment(self, ledger: ConfirmLedger, first_tag: int) -> None:
+        """Publishes from ``first_tag`` on ``ledger`` belong to this batch."""
+        self._first_tag = first_tag
+        self._first_seq = self.published
+        self._ids = {}
+        ledger.nacked.clear()
+        ledger.returns.clear()
+
+    def note(self, tag: int, message_id: Any) -> None:
+        """Count one publish of the current segment."""
+        self.published += 1
+        if message_id is not None:
+            self._ids[tag] = message_id
+
+    def settle_segment(self, ledger: ConfirmLedger) -> None:
+        """Sort the current segment's tags by their fate; what is still pending is unknown."""
+        first, last = self._first_tag, ledger.last_tag
+        for tag in range(first, last + 1):
+            record = PublishRecord(self._first_seq + tag - first, tag, self._ids.get(tag))
+            if tag in ledger.nacked:
+                self.nacked.append(record)
+            elif tag in ledger.pending:
+                self.unconfirmed.append(record)
+                ledger.pending.pop(tag, None)
+            else:
+                self.confirmed += 1
+        ledger.nacked.clear()
+        self.returned.extend(ledger.returns)
+        ledger.returns.clear()
+
+    def failure(self, returns_handled: bool) -> BrokerError | None:
+        """The error for nacked, unconfirmed or (unless handled) returned messages, if any."""
+        if self.nacked:
+            return MessageNacked(
+                f"the broker nacked {len(self.nacked)} of {self.published} messages: "
+                f"{_describe(self.nacked)}"
+            )
+        if self.unconfirmed:
+            return ConfirmTimeout(
+                f"{len(self.unconfirmed)} of {self.published} messages were not confirmed "
+                f"within {self.timeout:g} s or their connection was lost (fate unknown): "
+                f"{_describe(self.unconfirmed)}"
+            )
+        if self.returned and not returns_handled:
+            first = self.returned[0]
+            return MessageUnroutable(
+                f"{len(self.returned)} of {self.published} mandatory messages were returned "
+                f"as unroutable (first: exchange {first.exchange!r}, routing key "
+                f"{first.routing_key!r}, {first.reply_code} {first.reply_text})"
+            )
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} published={self.published} confirmed={self.confirmed} "
+            f"nacked={len(self.nacked)} unconfirmed={len(self.unconfirmed)} "
+            f"returned={len(self.returned)}>"
+        )
+
+
+class ConfirmBatch(BatchOutcome):
     """Pipelined confirms: ``with producer.confirms(timeout=30) as batch: ...``.
 
     Publishes inside the block do not wait; leaving the block waits (at most
@@ -270,12 +408,7 @@ class ConfirmBatch:
     :class:`~broker.errors.MessageUnroutable`. The lists :attr:`nacked`,
     :attr:`unconfirmed` and :attr:`returned` say which.
 
-    Attributes:
-        published: how many publishes the batch made.
-        confirmed: how many the broker acked (after exit).
-        nacked: :class:`PublishRecord` of each nacked publish.
-        unconfirmed: :class:`PublishRecord` of each publish with an unknown fate.
-        returned: :class:`Returned` for each unroutable ``mandatory`` message.
+    The results are the attributes of :class:`BatchOutcome`.
     """
 
     def __init__(
@@ -284,19 +417,11 @@ class ConfirmBatch:
         timeout: float = DEFAULT_CONFIRM_TIMEOUT,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        super().__init__(timeout)
         self.producer = producer
-        self.timeout = check_seconds(timeout, "timeout")
         self.max_in_flight = max(1, max_in_flight)
-        self.published = 0
-        self.confirmed = 0
-        self.nacked: list[PublishRecord] = []
-        self.unconfirmed: list[PublishRecord] = []
-        self.returned: list[Returned] = []
         self._deadline = 0.0
         self._tracker: ConfirmTracker | None = None
-        self._first_tag = 0
-        self._first_seq = 0
-        self._ids: dict[int, Any] = {}  # tag -> message_id, only when one was given
         self._held: WriteHold | None = None  # the tracker channel's buffered_writes()
 
     def __enter__(self) -> ConfirmBatch:
@@ -331,9 +456,7 @@ class ConfirmBatch:
 
     def track(self, tracker: ConfirmTracker, tag: int, message_id: Any) -> None:
         """Note one publish made on ``tracker`` with delivery tag ``tag``."""
-        self.published += 1
-        if message_id is not None:
-            self._ids[tag] = message_id
+        self.note(tag, message_id)
         if len(tracker.pending) >= self.max_in_flight:
             drain = self.producer.drain_confirms
             if not tracker.wait_below(self.max_in_flight // 2, self._deadline, drain):
@@ -342,13 +465,9 @@ class ConfirmBatch:
     def _switch(self, tracker: ConfirmTracker, tag: int) -> None:
         # A new channel (after a reconnect): what the old one still owed is unknown.
         self._release_writes(quiet=True)
-        self._settle_segment(final=True)
+        self._settle_segment()
         self._tracker = tracker
-        self._first_tag = tag
-        self._first_seq = self.published
-        self._ids = {}
-        tracker.nacked.clear()
-        tracker.returns.clear()
+        self.begin_segment(tracker, tag)
         held = tracker.channel.buffered_writes()
         held.start()
         self._held = held
@@ -366,55 +485,18 @@ class ConfirmBatch:
             if tracker is not None and wait and not tracker.broken:
                 tracker.wait_below(0, self._deadline, self.producer.drain_confirms)
         finally:
-            self._settle_segment(final=True)
+            self._settle_segment()
             self._tracker = None
 
-    def _settle_segment(self, final: bool) -> None:
-        tracker = self._tracker
-        if tracker is None:
-            return
-        first, last = self._first_tag, tracker.last_tag
-        for tag in range(first, last + 1):
-            record = PublishRecord(self._first_seq + tag - first, tag, self._ids.get(tag))
-            if tag in tracker.nacked:
-                self.nacked.append(record)
-            elif tag in tracker.pending:
-                self.unconfirmed.append(record)
-                tracker.pending.pop(tag, None)
-            else:
-                self.confirmed += 1
-        tracker.nacked.clear()
-        self.returned.extend(tracker.returns)
-        tracker.returns.clear()
+    def _settle_segment(self) -> None:
+        if self._tracker is not None:
+            self.settle_segment(self._tracker)
 
     def raise_for_failures(self) -> None:
         """Raise for nacked, unconfirmed or (unhandled) returned messages."""
-        if self.nacked:
-            raise MessageNacked(
-                f"the broker nacked {len(self.nacked)} of {self.published} messages: "
-                f"{_describe(self.nacked)}"
-            )
-        if self.unconfirmed:
-            raise ConfirmTimeout(
-                f"{len(self.unconfirmed)} of {self.published} messages were not confirmed "
-                f"within {self.timeout:g} s or their connection was lost (fate unknown): "
-                f"{_describe(self.unconfirmed)}"
-            )
-        on_return = self.producer.on_return
-        if self.returned and on_return is None:
-            first = self.returned[0]
-            raise MessageUnroutable(
-                f"{len(self.returned)} of {self.published} mandatory messages were returned "
-                f"as unroutable (first: exchange {first.exchange!r}, routing key "
-                f"{first.routing_key!r}, {first.reply_code} {first.reply_text})"
-            )
-
-    def __repr__(self) -> str:
-        return (
-            f"<ConfirmBatch published={self.published} confirmed={self.confirmed} "
-            f"nacked={len(self.nacked)} unconfirmed={len(self.unconfirmed)} "
-            f"returned={len(self.returned)}>"
-        )
+        error = self.failure(self.producer.on_return is not None)
+        if error is not None:
+            raise error
 
 
 def _describe(records: list[PublishRecord], limit: int = 10) -> str:

@@ -22,7 +22,7 @@ from broker.messaging.serialization import COMPRESSION_HEADER, DEFAULT_ACCEPT, d
 if TYPE_CHECKING:
     from transports.base import Channel, RawMessage
 
-__all__ = ["ACK", "RECEIVED", "REJECTED", "REQUEUED", "Message"]
+__all__ = ["ACK", "RECEIVED", "REJECTED", "REQUEUED", "Message", "Received"]
 
 RECEIVED = "RECEIVED"
 ACK = "ACK"
@@ -33,29 +33,27 @@ _NOTHING: Any = object()
 _PAST = {ACK: "acknowledged", REJECTED: "rejected", REQUEUED: "requeued"}
 
 
-class Message:
-    """A message delivered by a consumer or fetched with ``Queue.get()``.
+class Received:
+    """What was received: the body, properties and settlement state of one delivery.
+
+    The half of a message that needs no channel, shared by :class:`Message`
+    and the asyncio :class:`broker.aio.Message`; each adds the settling
+    (``ack``, ``reject``, ``requeue``) on its own kind of channel.
 
     Attributes:
         raw: the transport's message.
-        channel: the channel it arrived on (acks go back through it).
         accept: content types :attr:`payload` may decode.
         no_ack: the broker settled it on delivery.
     """
 
     # Only what every delivery needs is stored; the rest is read from ``raw``
     # when asked for (a consumer loop creates one of these per message).
-    __slots__ = ("_body", "_payload", "_state", "accept", "channel", "no_ack", "raw")
+    __slots__ = ("_body", "_payload", "_state", "accept", "no_ack", "raw")
 
     def __init__(
-        self,
-        raw: RawMessage,
-        channel: Channel,
-        accept: frozenset[str] = DEFAULT_ACCEPT,
-        no_ack: bool = False,
+        self, raw: RawMessage, accept: frozenset[str] = DEFAULT_ACCEPT, no_ack: bool = False
     ) -> None:
         self.raw = raw
-        self.channel = channel
         self.accept = accept
         self.no_ack = no_ack
         self._body: Any = _NOTHING
@@ -153,7 +151,15 @@ class Message:
         """True once the message was acked, rejected or requeued (or consumed no_ack)."""
         return self._state != RECEIVED
 
-    def _settle(self, new_state: str) -> bool:
+    def settle(self, new_state: str) -> bool:
+        """Move to ``new_state`` (``ACK``, ``REJECTED`` or ``REQUEUED``) before telling the broker.
+
+        Returns False for a message consumed with ``no_ack`` (the broker
+        settled it: nothing to send).
+
+        Raises:
+            MessageStateError: it was already acked, rejected or requeued.
+        """
         if self.no_ack:
             return False  # the broker settled it on delivery
         if self._state != RECEIVED:
@@ -164,17 +170,44 @@ class Message:
         self._state = new_state
         return True
 
+    def unsettle(self) -> None:
+        """Back to ``RECEIVED``: telling the broker failed."""
+        self._state = RECEIVED
+
+
+class Message(Received):
+    """A message delivered by a consumer or fetched with ``Queue.get()``.
+
+    Attributes:
+        raw: the transport's message.
+        channel: the channel it arrived on (acks go back through it).
+        accept: content types :attr:`payload` may decode.
+        no_ack: the broker settled it on delivery.
+    """
+
+    __slots__ = ("channel",)
+
+    def __init__(
+        self,
+        raw: RawMessage,
+        channel: Channel,
+        accept: frozenset[str] = DEFAULT_ACCEPT,
+        no_ack: bool = False,
+    ) -> None:
+        super().__init__(raw, accept, no_ack)
+        self.channel = channel
+
     def ack(self, multiple: bool = False) -> None:
         """Acknowledge the message (with ``multiple``, every earlier one on the channel too).
 
         Raises:
             MessageStateError: it was already acked, rejected or requeued.
         """
-        # _settle(ACK), inlined: acking is what nearly every message ends with.
+        # settle(ACK), inlined: acking is what nearly every message ends with.
         if self.no_ack:
             return
         if self._state != RECEIVED:
-            self._settle(ACK)  # raises MessageStateError
+            self.settle(ACK)  # raises MessageStateError
         self._state = ACK
         try:
             self.channel.basic_ack(self.raw.delivery_tag, multiple)
@@ -188,7 +221,7 @@ class Message:
         Raises:
             MessageStateError: it was already acked, rejected or requeued.
         """
-        if self._settle(REQUEUED if requeue else REJECTED):
+        if self.settle(REQUEUED if requeue else REJECTED):
             try:
                 self.channel.basic_reject(self.delivery_tag, requeue)
             except BaseException:

@@ -29,7 +29,34 @@ from broker.messaging.message import Message
 from broker.messaging.producer import Producer
 from broker.timeouts import check_timeout
 
-__all__ = ["Empty", "SimpleBuffer", "SimpleQueue"]
+__all__ = ["Empty", "SimpleBuffer", "SimpleQueue", "simple_entities"]
+
+
+def simple_entities(
+    name: str | Queue,
+    queue_opts: Mapping[str, Any],
+    queue_args: Mapping[str, Any] | None,
+    exchange_opts: Mapping[str, Any],
+) -> tuple[Queue, Exchange, str]:
+    """The queue, exchange and routing key of a simple queue named ``name``.
+
+    A name gives an exchange and a queue both called so, bound with the name
+    as the routing key (``queue_args`` become the queue's ``queue_arguments``);
+    a :class:`~broker.entities.queue.Queue` is used as it is. Shared with
+    :mod:`broker.aio.simple`.
+
+    Raises:
+        ConfigurationError: ``name`` is neither a non-empty str nor a Queue.
+    """
+    if isinstance(name, Queue):
+        return name, name.exchange or Exchange(""), name.routing_key or name.name
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"name must be a non-empty str or a Queue, got {name!r}")
+    exchange = Exchange(name, **exchange_opts)
+    qopts = dict(queue_opts)
+    if queue_args:
+        qopts["queue_arguments"] = queue_args
+    return Queue(name, exchange, name, **qopts), exchange, name
 
 
 class Empty(_queue.Empty, BrokerError):
@@ -85,19 +112,12 @@ class SimpleQueue:
         self.channel = channel
         if no_ack is None:
             no_ack = self.default_no_ack
-        if isinstance(name, Queue):
-            queue = name
-            exchange = queue.exchange or Exchange("")
-            routing_key = queue.routing_key or queue.name
-        elif isinstance(name, str) and name:
-            exchange = Exchange(name, **{**self.exchange_opts, **(exchange_opts or {})})
-            qopts = {**self.queue_opts, **(queue_opts or {})}
-            if queue_args:
-                qopts["queue_arguments"] = queue_args
-            queue = Queue(name, exchange, name, **qopts)
-            routing_key = name
-        else:
-            raise ConfigurationError(f"name must be a non-empty str or a Queue, got {name!r}")
+        queue, exchange, routing_key = simple_entities(
+            name,
+            {**self.queue_opts, **(queue_opts or {})},
+            queue_args,
+            {**self.exchange_opts, **(exchange_opts or {})},
+        )
         self.buffer: collections.deque[Message] = collections.deque()
         self.producer = Producer(
             channel,

@@ -183,6 +183,8 @@ class Queue:
                 session.ready.append((consumer, entry, tag, False))
                 if session.waiting:
                     session.cond.notify()
+                if session.wakeup is not None:
+                    session.wakeup()
                 return
         self.messages.append(entry)
         if consumers:
@@ -253,6 +255,8 @@ def dispatch(queue: Queue) -> None:
         session.ready.append((consumer, entry, tag, entry.redelivered))
         if session.waiting:
             session.cond.notify()
+        if session.wakeup is not None:
+            session.wakeup()
 
 
 # -- channels and connections (broker side) ------------------------------------
@@ -426,6 +430,8 @@ class ChannelCore:
             self.session.ready.append((consumer, None, 0, False))
             if self.session.waiting:
                 self.session.cond.notify()
+            if self.session.wakeup is not None:
+                self.session.wakeup()
         if queue.auto_delete and not queue.consumers and not queue.deleted:
             self.session.vhost.drop_queue(queue)
         else:
@@ -456,13 +462,16 @@ class ChannelCore:
 class Session:
     """Broker-side state of one connection: its channels, exclusive queues, ready deliveries."""
 
-    __slots__ = ("channels", "cond", "exclusive", "open", "ready", "vhost", "waiting")
+    __slots__ = ("channels", "cond", "exclusive", "open", "ready", "vhost", "waiting", "wakeup")
 
     def __init__(self, vhost: Host) -> None:
         self.vhost = vhost
         self.cond = threading.Condition(LOCK)
         self.ready: deque[Ready] = deque()
         self.waiting = 0  # threads blocked in drain_events: notify only when someone listens
+        #: Called (lock held, from any thread) whenever ``ready`` grows or the session
+        #: closes, for readers that cannot block on ``cond`` (the asyncio connection).
+        self.wakeup: Callable[[], None] | None = None
         self.open = True
         self.channels: dict[int, ChannelCore] = {}
         self.exclusive: set[Queue] = set()
@@ -478,6 +487,8 @@ class Session:
         self.ready.clear()
         self.vhost.remove_session(self)
         self.cond.notify_all()
+        if self.wakeup is not None:
+            self.wakeup()
 
     def kill_locked(self, reason: str) -> None:
         """Mark closed without touching broker state (the broker is being wiped)."""
@@ -488,3 +499,5 @@ class Session:
         self.channels.clear()
         self.ready.clear()
         self.cond.notify_all()
+        if self.wakeup is not None:
+            self.wakeup()

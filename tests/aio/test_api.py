@@ -1,0 +1,48 @@
+"""The asyncio API is the synchronous one's sibling: same options, names and errors."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import broker
+import broker.aio
+from broker.errors import ConfigurationError, TransportNotFound
+
+
+def test_connection_takes_exactly_the_synchronous_connections_arguments() -> None:
+    sync = inspect.signature(broker.Connection).parameters
+    aio = inspect.signature(broker.aio.Connection).parameters
+    assert list(aio) == list(sync)
+    assert {n: p.default for n, p in aio.items()} == {n: p.default for n, p in sync.items()}
+    assert {n: p.kind for n, p in aio.items()} == {n: p.kind for n, p in sync.items()}
+
+
+def test_producer_publish_takes_the_synchronous_publish_arguments() -> None:
+    sync = inspect.signature(broker.Producer.publish).parameters
+    aio = inspect.signature(broker.aio.Producer.publish).parameters
+    assert list(aio) == list(sync)
+    assert {n: p.default for n, p in aio.items()} == {n: p.default for n, p in sync.items()}
+
+
+def test_construction_does_no_io_and_needs_no_loop() -> None:
+    conn = broker.aio.Connection("amqp://guest:secret@127.0.0.1:1//;amqp://127.0.0.1:2//")
+    assert not conn.connected and conn.is_closed
+    assert "secret" not in repr(conn) and "secret" not in str(conn.info())
+    assert conn.as_uri() == "amqp://guest:**@127.0.0.1:1//"
+    assert conn.alternate_count == 2
+
+
+def test_unknown_options_and_transports_raise_the_synchronous_errors() -> None:
+    with pytest.raises(ConfigurationError, match="heartbeet"):
+        broker.aio.Connection("memory://", heartbeet=1)
+    with pytest.raises(ConfigurationError, match="failover_strategy"):
+        broker.aio.Connection("memory://", failover_strategy="sideways")
+    with pytest.raises(TransportNotFound, match="asyncio"):
+        broker.aio.Connection("redis://localhost/0")  # part 2: no asyncio Redis transport yet
+
+
+def test_same_urls_and_options_give_the_same_identity_as_the_synchronous_connection() -> None:
+    url = "amqp://u:p@h:5672/v?heartbeat=5"
+    assert broker.aio.Connection(url).identity == broker.Connection(url).identity
