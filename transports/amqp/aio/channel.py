@@ -30,6 +30,7 @@ from amqp.serialization import dumps
 
 from broker.errors import BrokerError, RecoverableConnectionError
 from transports._shared.replies import channel_closed
+from transports._shared.validation import check_properties, check_route
 from transports.amqp.aio.consumers import Subscriptions
 from transports.amqp.aio.frames import FrameEncoder, OutgoingMessage, arguments, method_name
 from transports.amqp.aio.protocol import AmqpProtocol
@@ -400,6 +401,7 @@ class AsyncAmqpChannel:
         """
         if None in properties.values():
             properties = {k: v for k, v in properties.items() if v is not None}
+        check_properties(properties)  # before anything is written: the channel stays usable
         if isinstance(body, str):
             body = body.encode(properties.setdefault("content_encoding", "utf-8"))
         return OutgoingMessage(body, properties)
@@ -425,8 +427,13 @@ class AsyncAmqpChannel:
         if not self._open or protocol.closed:
             raise self._closed_error()
         key = (exchange, routing_key, mandatory, immediate)
-        args = self._publish_args.get(key)
+        try:
+            args = self._publish_args.get(key)
+        except TypeError:  # an unhashable exchange or routing key: check_route says which
+            args = None
         if args is None:
+            # Checked once per cached pair: the hot path pays nothing for it.
+            check_route(exchange, routing_key)
             if len(self._publish_args) >= _ARGS_CACHE_SIZE:
                 self._publish_args.clear()
             args = self._publish_args[key] = dumps(

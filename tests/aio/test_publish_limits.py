@@ -1,0 +1,43 @@
+"""The asyncio transports refuse what RabbitMQ refuses, before anything is written.
+
+The same limits as the synchronous transports (``transports/_shared/validation.py``):
+a bad header or property is a ``ConfigurationError`` naming the key and the type,
+and the connection, the channel and the producer stay usable.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from broker import Queue
+from broker.aio import Connection
+from broker.errors import ConfigurationError
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"headers": {"id": uuid.uuid4()}}, "'id'"),
+        ({"priority": 300}, "priority"),
+        ({"delivery_mode": 7}, "delivery_mode"),
+        ({"routing_key": "k" * 256}, "routing"),
+    ],
+    ids=["uuid-header", "priority", "delivery-mode", "long-routing-key"],
+)
+async def test_a_publish_outside_the_limits_is_refused_and_the_producer_stays_usable(
+    conn: Connection, unique_name: str, made: list[str], options: dict[str, object], named: str
+) -> None:
+    made.append(unique_name)
+    queue = Queue(unique_name, durable=False)
+    producer = conn.Producer()
+    with pytest.raises(ConfigurationError, match=named):
+        await producer.publish(b"bad", **{"routing_key": unique_name, **options}, declare=[queue])
+    await producer.publish(b"good", routing_key=unique_name, declare=[queue])
+    sq = conn.SimpleQueue(queue)
+    message = await sq.get(timeout=5)
+    assert message.body == b"good" and conn.connected
+    await message.ack()
