@@ -1,4 +1,18 @@
-"""Fixtures shared by every test layer."""
+"""Fixtures shared by every test layer.
+
+``rabbit_node`` -> :class:`~tests.support.rabbitnode.RabbitNode`
+    An extra RabbitMQ node shared by the whole session (every tier that needs
+    one gets the same), handed to each test running and free of memory
+    alarms. A test may kill, stop or restart it: the next test that asks for
+    it gets it started again (5-8 s). Raise alarms with ``set_memory_alarm``
+    (tracked, so undone here), not a raw ``ctl``.
+``rabbit_nodes`` -> ``tuple[RabbitNode, RabbitNode]``
+    Two independent (unclustered) nodes A and B, same sharing rules; A is the
+    ``rabbit_node``. Nodes that need a boot start in parallel.
+
+Both skip with the reason when RabbitMQ or Erlang is not installed, and fail
+instead under ``CI=true``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +23,7 @@ import pytest
 
 import pools
 import transports.memory.transport
+from tests.support.rabbitnode import RabbitNode, require_extra_nodes
 from tests.support.services import (
     RABBITMQ_HOST,
     RABBITMQ_PORT,
@@ -60,3 +75,45 @@ def _fresh_memory_broker() -> Iterator[None]:
     transports.memory.transport.reset()
     pools.reset()
     pools.set_limit(pools.DEFAULT_LIMIT)
+
+
+class _NodePool:
+    """Session-wide nodes, created on first demand and kept until the session ends."""
+
+    def __init__(self) -> None:
+        self.nodes: list[RabbitNode] = []
+
+    def running(self, count: int) -> list[RabbitNode]:
+        while len(self.nodes) < count:
+            self.nodes.append(RabbitNode())
+        wanted = self.nodes[:count]
+        for node in wanted:  # launch every stopped node first so that boots overlap
+            node.start(wait=False)
+        for node in wanted:
+            node.reset()
+        return wanted
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+@pytest.fixture(scope="session")
+def _rabbit_node_pool() -> Iterator[_NodePool]:
+    require_extra_nodes()
+    pool = _NodePool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def rabbit_node(_rabbit_node_pool: _NodePool) -> RabbitNode:
+    """The session's extra node, running and alarm-free (see module docstring)."""
+    return _rabbit_node_pool.running(1)[0]
+
+
+@pytest.fixture
+def rabbit_nodes(_rabbit_node_pool: _NodePool) -> tuple[RabbitNode, RabbitNode]:
+    """Two independent running nodes A and B (see module docstring)."""
+    a, b = _rabbit_node_pool.running(2)
+    return a, b

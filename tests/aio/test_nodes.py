@@ -17,12 +17,9 @@ import pytest
 from broker import Exchange, Queue
 from broker.aio import Connection
 from broker.errors import BrokerError, ConnectionBlockedTimeout, NotFound
-from tests.reliability.conftest import _rabbit_node_pool, rabbit_node, rabbit_nodes
 from tests.support.rabbitnode import RabbitNode
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.extra_nodes]
-# The reliability tier's node fixtures, used here.
-__all__ = ["_rabbit_node_pool", "rabbit_node", "rabbit_nodes"]
 
 TOTAL = 3000
 

@@ -5,14 +5,9 @@ Every test collected under ``tests/reliability`` is marked ``extra_nodes``
 
 Fixtures:
 
-``rabbit_node`` -> :class:`~tests.support.rabbitnode.RabbitNode`
-    A node shared by the whole session, handed to each test running and
-    free of memory alarms. A test may kill, stop or restart it: the next
-    test that asks for it gets it started again (5-8 s). Raise alarms with
-    ``set_memory_alarm`` (tracked, so undone here), not a raw ``ctl``.
-``rabbit_nodes`` -> ``tuple[RabbitNode, RabbitNode]``
-    Two independent (unclustered) nodes A and B, same sharing rules;
-    A is the ``rabbit_node``. Nodes that need a boot start in parallel.
+``rabbit_node``, ``rabbit_nodes``
+    The session's shared extra nodes, defined in ``tests/conftest.py`` (the
+    asyncio tier uses the same ones).
 ``rabbit_node_factory(**kwargs)`` -> ``RabbitNode``
     A fresh, not yet started node of this test's own (for example with
     TLS ``config_lines``); closed after the test.
@@ -51,48 +46,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in item.path.resolve().parents:
             item.add_marker(pytest.mark.extra_nodes)
-
-
-class _NodePool:
-    """Session-wide nodes, created on first demand and kept until the session ends."""
-
-    def __init__(self) -> None:
-        self.nodes: list[RabbitNode] = []
-
-    def running(self, count: int) -> list[RabbitNode]:
-        while len(self.nodes) < count:
-            self.nodes.append(RabbitNode())
-        wanted = self.nodes[:count]
-        for node in wanted:  # launch every stopped node first so that boots overlap
-            node.start(wait=False)
-        for node in wanted:
-            node.reset()
-        return wanted
-
-    def close(self) -> None:
-        for node in self.nodes:
-            node.close()
-
-
-@pytest.fixture(scope="session")
-def _rabbit_node_pool() -> Iterator[_NodePool]:
-    require_extra_nodes()
-    pool = _NodePool()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def rabbit_node(_rabbit_node_pool: _NodePool) -> RabbitNode:
-    """The session's extra node, running and alarm-free (see module docstring)."""
-    return _rabbit_node_pool.running(1)[0]
-
-
-@pytest.fixture
-def rabbit_nodes(_rabbit_node_pool: _NodePool) -> tuple[RabbitNode, RabbitNode]:
-    """Two independent running nodes A and B (see module docstring)."""
-    a, b = _rabbit_node_pool.running(2)
-    return a, b
 
 
 @pytest.fixture
