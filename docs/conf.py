@@ -213,7 +213,44 @@ def keep_summary_prose(
             return
 
 
+def _twin_names() -> frozenset[str]:
+    """Class names both the synchronous API and its asyncio sibling export."""
+    import broker
+    import broker.aio
+    import broker.aio.pools
+    import pools
+
+    return frozenset(broker.aio.__all__) & frozenset(broker.__all__) | frozenset(
+        broker.aio.pools.__all__
+    ) & frozenset(pools.__all__)
+
+
+#: ``Connection``, ``Producer``, ``ConnectionPool``...: two documented classes each.
+_TWINS = _twin_names()
+
+
+def qualify_bare_class_names(app: Sphinx, doctree: nodes.document) -> None:
+    """Point a bare twin class name in a signature at its own side's class.
+
+    ``Connection`` names two classes (:class:`broker.Connection` and
+    :class:`broker.aio.Connection`), and a signature whose import is for type
+    checking only says just ``Connection``. Such a name means the class of the
+    asyncio sibling inside ``broker.aio``, and the synchronous one elsewhere.
+    """
+    for node in doctree.findall(pending_xref):
+        target = node.get("reftarget", "")
+        module = node.get("py:module")
+        if node.get("refdomain") != "py" or target not in _TWINS or not module:
+            continue
+        aio = module == "broker.aio" or module.startswith("broker.aio.")
+        for home in ("broker.aio", "broker.aio.pools") if aio else ("broker", "pools"):
+            if _import_dotted(f"{home}.{target}") is not _MISSING:
+                node["reftarget"] = f"{home}.{target}"
+                break
+
+
 def setup(app: Sphinx) -> None:
+    app.connect("doctree-read", qualify_bare_class_names)
     app.connect("missing-reference", resolve_python_reference)
     # After napoleon (priority 500), which produced the ``:type:`` line.
     app.connect("autodoc-process-docstring", keep_summary_prose, priority=600)

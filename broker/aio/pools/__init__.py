@@ -21,7 +21,7 @@ decision is made in one synchronous step between awaits.
 
 ``broker.aio.pools.connections[conn]`` and ``producers[conn]`` are the
 process-wide pools for every connection with the same URLs and options (its
-``identity``), as :mod:`pools.groups` on the synchronous side.
+``identity``), as ``pools.groups`` does on the synchronous side.
 """
 
 from __future__ import annotations

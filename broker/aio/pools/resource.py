@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from broker.errors import BrokerError, ConfigurationError, LimitExceeded
 
-__all__ = ["Lease", "ResourcePool"]
+__all__ = ["Acquisition", "Lease", "ResourcePool"]
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ class Lease(Generic[T]):
         return f"<aio.Lease {state} {self._resource!r}>"
 
 
-class _Acquisition(Generic[T]):
+class Acquisition(Generic[T]):
     """``pool.acquire(...)``: await it for a :class:`Lease`, or ``async with`` it for the object."""
 
     __slots__ = ("_block", "_held", "_item", "_pool", "_timeout")
@@ -144,7 +144,7 @@ class ResourcePool(Generic[T]):
 
     # -- borrowing ------------------------------------------------------------------
 
-    def acquire(self, block: bool | None = None, timeout: float | None = None) -> _Acquisition[T]:
+    def acquire(self, block: bool | None = None, timeout: float | None = None) -> Acquisition[T]:
         """Borrow an item; see the module docstring for ``block`` and ``timeout``.
 
         Raises:
@@ -153,11 +153,11 @@ class ResourcePool(Generic[T]):
         """
         if block is None:
             block = timeout is not None
-        return _Acquisition(self, block, timeout)
+        return Acquisition(self, block, timeout)
 
     def take_ready(self) -> Any:
         """An idle, usable item if one is there and the limit allows (counted as in use);
-        else :data:`_NONE`. No waiting, no I/O."""
+        else the module's ``_NONE`` marker. No waiting, no I/O."""
         idle = self._idle
         if not idle or self.is_closed or self._waiters:
             return _NONE  # the waiters go first
