@@ -5,7 +5,7 @@
 from broker import Connection, Exchange, Queue
 from broker.mixins import ConsumerMixin
 
-task_queue = Queue("tasks", Exchange("tasks"), routing_key="tasks")
+task_queue = Queue("video-jobs", Exchange("video-jobs"), routing_key="video-jobs")
 
 
 class Worker(ConsumerMixin):
@@ -27,7 +27,7 @@ class Worker(ConsumerMixin):
 with Connection("memory://") as conn:
     producer = conn.Producer(exchange=task_queue.exchange)
     for n in range(3):
-        producer.publish({"n": n}, routing_key="tasks", declare=[task_queue])
+        producer.publish({"n": n}, routing_key="video-jobs", declare=[task_queue])
 
     worker = Worker(conn)
     worker.run()  # reconnects (failing over) and revives the consumers after a failure
