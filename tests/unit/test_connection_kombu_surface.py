@@ -13,7 +13,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from broker import ConfigurationError, Connection, SimpleBuffer, SimpleQueue
+from broker import (
+    ConfigurationError,
+    Connection,
+    NotFound,
+    RecoverableConnectionError,
+    SimpleBuffer,
+    SimpleQueue,
+)
 from transports.memory.transport import MemoryConnection
 
 
@@ -181,3 +188,20 @@ def test_class_attributes_are_the_defaults_as_in_kombu(conn: Connection) -> None
     with SimpleBuffer(conn, "buffer", no_ack=False) as buffer:
         assert SimpleBuffer.no_ack is True
         assert buffer.no_ack is False
+
+
+# -- error tuples -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["memory://", "amqp://h//", "redis://h/0"])
+def test_error_tuples_are_the_transports_as_in_kombu(url: str) -> None:
+    conn = Connection(url)
+    transport = conn.transport_cls
+
+    assert conn.connection_errors == transport.connection_errors
+    assert conn.channel_errors == transport.channel_errors
+    assert conn.recoverable_connection_errors == transport.recoverable_connection_errors
+    assert conn.recoverable_channel_errors == transport.recoverable_channel_errors
+    # What a broken link and a failed channel raise is caught by them.
+    assert issubclass(RecoverableConnectionError, conn.connection_errors)
+    assert issubclass(NotFound, conn.channel_errors)
