@@ -3,8 +3,10 @@
 kombu 5.4.2 measures itself with the ``t/integration`` tests of its sdist (py-amqp
 and Redis). The behaviours those tests check are restated here in our own words
 and code, so that "kombu code runs by changing the import" is checked on every
-run without fetching anything: every scenario runs on RabbitMQ, on Redis, and on
-Redis with kombu's ``global_keyprefix`` transport option. Where brokerpool
+run without fetching anything: the scenarios kombu shares between its transports
+run on RabbitMQ, on Redis, and on Redis with kombu's ``global_keyprefix``
+transport option; time to live and failover, which kombu checks on py-amqp
+only, run on RabbitMQ; kombu's Redis-only ones on Redis. Where brokerpool
 differs on purpose (``docs/migrating.rst``, "Deliberate differences"), the test
 pins brokerpool's behaviour and says so: priorities in AMQP order on Redis too,
 typed errors instead of redis-py's classes, a Redis ``drain_events`` that
