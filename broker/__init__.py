@@ -24,6 +24,8 @@ from broker.errors import (
     ConnectionBlockedTimeout,
     ConnectionLimitExceeded,
     ContentDisallowed,
+    DecodeError,
+    EncodeError,
     HeartbeatTimeout,
     IrrecoverableChannelError,
     IrrecoverableConnectionError,
@@ -31,6 +33,7 @@ from broker.errors import (
     MessageNacked,
     MessageStateError,
     MessageUnroutable,
+    NotBoundError,
     NotFound,
     OperationalError,
     PreconditionFailed,
@@ -38,6 +41,7 @@ from broker.errors import (
     RecoverableChannelError,
     RecoverableConnectionError,
     SerializationError,
+    SerializerNotInstalled,
     TLSHandshakeError,
     TLSVerificationError,
     TransportNotFound,
@@ -46,9 +50,15 @@ from broker.errors import (
 if TYPE_CHECKING:
     from broker.connection.connection import Connection
     from broker.entities.queue import Exchange, Queue, binding
+    from broker.messaging.common import eventloop, uuid
     from broker.messaging.consumer_loop import ConsumerLoop
     from broker.messaging.message import Message
+    from broker.messaging.mixins import ConsumerMixin, ConsumerProducerMixin
     from broker.messaging.producer import Consumer, Producer
+    from broker.messaging.serialization import (
+        disable_insecure_serializers,
+        enable_insecure_serializers,
+    )
     from broker.messaging.simple import SimpleBuffer, SimpleQueue
     from broker.retry.policy import Constant, Exponential, FullJitter, Linear, RetryPolicy
     from broker.url.parse import BrokerURL, parse_url, parse_urls
@@ -62,6 +72,8 @@ logging.getLogger("broker").addHandler(logging.NullHandler())
 _LAZY: dict[str, str] = {
     "Connection": "broker.connection.connection",
     "ConsumerLoop": "broker.messaging.consumer_loop",
+    "ConsumerMixin": "broker.messaging.mixins",
+    "ConsumerProducerMixin": "broker.messaging.mixins",
     "Exchange": "broker.entities.exchange",
     "Queue": "broker.entities.queue",
     "binding": "broker.entities.exchange",
@@ -81,6 +93,11 @@ _LAZY: dict[str, str] = {
     "ProducerPool": "pools",
     "parse_url": "broker.url.parse",
     "parse_urls": "broker.url.parse",
+    # kombu's top-level helpers
+    "eventloop": "broker.messaging.common",
+    "uuid": "broker.messaging.common",
+    "enable_insecure_serializers": "broker.messaging.serialization",
+    "disable_insecure_serializers": "broker.messaging.serialization",
 }
 
 __all__ = [
@@ -101,7 +118,11 @@ __all__ = [
     "Constant",
     "Consumer",
     "ConsumerLoop",
+    "ConsumerMixin",
+    "ConsumerProducerMixin",
     "ContentDisallowed",
+    "DecodeError",
+    "EncodeError",
     "Exchange",
     "Exponential",
     "FullJitter",
@@ -114,6 +135,7 @@ __all__ = [
     "MessageNacked",
     "MessageStateError",
     "MessageUnroutable",
+    "NotBoundError",
     "NotFound",
     "OperationalError",
     "PreconditionFailed",
@@ -125,14 +147,19 @@ __all__ = [
     "RecoverableConnectionError",
     "RetryPolicy",
     "SerializationError",
+    "SerializerNotInstalled",
     "SimpleBuffer",
     "SimpleQueue",
     "TLSHandshakeError",
     "TLSVerificationError",
     "TransportNotFound",
     "binding",
+    "disable_insecure_serializers",
+    "enable_insecure_serializers",
+    "eventloop",
     "parse_url",
     "parse_urls",
+    "uuid",
 ]
 
 

@@ -8,7 +8,9 @@ The tree::
 
     BrokerError
     ├── ConfigurationError (also ValueError)
-    │   └── TransportNotFound
+    │   ├── TransportNotFound
+    │   ├── NotBoundError                an entity used before it was bound to a channel
+    │   └── SerializerNotInstalled       no serializer registered under that name
     ├── BrokerConnectionError            a connection-level failure
     │   ├── RecoverableConnectionError   retrying (maybe elsewhere) can help
     │   │   ├── HeartbeatTimeout
@@ -33,12 +35,22 @@ The tree::
     │   └── ConfirmTimeout
     ├── MessageStateError
     └── SerializationError
+        ├── EncodeError
+        ├── DecodeError
         └── ContentDisallowed
 
 Authentication and TLS failures sit under the *irrecoverable* branch on
 purpose: a retry loop that catches the recoverable classes never hammers a
 broker with a wrong password, a certificate it will never accept, or a TLS
 hello on a port that does not speak TLS.
+
+kombu's names are kept where kombu code catches them (``OperationalError``,
+``LimitExceeded``, ``MessageStateError``, ``NotBoundError``,
+``SerializerNotInstalled``, ``EncodeError``, ``DecodeError``,
+``ContentDisallowed``), each placed in this tree so that an ``except`` clause
+written for brokerpool's broader class still catches it: an unknown serializer
+is still a :class:`ConfigurationError`, a body that does not decode still a
+:class:`SerializationError`.
 """
 
 from __future__ import annotations
@@ -55,6 +67,8 @@ __all__ = [
     "ConnectionBlockedTimeout",
     "ConnectionLimitExceeded",
     "ContentDisallowed",
+    "DecodeError",
+    "EncodeError",
     "HeartbeatTimeout",
     "IrrecoverableChannelError",
     "IrrecoverableConnectionError",
@@ -62,6 +76,7 @@ __all__ = [
     "MessageNacked",
     "MessageStateError",
     "MessageUnroutable",
+    "NotBoundError",
     "NotFound",
     "OperationalError",
     "PreconditionFailed",
@@ -69,6 +84,7 @@ __all__ = [
     "RecoverableChannelError",
     "RecoverableConnectionError",
     "SerializationError",
+    "SerializerNotInstalled",
     "TLSHandshakeError",
     "TLSVerificationError",
     "TransportNotFound",
@@ -88,6 +104,17 @@ class ConfigurationError(BrokerError, ValueError):
 
 class TransportNotFound(ConfigurationError):
     """No transport is registered under the requested name or URL scheme."""
+
+
+class NotBoundError(ConfigurationError):
+    """An exchange or queue was used before it was bound to a channel (kombu's name).
+
+    Bind it first: ``queue(channel)`` returns a bound copy, or pass ``channel=``.
+    """
+
+
+class SerializerNotInstalled(ConfigurationError):
+    """No serializer is registered under the requested name (kombu's name)."""
 
 
 # -- connection level ---------------------------------------------------------
@@ -239,6 +266,14 @@ class MessageStateError(BrokerError):
 
 class SerializationError(BrokerError):
     """A body could not be encoded or decoded."""
+
+
+class EncodeError(SerializationError):
+    """The serializer could not encode a body (kombu's name)."""
+
+
+class DecodeError(SerializationError):
+    """A received body did not decode with the serializer its content type names."""
 
 
 class ContentDisallowed(SerializationError):

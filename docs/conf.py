@@ -50,7 +50,8 @@ nitpicky = True
 _STDLIB = "|".join(
     re.escape(name)
     for name in (
-        "_queue", "abc", "collections.abc", "concurrent.futures", "datetime", "decimal",
+        "_queue", "abc", "collections.abc", "concurrent.futures", "contextlib", "datetime",
+        "decimal",
         "enum", "logging", "numbers", "queue", "random", "socket", "ssl", "threading", "types",
         "typing",
     )

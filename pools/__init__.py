@@ -6,7 +6,9 @@
 * ``pools.connections[conn]`` and ``pools.producers[conn]`` are process-wide
   pools shared by every connection with the same URLs and options.
 * :func:`get_limit` / :func:`set_limit` hold the default limit (10) used when
-  a pool is created with ``limit=None``; pools are never unbounded.
+  a pool is created with ``limit=None``; pools are never unbounded. A pool's
+  own limit is changed with ``pool.resize(n)`` (never refuses) or, kombu's
+  way, ``pool.limit = n`` / ``pool.set_limit(n, force=False)``.
 
 Inside: :mod:`pools.decide` holds a pool's state and every decision about it
 (pure: no I/O, no threads, no clock); :mod:`pools.resource` is the generic pool
@@ -23,7 +25,7 @@ from pools.channel import ChannelPool, PooledChannel
 from pools.connection import ConnectionPool, PooledConnection
 from pools.groups import PoolGroup, connections, producers, reset, set_limit
 from pools.lease import Lease, PoolClosed, ResourceReleased
-from pools.limits import DEFAULT_LIMIT, get_limit
+from pools.limits import DEFAULT_LIMIT, PoolInUse, get_limit
 from pools.producer import PooledProducer, ProducerPool
 from pools.resource import ResourcePool
 
@@ -34,6 +36,7 @@ __all__ = [
     "Lease",
     "PoolClosed",
     "PoolGroup",
+    "PoolInUse",
     "PooledChannel",
     "PooledConnection",
     "PooledProducer",

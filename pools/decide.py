@@ -132,6 +132,7 @@ class Outcome(enum.Enum):
     TIMEOUT = "timeout"  # waited until the deadline; left the queue
     CLOSED = "closed"  # the pool is closed
     GIVE_BACK = "give back"  # a withdrawn waiter owned ``Plan.entry``: return it
+    REFUSED = "refused"  # a new limit below the entries borrowed: nothing changed
 
 
 class Plan(Generic[T, W]):
@@ -495,9 +496,17 @@ class PoolState(Generic[T, W]):
     # -- under the lock: administration -----------------------------------------------------
 
     @_publishes
-    def resize(self, limit: int) -> Plan[T, W]:
-        """New limit: growing serves waiters, shrinking drops surplus idle entries (LRU first)."""
+    def resize(self, limit: int, *, keep_borrowed: bool = False) -> Plan[T, W]:
+        """New limit: growing serves waiters, shrinking drops surplus idle entries (LRU first).
+
+        Borrowed entries above the new limit are retired as they come back.
+        With ``keep_borrowed`` (kombu's rule) a limit below the entries borrowed
+        is ``REFUSED`` instead, and nothing changes.
+        """
         plan: Plan[T, W] = Plan()
+        if keep_borrowed and limit < self.in_use:
+            plan.outcome = Outcome.REFUSED
+            return plan
         self.limit = limit
         excess = self.size - limit
         if excess > 0:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pools.connection import ConnectionPool
-from pools.limits import get_limit, set_default_limit
+from pools.limits import check_limit, get_limit, set_default_limit
 from pools.producer import ProducerPool
 from pools.resource import ResourcePool
 
@@ -68,10 +68,14 @@ class PoolGroup(Generic[P]):
     def __iter__(self) -> Iterator[P]:
         return iter(list(self._pools.values()))
 
-    def resize_all(self, limit: int) -> None:
-        """Resize every pool of the group."""
+    def resize_all(self, limit: int, force: bool = True) -> None:
+        """Change the limit of every pool of the group (see :meth:`ResourcePool.set_limit`).
+
+        Raises:
+            PoolInUse: without ``force``, a pool has more items borrowed than ``limit``.
+        """
         for pool in self:
-            pool.resize(limit)
+            pool.set_limit(limit, force)
 
     def clear(self) -> None:
         """Close every pool (borrowed items are closed when returned) and forget them."""
@@ -107,15 +111,23 @@ connections: PoolGroup[ConnectionPool] = PoolGroup(_new_connection_pool)
 producers: PoolGroup[ProducerPool] = PoolGroup(_new_producer_pool)
 
 
-def set_limit(limit: int) -> int:
-    """Set the default limit of new pools and resize the group pools to it.
+def set_limit(limit: int, force: bool = False) -> int:
+    """Set the default limit of new pools and change the group pools' limits to it.
+
+    kombu's rule: a group pool with more items borrowed than ``limit`` refuses
+    unless ``force`` (then its borrowers keep their items, which are closed as
+    they come back until the pool fits). Returns ``limit``.
 
     Raises:
+        PoolInUse: (a ``RuntimeError``) without ``force``, a group pool has more
+            items borrowed than ``limit``; the pools before it in the group were
+            changed, the default limit was not.
         ConfigurationError: ``limit`` is not a positive integer.
     """
-    set_default_limit(limit)
+    check_limit(limit)
     for group in _groups:
-        group.resize_all(limit)
+        group.resize_all(limit, force)
+    set_default_limit(limit)
     return limit
 
 

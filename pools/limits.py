@@ -1,14 +1,22 @@
-"""The default pool limit and validation of pool settings."""
+"""The default pool limit, validation of pool settings, and the error of a refused limit."""
 
 from __future__ import annotations
 
-from broker.errors import ConfigurationError
+from broker.errors import BrokerError, ConfigurationError
 
-__all__ = ["DEFAULT_LIMIT", "check_limit", "check_seconds", "get_limit"]
+__all__ = ["DEFAULT_LIMIT", "PoolInUse", "check_limit", "check_seconds", "get_limit"]
 
 #: The limit a pool gets when none is given (see :func:`get_limit`).
 DEFAULT_LIMIT = 10
 _default_limit = DEFAULT_LIMIT
+
+
+class PoolInUse(BrokerError, RuntimeError):
+    """A new limit would fall below the items borrowed from the pool (kombu's ``RuntimeError``).
+
+    Raised by ``pool.set_limit(n)`` (and ``pool.limit = n``) without
+    ``force=True``; nothing was changed.
+    """
 
 
 def get_limit() -> int:

@@ -63,7 +63,7 @@ from broker.timeouts import check_timeout
 from pools.decide import SERVED, Entry, Outcome, Plan, PoolState
 from pools.fork import PROCESS, abandon, register
 from pools.lease import Lease, PoolClosed
-from pools.limits import DEFAULT_LIMIT, check_limit, check_seconds, get_limit
+from pools.limits import DEFAULT_LIMIT, PoolInUse, check_limit, check_seconds, get_limit
 from pools.waiting import GateFactory, Waiter, closed_gate
 
 __all__ = ["DEFAULT_LIMIT", "ResourcePool", "check_limit", "get_limit"]
@@ -448,8 +448,15 @@ class ResourcePool(Generic[T]):
 
     @property
     def limit(self) -> int:
-        """The most items that may exist at once."""
+        """The most items that may exist at once.
+
+        Assignable, as in kombu: ``pool.limit = n`` is :meth:`set_limit` ``(n)``.
+        """
         return self._state.limit
+
+    @limit.setter
+    def limit(self, limit: int) -> None:
+        self.set_limit(limit)
 
     @property
     def in_use(self) -> int:
@@ -492,10 +499,29 @@ class ResourcePool(Generic[T]):
         Raises:
             ConfigurationError: ``limit`` is not a positive integer.
         """
+        self.set_limit(limit, force=True)
+
+    def set_limit(self, limit: int, force: bool = False) -> None:
+        """Change the limit; unless ``force``, never below the items borrowed (kombu's rule).
+
+        Without ``force``, a limit below :attr:`in_use` raises and changes
+        nothing. With ``force`` it is :meth:`resize`: the borrowers keep their
+        items, which are closed as they come back until the pool fits.
+
+        Raises:
+            PoolInUse: (a ``RuntimeError``) the limit is below :attr:`in_use`
+                and ``force`` is false.
+            ConfigurationError: ``limit`` is not a positive integer.
+        """
         new = check_limit(limit)
         with self._lock:
             old = self._state.limit
-            plan = self._state.resize(new)
+            plan = self._state.resize(new, keep_borrowed=not force)
+        if plan.outcome is Outcome.REFUSED:
+            raise PoolInUse(
+                f"{self!r}: cannot lower the limit from {old} to {new} below the "
+                f"{self.in_use} items borrowed; release them first or pass force=True"
+            )
         logger.info("%r resized from %d to %d (%d idle closed)", self, old, new, len(plan.dispose))
         self._carry_out(plan)
 

@@ -552,5 +552,12 @@ class Transport(abc.ABC):
         """
         return  # nothing to refuse in general
 
+    def driver_version(self) -> str:
+        """The version of the client library this transport drives (kombu's method).
+
+        ``'N/A'`` for a transport without one (the in-process ``memory://``).
+        """
+        return "N/A"
+
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__qualname__} {self.name!r}>"

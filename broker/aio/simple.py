@@ -35,7 +35,9 @@ class SimpleQueue:
     """A broker queue with ``put``/``get``; the arguments are :class:`broker.SimpleQueue`'s."""
 
     Empty: ClassVar[type[Empty]] = Empty
-    default_no_ack: ClassVar[bool] = _sync.SimpleQueue.default_no_ack
+    #: Settle messages on delivery: the default when the constructor is not told.
+    no_ack: bool = _sync.SimpleQueue.no_ack
+    queue_args: ClassVar[Mapping[str, Any]] = _sync.SimpleQueue.queue_args
     queue_opts: ClassVar[Mapping[str, Any]] = _sync.SimpleQueue.queue_opts
     exchange_opts: ClassVar[Mapping[str, Any]] = _sync.SimpleQueue.exchange_opts
 
@@ -52,11 +54,11 @@ class SimpleQueue:
         accept: Iterable[str] | None = None,
     ) -> None:
         self.connection = connection
-        self.no_ack = self.default_no_ack if no_ack is None else no_ack
+        self.no_ack = type(self).no_ack if no_ack is None else no_ack
         queue, exchange, routing_key = _sync.simple_entities(
             name,
             {**self.queue_opts, **(queue_opts or {})},
-            queue_args,
+            {**self.queue_args, **(queue_args or {})},
             {**self.exchange_opts, **(exchange_opts or {})},
         )
         self.consumer = Consumer(connection, queue, accept=accept, no_ack=self.no_ack)
@@ -140,6 +142,7 @@ class SimpleQueue:
 class SimpleBuffer(SimpleQueue):
     """A transient :class:`SimpleQueue`: auto-deleted, non-durable, settled on delivery."""
 
-    default_no_ack: ClassVar[bool] = _sync.SimpleBuffer.default_no_ack
+    no_ack: bool = _sync.SimpleBuffer.no_ack
+    queue_args: ClassVar[Mapping[str, Any]] = _sync.SimpleBuffer.queue_args
     queue_opts: ClassVar[Mapping[str, Any]] = _sync.SimpleBuffer.queue_opts
     exchange_opts: ClassVar[Mapping[str, Any]] = _sync.SimpleBuffer.exchange_opts

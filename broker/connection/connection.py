@@ -60,6 +60,19 @@ CLOSE_TIMEOUT = 2.0
 #: ``add_callback_threadsafe`` and the blocked-connection deadline are served.
 _DRAIN_SLICE = 0.25
 
+#: kombu's connect-retry settings, read from ``transport_options`` by the
+#: Connection itself (never passed to a transport): the loose keywords of
+#: :meth:`Connection.ensure_connection` for connects that give none of their own.
+CONNECT_RETRY_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "max_retries": "max_retries",
+        "interval_start": "interval_start",
+        "interval_step": "interval_step",
+        "interval_max": "interval_max",
+        "connect_retries_timeout": "timeout",
+    }
+)
+
 # Constructor keywords that describe a broker (passed on to build_targets).
 _TARGET_KEYWORDS = (
     "transport",
@@ -134,10 +147,6 @@ class Connection(ChannelOwner):
     ) -> None:
         if kwargs:
             raise ConfigurationError(unknown_keywords_message(kwargs))
-        if transport_options is not None and not isinstance(transport_options, Mapping):
-            raise ConfigurationError(
-                f"transport_options must be a mapping, got {transport_options!r}"
-            )
         self._callbacks: LifecycleCallbacks[Connection] = LifecycleCallbacks(
             on_open=on_open, on_open_error=on_open_error, on_close=on_close,
             on_connect=on_connect, on_blocked=on_blocked, on_unblocked=on_unblocked,
@@ -155,7 +164,7 @@ class Connection(ChannelOwner):
             "connection_name": connection_name, "client_properties": client_properties,
             "heartbeat_thread": heartbeat_thread,
         }  # fmt: skip
-        self._transport_options: Mapping[str, Any] = MappingProxyType(dict(transport_options or {}))
+        self._transport_options, self._connect_retry = _split_transport_options(transport_options)
         self._strategy = resolve_strategy(failover_strategy)
         self._failover = self._make_failover()
         self._heartbeats = HeartbeatDriver(enabled=heartbeat_thread)
@@ -164,15 +173,23 @@ class Connection(ChannelOwner):
         self._conn: TransportConnection | None = None
         self._default_channel: Channel | None = None
         self._closing = False
+        # Set by close(), cleared by the next connect: ``.connection`` is then None
+        # rather than connecting again (kombu's rule).
+        self._released = False
         self._connect_count = 0
         self._declared: set[Any] = set()
 
     def _make_failover(self) -> Failover:
         args = self._init_args
+        options = {
+            key: value
+            for key, value in self._transport_options.items()
+            if key not in CONNECT_RETRY_OPTIONS
+        }
         targets = build_targets(
             args["hostname"],
             alternates=args["alternates"],
-            transport_options=self._transport_options,
+            transport_options=options,
             **{k: args[k] for k in _TARGET_KEYWORDS},
         )
         return Failover(targets, self._strategy)
@@ -258,8 +275,40 @@ class Connection(ChannelOwner):
 
     @property
     def transport_options(self) -> Mapping[str, Any]:
-        """A read-only copy of the transport options."""
+        """A read-only copy of the transport options.
+
+        Assignable, as in kombu: ``conn.transport_options = {...}`` replaces
+        them (a copy is kept; the mapping given is never changed). They are
+        checked at once and take effect on the next connect; a live link is
+        left as it is. kombu's connect-retry settings (``max_retries``,
+        ``interval_start``, ``interval_step``, ``interval_max``,
+        ``connect_retries_timeout``) are read by the connection itself: they
+        bound connects that give no budget of their own (``connect()``,
+        implicit connects such as ``default_channel``) on every transport.
+
+        Raises:
+            ConfigurationError: (on assignment) not a mapping, an option the
+                transport does not know, or a bad value.
+        """
         return self._transport_options
+
+    @transport_options.setter
+    def transport_options(self, options: Mapping[str, Any] | None) -> None:
+        current = self._failover.current.url.as_uri(include_password=True)
+        previous = self._transport_options, self._connect_retry
+        self._transport_options, self._connect_retry = _split_transport_options(options)
+        try:
+            failover = self._make_failover()
+        except BaseException:
+            self._transport_options, self._connect_retry = previous
+            raise
+        # Stay on the alternate in use: a live link keeps describing itself right.
+        for _ in range(2 * len(failover)):
+            if failover.current.url.as_uri(include_password=True) == current:
+                break
+            failover.advance()
+        self._failover = failover
+        self._init_args = dict(self._init_args, transport_options=dict(self._transport_options))
 
     @property
     def transport(self) -> Transport:
@@ -272,8 +321,26 @@ class Connection(ChannelOwner):
 
     @property
     def transport_connection(self) -> TransportConnection | None:
-        """The live transport-level connection, if any."""
+        """The live transport-level connection, if any (never connects)."""
         return self._conn
+
+    @property
+    def connection(self) -> TransportConnection | None:
+        """The underlying transport connection, connecting on first access (kombu's attribute).
+
+        ``None`` after :meth:`close` -- reading it does not reconnect a closed
+        Connection; :meth:`connect`, :meth:`channel` and
+        :attr:`default_channel` do. Otherwise a missing or broken link is
+        replaced by an implicit connect, bounded like every other one.
+
+        Raises:
+            OperationalError: the connect ran out of its budget (the last
+                error is ``__cause__``).
+            AuthenticationError, TLSVerificationError: at once, never retried.
+        """
+        if self._released:
+            return None
+        return self._connection()
 
     def get_heartbeat_interval(self) -> float:
         """The negotiated heartbeat interval (the requested one before connecting)."""
@@ -489,6 +556,8 @@ class Connection(ChannelOwner):
         The budget is :data:`~broker.retry.policy.DEFAULT_RETRY_POLICY`; the
         keywords override what they give (``max_retries=N`` means N + 1
         attempts, ``timeout=math.inf`` no deadline), or ``policy`` replaces it.
+        A keyword left out takes kombu's connect-retry setting of the same
+        name from :attr:`transport_options`, when there is one.
         ``errback(exc, interval)`` runs before each retry; ``callback()`` about
         once a second while waiting.
 
@@ -499,8 +568,13 @@ class Connection(ChannelOwner):
         if self.connected:
             return self
         if policy is None:
+            defaults = self._connect_retry
             policy = RetryPolicy.from_intervals(
-                max_retries, interval_start, interval_step, interval_max, timeout
+                defaults.get("max_retries") if max_retries is None else max_retries,
+                defaults.get("interval_start") if interval_start is None else interval_start,
+                defaults.get("interval_step") if interval_step is None else interval_step,
+                defaults.get("interval_max") if interval_max is None else interval_max,
+                defaults.get("timeout") if timeout is None else timeout,
             )
         try:
             _ensure.connect_with_retry(self, policy.begin(), errback=errback, callback=callback)
@@ -527,7 +601,7 @@ class Connection(ChannelOwner):
         conn = self.transport.connect(
             params, on_blocked=self._on_blocked, on_unblocked=self._on_unblocked
         )
-        self._conn, self._closing = conn, False
+        self._conn, self._closing, self._released = conn, False, False
         reconnect = self._connect_count > 0
         self._connect_count += 1
         self._heartbeats.start(conn, target.host)
@@ -735,22 +809,65 @@ class Connection(ChannelOwner):
 
         return Consumer(channel if channel is not None else self, queues=queues, **kwargs)
 
-    def SimpleQueue(self, name: Any, **kwargs: Any) -> SimpleQueue:
-        """A :class:`broker.SimpleQueue` named ``name`` (or a Queue object)."""
+    def SimpleQueue(
+        self,
+        name: Any,
+        no_ack: bool | None = None,
+        queue_opts: Mapping[str, Any] | None = None,
+        queue_args: Mapping[str, Any] | None = None,
+        exchange_opts: Mapping[str, Any] | None = None,
+        channel: Channel | None = None,
+        **kwargs: Any,
+    ) -> SimpleQueue:
+        """A :class:`broker.SimpleQueue` named ``name`` (or a Queue object); kombu's arguments.
+
+        On ``channel`` if given (it stays open when the queue closes), else on
+        a channel of its own, opened now and closed with the queue. The other
+        keywords are the queue's (``serializer``, ``compression``, ``accept``).
+        """
         from broker.messaging.simple import SimpleQueue
 
-        return SimpleQueue(self, name, **kwargs)
+        return SimpleQueue(
+            channel if channel is not None else self,
+            name,
+            no_ack,
+            queue_opts,
+            queue_args,
+            exchange_opts,
+            **kwargs,
+        )
 
-    def SimpleBuffer(self, name: Any, **kwargs: Any) -> SimpleBuffer:
-        """A transient, auto-deleting :class:`broker.SimpleBuffer`."""
+    def SimpleBuffer(
+        self,
+        name: Any,
+        no_ack: bool | None = None,
+        queue_opts: Mapping[str, Any] | None = None,
+        queue_args: Mapping[str, Any] | None = None,
+        exchange_opts: Mapping[str, Any] | None = None,
+        channel: Channel | None = None,
+        **kwargs: Any,
+    ) -> SimpleBuffer:
+        """A transient, auto-deleting :class:`broker.SimpleBuffer`; arguments as in SimpleQueue."""
         from broker.messaging.simple import SimpleBuffer
 
-        return SimpleBuffer(self, name, **kwargs)
+        return SimpleBuffer(
+            channel if channel is not None else self,
+            name,
+            no_ack,
+            queue_opts,
+            queue_args,
+            exchange_opts,
+            **kwargs,
+        )
 
     # -- closing --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close gracefully (bounded by a deadline). Safe to call twice."""
+        """Close gracefully (bounded by a deadline). Safe to call twice.
+
+        Afterwards :attr:`connection` is ``None`` until the next connect.
+        """
+        self._released = True
         conn, self._conn = self._conn, None
         self._heartbeats.stop()
         self._default_channel = None
@@ -795,6 +912,24 @@ class Connection(ChannelOwner):
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def _split_transport_options(
+    options: Mapping[str, Any] | None,
+) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """A read-only copy of ``options``, and the connect-retry keywords taken from them.
+
+    Raises:
+        ConfigurationError: ``options`` is not a mapping, or a retry setting is bad.
+    """
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigurationError(f"transport_options must be a mapping, got {options!r}")
+    copied = MappingProxyType(dict(options or {}))
+    retry = {
+        keyword: copied[key] for key, keyword in CONNECT_RETRY_OPTIONS.items() if key in copied
+    }
+    RetryPolicy.from_intervals(**retry)  # refuse a bad value now, not on some later connect
+    return copied, MappingProxyType(retry)
 
 
 def _picklable(hooks: Sequence[Any]) -> list[Any]:

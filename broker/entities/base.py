@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 from broker.entities.owner import ChannelOwner, as_owner, owner_of
-from broker.errors import ConfigurationError
+from broker.errors import ConfigurationError, NotBoundError
 
 if TYPE_CHECKING:
     from broker.entities.queue import Exchange, Queue
@@ -116,10 +116,11 @@ class Entity:
         """The bound channel.
 
         Raises:
-            ConfigurationError: the entity is not bound (call it with a channel).
+            NotBoundError: the entity is not bound (call it with a channel); a
+                :class:`~broker.errors.ConfigurationError`.
         """
         if self._channel is None:
-            raise ConfigurationError(
+            raise NotBoundError(
                 f"{self!r} is not bound to a channel: use entity(channel) or pass channel="
             )
         return self._channel

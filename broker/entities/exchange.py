@@ -9,7 +9,7 @@ RabbitMQ extension); those bindings are replayed after a reconnect too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from broker.entities.base import PERSISTENT, TRANSIENT, Entity, normalize_delivery_mode
 from broker.entities.base import freeze as _freeze
@@ -38,6 +38,11 @@ class Exchange(Entity):
         passive: declare only checks that the exchange exists.
         recover: record the exchange for replay after a reconnect.
     """
+
+    #: ``delivery_mode`` 1: the broker may lose the message on restart (kombu's name).
+    TRANSIENT_DELIVERY_MODE: ClassVar[int] = TRANSIENT
+    #: ``delivery_mode`` 2: a durable queue keeps the message across restarts (kombu's name).
+    PERSISTENT_DELIVERY_MODE: ClassVar[int] = PERSISTENT
 
     def __init__(
         self,

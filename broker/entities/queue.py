@@ -23,7 +23,7 @@ are remembered twice:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from broker.entities.base import (
     PERSISTENT,
@@ -77,6 +77,11 @@ class Queue(Entity):
         on_declared: called with ``(name, message_count, consumer_count)``.
         recover: record the queue and its bindings for replay after reconnect.
     """
+
+    #: ``delivery_mode`` 1, as on :class:`Exchange` (kombu's name).
+    TRANSIENT_DELIVERY_MODE: ClassVar[int] = TRANSIENT
+    #: ``delivery_mode`` 2, as on :class:`Exchange` (kombu's name).
+    PERSISTENT_DELIVERY_MODE: ClassVar[int] = PERSISTENT
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,10 @@ DEFAULT_LOOP_POLICY = RetryPolicy(
 )
 
 
+#: Longest stretch of a backoff sleep between two looks at ``should_stop``.
+_STOP_POLL = 0.25
+
+
 class _Stopped(Exception):
     """Raised inside a backoff sleep when stop() was called."""
 
@@ -63,6 +68,12 @@ class ConsumerLoop:
             (seconds >= 0; anything else raises ConfigurationError).
         on_revive: called with the connection after every successful reconnect.
         on_error: called with each connection error before reconnecting.
+        on_connect_error: ``on_connect_error(exc, seconds)`` for every failed
+            connect attempt, with the pause before the next one.
+        should_stop: also finish when this returns true; asked before every
+            wait for events and during backoff pauses (for a flag set by your
+            own code, such as kombu's ``ConsumerMixin.should_stop``).
+        on_iteration: called before every wait for events.
     """
 
     def __init__(
@@ -74,10 +85,16 @@ class ConsumerLoop:
         drain_timeout: float = 1.0,
         on_revive: Callable[[Connection], Any] | None = None,
         on_error: Callable[[BaseException], Any] | None = None,
+        on_connect_error: Callable[[BaseException, float], Any] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_iteration: Callable[[], Any] | None = None,
     ) -> None:
         self.connection = connection
         self._factory = consumers
         self._stop = threading.Event()
+        self._should_stop = should_stop
+        self._on_iteration = on_iteration
+        self._on_connect_error = on_connect_error
         base = policy if policy is not None else DEFAULT_LOOP_POLICY
         self.policy = base.replace(sleep=self._sleep)
         self.drain_timeout = check_seconds(drain_timeout, "drain_timeout")
@@ -88,8 +105,20 @@ class ConsumerLoop:
         self._running = False
 
     def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise _Stopped
+        if self._should_stop is None:
+            if self._stop.wait(seconds):
+                raise _Stopped
+            return
+        deadline = time.monotonic() + seconds
+        while not self._stopping():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, _STOP_POLL))
+        raise _Stopped
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or (self._should_stop is not None and self._should_stop())
 
     def stop(self) -> None:
         """Ask the loop to finish; safe from any thread and from signal handlers."""
@@ -123,7 +152,10 @@ class ConsumerLoop:
 
     def _drain_until_stopped(self) -> None:
         conn = self.connection
-        while not self._stop.is_set():
+        on_iteration = self._on_iteration
+        while not self._stopping():
+            if on_iteration is not None:
+                on_iteration()
             try:
                 conn.drain_events(timeout=self.drain_timeout)
             except TimeoutError:
@@ -138,7 +170,7 @@ class ConsumerLoop:
                     self.on_revive(conn)
 
     def _connect(self) -> None:
-        self.connection.ensure_connection(policy=self.policy)
+        self.connection.ensure_connection(errback=self._on_connect_error, policy=self.policy)
 
     def _cancel_consumers(self) -> None:
         for consumer in self.consumers:

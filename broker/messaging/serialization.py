@@ -25,6 +25,9 @@ registered serializer (``application/octet-stream``, ``image/png``,
 protobuf...) -- is handed over as the bytes it is, as kombu does. Text is
 decoded in the message's declared ``content_encoding``, and an empty body
 keeps its kind (``""`` for text, ``b""`` otherwise).
+What a consumer without an ``accept`` list decodes can be widened or narrowed
+process-wide with kombu's :func:`enable_insecure_serializers` and
+:func:`disable_insecure_serializers`.
 """
 
 from __future__ import annotations
@@ -38,10 +41,17 @@ import pickle
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, NamedTuple
 
-from broker.errors import ConfigurationError, ContentDisallowed, SerializationError
+from broker.errors import (
+    ConfigurationError,
+    ContentDisallowed,
+    DecodeError,
+    EncodeError,
+    SerializationError,
+    SerializerNotInstalled,
+)
 
 __all__ = [
     "COMPRESSION_HEADER",
@@ -49,13 +59,18 @@ __all__ = [
     "Codec",
     "Registry",
     "compress",
+    "compression_codec",
+    "compression_methods",
     "decompress",
+    "disable_insecure_serializers",
     "dumps",
+    "enable_insecure_serializers",
     "loads",
     "prepare_accept",
     "register",
     "register_compression",
     "registry",
+    "unregister",
 ]
 
 #: The message header naming the compression of a body (kombu's name).
@@ -68,6 +83,9 @@ PICKLE_CONTENT_TYPE = "application/x-python-serialize"
 
 #: Decoded by default: json, text and raw bytes (never pickle).
 DEFAULT_ACCEPT = frozenset({JSON_CONTENT_TYPE, TEXT_CONTENT_TYPE, RAW_CONTENT_TYPE})
+#: What :func:`enable_insecure_serializers` enables when not told (kombu's list;
+#: the names that are not registered are skipped).
+INSECURE_SERIALIZERS = ("pickle", "yaml", "msgpack")
 
 # Content that is handed over as bytes untouched, so accepting it is harmless.
 _ALWAYS_TRUSTED = frozenset({RAW_CONTENT_TYPE})
@@ -135,6 +153,10 @@ class Registry:
     """Serializers by name and by content type.
 
     Thread-safe for registration; lookups are plain dict reads.
+
+    It also holds the *default accept list*: the content types decoded for a
+    consumer that gives no ``accept`` (:data:`DEFAULT_ACCEPT` until
+    :meth:`enable` or :meth:`disable` change it).
     """
 
     def __init__(self, default: str = "json") -> None:
@@ -142,6 +164,7 @@ class Registry:
         self._by_type: dict[str, Codec] = {}
         self._lock = threading.Lock()
         self._default = default
+        self._default_accept = DEFAULT_ACCEPT
 
     # -- registration -----------------------------------------------------------
 
@@ -185,12 +208,12 @@ class Registry:
         """Remove the serializer ``name``.
 
         Raises:
-            ConfigurationError: no serializer has that name.
+            SerializerNotInstalled: no serializer has that name.
         """
         with self._lock:
             codec = self._by_name.pop(name, None)
             if codec is None:
-                raise ConfigurationError(self._unknown(name))
+                raise SerializerNotInstalled(self._unknown(name))
             self._by_type.pop(codec.content_type, None)
 
     @property
@@ -207,11 +230,11 @@ class Registry:
         """The codec registered as ``name`` (a name or a content type).
 
         Raises:
-            ConfigurationError: nothing is registered under that name.
+            SerializerNotInstalled: nothing is registered under that name.
         """
         codec = self._by_name.get(name) or self._by_type.get(name)
         if codec is None:
-            raise ConfigurationError(self._unknown(name))
+            raise SerializerNotInstalled(self._unknown(name))
         return codec
 
     def names(self) -> list[str]:
@@ -223,6 +246,45 @@ class Registry:
         if "/" in name:
             return name
         return self.get(name).content_type
+
+    @property
+    def name_to_type(self) -> Mapping[str, str]:
+        """Each serializer name and its content type (kombu's attribute; a copy)."""
+        return {name: codec.content_type for name, codec in self._by_name.items()}
+
+    @property
+    def type_to_name(self) -> Mapping[str, str]:
+        """Each content type and its serializer name (kombu's attribute; a copy)."""
+        return {ctype: codec.name for ctype, codec in self._by_type.items()}
+
+    # -- the default accept list ----------------------------------------------------
+
+    @property
+    def default_accept(self) -> frozenset[str]:
+        """Content types decoded for a consumer that gives no ``accept`` list."""
+        return self._default_accept
+
+    def enable(self, name: str) -> None:
+        """Decode ``name`` (a serializer name or content type) when no ``accept`` is given.
+
+        Raises:
+            SerializerNotInstalled: a name that is not registered.
+        """
+        content_type = self.content_type_of(name)
+        with self._lock:
+            self._default_accept = self._default_accept | {content_type}
+
+    def disable(self, name: str) -> None:
+        """Stop decoding ``name`` when no ``accept`` is given (an explicit ``accept`` still can).
+
+        Raw binary content stays accepted: it is handed over undecoded.
+
+        Raises:
+            SerializerNotInstalled: a name that is not registered.
+        """
+        content_type = self.content_type_of(name)
+        with self._lock:
+            self._default_accept = self._default_accept - {content_type}
 
     def _unknown(self, name: str) -> str:
         return f"unknown serializer {name!r} (registered: {', '.join(self.names())})"
@@ -236,8 +298,8 @@ class Registry:
         else with the default serializer.
 
         Raises:
-            ConfigurationError: ``serializer`` is not registered.
-            SerializationError: the body cannot be encoded.
+            SerializerNotInstalled: ``serializer`` is not registered.
+            EncodeError: the body cannot be encoded.
         """
         if serializer is None:
             cls = body.__class__
@@ -248,11 +310,11 @@ class Registry:
             serializer = self._default
         codec = self._by_name.get(serializer)
         if codec is None:
-            raise ConfigurationError(self._unknown(serializer))
+            raise SerializerNotInstalled(self._unknown(serializer))
         try:
             data = codec.encoder(body)
         except Exception as exc:
-            raise SerializationError(
+            raise EncodeError(
                 f"cannot encode {type(body).__name__} body with {serializer!r}: {exc}"
             ) from exc
         if data.__class__ is not bytes:
@@ -264,13 +326,15 @@ class Registry:
     def prepare_accept(self, accept: Iterable[str] | None) -> frozenset[str]:
         """Turn names and content types into a set of content types.
 
-        ``None`` gives :data:`DEFAULT_ACCEPT`.
+        ``None`` gives the default accept list
+        (:attr:`~broker.messaging.serialization.Registry.default_accept`).
 
         Raises:
-            ConfigurationError: a name is not a registered serializer.
+            SerializerNotInstalled: a name is not a registered serializer.
+            ConfigurationError: ``accept`` is a string rather than a list.
         """
         if accept is None:
-            return DEFAULT_ACCEPT
+            return self._default_accept
         if isinstance(accept, str):
             raise ConfigurationError(
                 f"accept must be a list of serializer names or content types, "
@@ -283,7 +347,8 @@ class Registry:
         data: bytes,
         content_type: str | None,
         content_encoding: str | None,
-        accept: frozenset[str] = DEFAULT_ACCEPT,
+        accept: Collection[str] | None = None,
+        force: bool = False,
     ) -> Any:
         """Decode ``data`` sent with ``content_type`` / ``content_encoding``.
 
@@ -303,13 +368,19 @@ class Registry:
             data: the (already decompressed) body.
             content_type: as received; ``None`` means raw binary.
             content_encoding: as received; ``None`` means utf-8.
-            accept: content types whose decoders may run (see :meth:`prepare_accept`).
+            accept: content types whose decoders may run (see :meth:`prepare_accept`);
+                ``None``: the default accept list
+                (:attr:`~broker.messaging.serialization.Registry.default_accept`).
+            force: with ``accept=None``, decode any registered content type
+                (kombu's keyword, for content the caller trusts).
 
         Raises:
             ContentDisallowed: ``content_type`` has a registered decoder and
                 is not in ``accept``.
-            SerializationError: the data does not decode.
+            DecodeError: the data does not decode.
         """
+        if accept is None:
+            accept = self._by_type.keys() if force else self._default_accept
         if not content_type:
             return data
         codec = self._by_type.get(content_type)
@@ -329,7 +400,7 @@ class Registry:
                 return data
             return bytes(data).decode(encoding)
         except Exception as exc:
-            raise SerializationError(f"cannot decode {content_type} body: {exc}") from exc
+            raise DecodeError(f"cannot decode {content_type} body: {exc}") from exc
 
 
 #: The process-wide registry used by producers and consumers.
@@ -340,9 +411,43 @@ registry.register("raw", _raw_encode, bytes, RAW_CONTENT_TYPE, "binary")
 registry.register("pickle", _pickle_dumps, pickle.loads, PICKLE_CONTENT_TYPE, "binary")
 
 register = registry.register
+unregister = registry.unregister
 dumps = registry.dumps
 loads = registry.loads
 prepare_accept = registry.prepare_accept
+
+
+def enable_insecure_serializers(choices: Iterable[str] | None = INSECURE_SERIALIZERS) -> None:
+    """Decode these serializers for consumers that give no ``accept`` list (kombu's helper).
+
+    Args:
+        choices: serializer names or content types; names that are not
+            registered are skipped, as kombu does. ``None`` changes nothing.
+
+    pickle runs arbitrary code when loaded: enable it only for brokers whose
+    every publisher you trust. A consumer's own ``accept`` list always wins.
+    """
+    for choice in choices or ():
+        if choice in registry.name_to_type or "/" in choice:
+            registry.enable(choice)
+
+
+def disable_insecure_serializers(allowed: Iterable[str] | None = ("json",)) -> None:
+    """Decode only ``allowed`` (and plain text) for consumers that give no ``accept`` list.
+
+    kombu's helper: every registered serializer but ``allowed`` is disabled.
+    Plain text and raw bytes stay accepted (neither runs a decoder that could
+    do harm); producers can still encode with any serializer.
+
+    Raises:
+        SerializerNotInstalled: a name in ``allowed`` is not registered.
+    """
+    keep = registry.prepare_accept(list(allowed or ()))
+    for name in registry.names():
+        if name != "text" and registry.content_type_of(name) not in keep:
+            registry.disable(name)
+    for content_type in keep:
+        registry.enable(content_type)
 
 
 # -- compression ----------------------------------------------------------------
@@ -368,6 +473,24 @@ def register_compression(
     _compressors[content_type] = (compress_fn, decompress_fn)
     for alias in aliases:
         _compression_aliases[alias] = content_type
+
+
+def compression_methods() -> list[str]:
+    """The registered compression methods, by the header value naming each."""
+    return list(_compressors)
+
+
+def compression_codec(
+    method: str,
+) -> tuple[str, Callable[[bytes], bytes], Callable[[bytes], bytes]]:
+    """``(header value, compress, decompress)`` of a method given by alias or header value.
+
+    Raises:
+        ConfigurationError: ``method`` is not registered.
+    """
+    content_type = _resolve_compression(method)
+    compress_fn, decompress_fn = _compressors[content_type]
+    return content_type, compress_fn, decompress_fn
 
 
 def _resolve_compression(method: str) -> str:

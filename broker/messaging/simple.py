@@ -79,9 +79,13 @@ class SimpleQueue:
     """
 
     Empty: ClassVar[type[Empty]] = Empty
-    #: ``no_ack`` when the constructor is not told.
-    default_no_ack: ClassVar[bool] = False
+    #: Settle messages on delivery. The class attribute is the default when
+    #: the constructor is not told (override it in a subclass, as in kombu).
+    no_ack: bool = False
+    #: Defaults for ``queue_opts``, ``queue_args`` and ``exchange_opts``; the
+    #: constructor's arguments are merged over them.
     queue_opts: ClassVar[Mapping[str, Any]] = {}
+    queue_args: ClassVar[Mapping[str, Any]] = {}
     exchange_opts: ClassVar[Mapping[str, Any]] = {"type": "direct"}
 
     def __init__(
@@ -111,11 +115,11 @@ class SimpleQueue:
         self._connection: ChannelOwner = owner
         self.channel = channel
         if no_ack is None:
-            no_ack = self.default_no_ack
+            no_ack = type(self).no_ack
         queue, exchange, routing_key = simple_entities(
             name,
             {**self.queue_opts, **(queue_opts or {})},
-            queue_args,
+            {**self.queue_args, **(queue_args or {})},
             {**self.exchange_opts, **(exchange_opts or {})},
         )
         self.buffer: collections.deque[Message] = collections.deque()
@@ -231,6 +235,11 @@ class SimpleQueue:
     def __len__(self) -> int:
         return self.qsize()
 
+    def __bool__(self) -> bool:
+        # As in kombu: a queue object is always true, even when empty (len() is 0);
+        # ``if queue:`` must not ask the broker for its size.
+        return True
+
     def clear(self) -> int:
         """Drop every waiting message; return how many."""
         dropped = 0
@@ -274,7 +283,7 @@ class SimpleQueue:
 class SimpleBuffer(SimpleQueue):
     """A transient :class:`SimpleQueue`: non-durable, auto-deleted, ``no_ack``."""
 
-    default_no_ack: ClassVar[bool] = True
+    no_ack: bool = True
     queue_opts: ClassVar[Mapping[str, Any]] = {"durable": False, "auto_delete": True}
     exchange_opts: ClassVar[Mapping[str, Any]] = {
         "type": "direct",

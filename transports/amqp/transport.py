@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+import amqp
+
 from transports import base
 from transports.amqp.connection import AmqpConnection
 
@@ -30,6 +32,10 @@ class Transport(base.Transport):
         exchange_types=frozenset({"direct", "topic", "fanout", "headers"}),
         ssl=True,
     )
+
+    def driver_version(self) -> str:
+        """py-amqp's version."""
+        return str(amqp.__version__)
 
     def connect(
         self,

@@ -23,7 +23,7 @@ from broker.timeouts import check_seconds
 from transports._shared.tls import TLSSettings, tls_settings
 from transports.base import ConnectionParams
 
-__all__ = ["DEFAULTS", "RedisSettings", "check", "client_kwargs", "settings"]
+__all__ = ["ALIASES", "DEFAULTS", "RedisSettings", "check", "client_kwargs", "settings"]
 
 #: Transport options of the Redis transport and their defaults.
 DEFAULTS: Mapping[str, Any] = {
@@ -32,6 +32,9 @@ DEFAULTS: Mapping[str, Any] = {
     "socket_timeout": 10.0,
     "max_batch": 100,
 }
+#: Other names accepted for an option: kombu's Redis transport calls the key prefix
+#: ``global_keyprefix``, so kombu's transport options work unchanged.
+ALIASES: Mapping[str, str] = {"global_keyprefix": "key_prefix"}
 #: Options the façade reads from ``transport_options`` on every transport.
 _SHARED = frozenset({"confirm_publish"})
 _MAX_DB = 2**31 - 1
@@ -70,7 +73,7 @@ def check(params: ConnectionParams) -> None:
 
 
 def _checked(params: ConnectionParams) -> RedisSettings:
-    options = dict(params.transport_options)
+    options = _unaliased(params.transport_options)
     unknown = sorted(set(options) - set(DEFAULTS) - _SHARED)
     if unknown:
         hints = []
@@ -109,6 +112,24 @@ def _checked(params: ConnectionParams) -> RedisSettings:
         max_batch=batch,
         tls=None,
     )
+
+
+def _unaliased(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options with each alias replaced by its option's own name.
+
+    Raises:
+        ConfigurationError: an option given twice, under its name and an alias.
+    """
+    options = dict(given)
+    for alias, name in ALIASES.items():
+        if alias in options:
+            if name in options:
+                raise ConfigurationError(
+                    f"transport options {alias!r} and {name!r} are the same option "
+                    f"(kombu's name and brokerpool's); give one of them"
+                )
+            options[name] = options.pop(alias)
+    return options
 
 
 def _database(virtual_host: str) -> int:

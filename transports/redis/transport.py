@@ -27,7 +27,8 @@ see ``broker.lua``):
   both restored and acked.
 
 Transport options: ``visibility_timeout`` (seconds, default 300),
-``key_prefix`` (default ``"brokerpool:"``), ``socket_timeout`` (seconds one
+``key_prefix`` (default ``"brokerpool:"``; kombu's name ``global_keyprefix``
+is accepted for it), ``socket_timeout`` (seconds one
 command may take, default 10; two heartbeats when heartbeats are on) and
 ``max_batch`` (messages one delivery call may take per consumer without a
 prefetch limit, default 100).
@@ -60,6 +61,14 @@ class Transport(base.Transport):
     capabilities: ClassVar[base.Capabilities] = base.Capabilities(
         heartbeats=True, publisher_confirms=True, exchange_types=EXCHANGE_TYPES, ssl=True
     )
+
+    def driver_version(self) -> str:
+        """redis-py's version."""
+        # Imported here: transports.redis.driver imports redis-py first, with the
+        # message that says how to install it when it is missing.
+        import redis
+
+        return redis.__version__
 
     @classmethod
     def check_params(cls, params: base.ConnectionParams) -> None:
