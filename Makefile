@@ -44,9 +44,9 @@ typecheck: install  ## mypy --strict on the three packages
 	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	$(BIN)/mypy
 
-docs: install  ## build the Sphinx docs; any warning or unresolved reference fails it
+docs: install  ## build the Sphinx docs from scratch (-E); any warning or unresolved reference fails it
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
-	$(BIN)/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -n -W --keep-going -q -b html docs docs/_build/html
 
 bench: install rabbitmq redis  ## side-by-side benchmarks: bench/results.md and .png, and the README table from them
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

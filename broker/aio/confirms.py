@@ -68,7 +68,7 @@ class ConfirmTracker(ConfirmLedger):
     async def publish(
         self, msg: Any, exchange: str, routing_key: str, mandatory: bool, track: bool
     ) -> int:
-        """Publish ``msg`` and return its delivery tag (tracked in :attr:`pending` if ``track``).
+        """Publish ``msg`` and return its delivery tag (tracked in ``pending`` if ``track``).
 
         The tag is counted when the publish returns. An asyncio channel
         raises (or is cancelled) only before it writes anything, and writes a

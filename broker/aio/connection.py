@@ -36,8 +36,8 @@ from broker.aio.pools import ChannelPool, ConnectionPool
 from broker.aio.producer import Producer
 from broker.aio.recovery import RevivableConsumer, replay
 from broker.aio.retry import (
+    AsyncErrback,
     AsyncRevivable,
-    Errback,
     autoretried,
     connect_with_retry,
     ensured,
@@ -424,7 +424,7 @@ class Connection:
 
     async def ensure_connection(
         self,
-        errback: Errback | None = None,
+        errback: AsyncErrback | None = None,
         max_retries: int | None = None,
         interval_start: float | None = None,
         interval_step: float | None = None,
@@ -597,7 +597,7 @@ class Connection:
         self,
         obj: AsyncRevivable,
         fun: Callable[..., Awaitable[R]],
-        errback: Errback | None = None,
+        errback: AsyncErrback | None = None,
         max_retries: int | None = None,
         interval_start: float | None = None,
         interval_step: float | None = None,

@@ -31,7 +31,7 @@ from broker.entities.queue import Queue
 from broker.errors import BrokerConnectionError, ChannelError
 from transports.base_aio import AsyncChannel
 
-__all__ = ["RevivableConsumer", "replay"]
+__all__ = ["ReplayTarget", "RevivableConsumer", "replay"]
 
 logger = logging.getLogger(__name__)
 

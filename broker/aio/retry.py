@@ -27,10 +27,10 @@ from broker.retry.policy import RetryPolicy, RetryState
 from transports.base_aio import AsyncChannel
 
 __all__ = [
+    "AsyncErrback",
     "AsyncReconnectable",
     "AsyncRevivable",
     "BoundToChannel",
-    "Errback",
     "autoretried",
     "connect_with_retry",
     "ensured",
@@ -41,7 +41,7 @@ logger = logging.getLogger("broker.aio.connection")
 R = TypeVar("R")
 
 #: ``errback(exc, interval)`` before each retry; may return an awaitable.
-Errback = Callable[[BaseException, float], Any]
+AsyncErrback = Callable[[BaseException, float], Any]
 
 
 class AsyncRevivable(Protocol):
@@ -124,7 +124,7 @@ async def connect_with_retry(
     conn: AsyncReconnectable,
     state: RetryState,
     *,
-    errback: Errback | None = None,
+    errback: AsyncErrback | None = None,
     callback: Callable[[], Any] | None = None,
 ) -> RetryState:
     """Connect ``conn``, failing over and backing off per ``state.policy``.
@@ -164,7 +164,7 @@ def ensured(
     fun: Callable[..., Awaitable[R]],
     policy: RetryPolicy,
     *,
-    errback: Errback | None = None,
+    errback: AsyncErrback | None = None,
     on_revive: Callable[[AsyncChannel], Any] | None = None,
 ) -> Callable[..., Awaitable[R]]:
     """Wrap the coroutine function ``fun`` so recoverable errors reconnect and retry."""
@@ -190,7 +190,7 @@ async def _recover(
     exc: BaseException,
     state: RetryState,
     name: str,
-    errback: Errback | None,
+    errback: AsyncErrback | None,
     on_revive: Callable[[AsyncChannel], Any] | None,
 ) -> RetryState:
     what = f"{name}() on {conn.as_uri()}"

@@ -199,7 +199,7 @@ class ConfirmTracker(ConfirmLedger):
     ) -> int:
         """Publish ``msg`` and return its delivery tag.
 
-        With ``track`` the tag stays in :attr:`pending` until settled; without,
+        With ``track`` the tag stays in :attr:`~ConfirmLedger.pending` until settled; without,
         the publish is only counted (nobody waits for it).
         """
         tag = self.last_tag + 1
@@ -405,8 +405,8 @@ class ConfirmBatch(BatchOutcome):
     still unconfirmed (timeout, or its connection was lost),
     :class:`~broker.errors.ConfirmTimeout`; if a ``mandatory`` message came
     back and the producer has no ``on_return``,
-    :class:`~broker.errors.MessageUnroutable`. The lists :attr:`nacked`,
-    :attr:`unconfirmed` and :attr:`returned` say which.
+    :class:`~broker.errors.MessageUnroutable`. The lists :attr:`~BatchOutcome.nacked`,
+    :attr:`~BatchOutcome.unconfirmed` and :attr:`~BatchOutcome.returned` say which.
 
     The results are the attributes of :class:`BatchOutcome`.
     """
