@@ -233,7 +233,6 @@ class AsyncRedisConnection(base_aio.AsyncTransportConnection):
         if not consumers:
             return False
         start = self._rotation % len(consumers)
-        self._rotation += 1
         shared: dict[AsyncConsuming, int] = {}
         asked: list[tuple[AsyncConsumer, int]] = []
         wanted: dict[AsyncConsuming, int] = {}
@@ -253,6 +252,10 @@ class AsyncRedisConnection(base_aio.AsyncTransportConnection):
                      int(consumer.no_ack), first[consuming]]  # fmt: skip
         taken = await self.call("deliver", *args)
         self._renewed = time.monotonic()
+        if len(taken) > 1:  # round-robin across calls: the next starts after the last served
+            last = asked[taken[-3] - 1][0]
+            if last in self.consumers:
+                self._rotation = self.consumers.index(last) + 1
         for index in taken[0]:
             consumer = asked[index - 1][0]
             await consumer.consuming.queue_gone(consumer)

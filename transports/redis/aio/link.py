@@ -13,10 +13,13 @@ Redis connections from one ``redis.asyncio`` pool:
   on by a task of the link's, which calls ``on_notified()`` for every "queue
   has messages" notification (no polling).
 
-Every operation runs in a task of its own that its caller awaits through
-:func:`asyncio.shield`: a caller cancelled while the reply is on its way
-leaves the socket in step (the reply is read and dropped, or handed to the
-``orphan`` callback, which a ``basic_get`` uses to give its message back).
+Cancellation: a caller cancelled while its reply is on the way makes
+redis-py drop the owner's Redis connection (a reply is never left unread on
+it); the next call opens a new one with the same login. The lease belongs to
+the connection's id, not to a socket, so nothing else changes. An operation
+whose result must not be lost (a ``basic_get`` that took a message) passes
+an ``orphan`` callback: it then runs in a task of its own, shielded from the
+caller's cancellation, and the callback gets the result.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from redis.backoff import NoBackoff
 
 from broker.errors import BrokerError, RecoverableConnectionError
 from transports.base import ConnectionParams
+from transports.base_aio import TimeSlice
 from transports.redis.driver import SCRIPT, translate
 from transports.redis.options import RedisSettings, client_kwargs
 from transports.redis.redispy_internals import AsyncTLSConnection
@@ -88,6 +92,9 @@ class AsyncLink:
         self._connect_timeout = params.connect_timeout
         self._vhost = str(found.db)
         kwargs = client_kwargs(params, found)
+        # Replies are waited for on the loop (asyncio.timeout in _translated), not by
+        # redis-py: its socket_timeout costs a task per command sent (asyncio.wait_for).
+        self._command_timeout: float = kwargs.pop("socket_timeout")
         kwargs["retry"] = Retry(NoBackoff(), 0)
         kwargs["driver_info"] = None  # no CLIENT SETINFO: two round trips per connect
         if found.tls is not None:
@@ -144,22 +151,16 @@ class AsyncLink:
 
         Args:
             op: the script's operation; ``args`` its arguments.
-            orphan: told the result if the caller is cancelled before it arrives.
+            orphan: told the result if the caller is cancelled before it arrives
+                (the operation is then shielded from the cancellation).
 
         Raises:
             broker.errors.BrokerError: translated; a broken link calls ``on_broken``.
         """
-        return await self._shielded(
-            self._script(args=(self.prefix, op, self._vhost, *args)), orphan
-        )
-
-    async def hdel(self, key: str, *fields: int) -> int:
-        """HDEL under the key prefix (the fast path of a single ack)."""
-        found = await self._shielded(self.client.hdel(self.prefix + key, *fields), None)
-        return int(found)
-
-    async def _shielded(self, request: Any, orphan: Orphan | None) -> Any:
-        task = asyncio.ensure_future(self._translated(request))
+        request = self._translated(self._script(args=(self.prefix, op, self._vhost, *args)))
+        if orphan is None:
+            return await request
+        task = asyncio.ensure_future(request)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -167,7 +168,23 @@ class AsyncLink:
                 task.add_done_callback(lambda done: _hand_over(done, orphan))
             raise
 
+    async def hdel(self, key: str, *fields: int) -> int:
+        """HDEL under the key prefix (the fast path of a single ack)."""
+        return int(await self._translated(self.client.hdel(self.prefix + key, *fields)))
+
     async def _translated(self, request: Any) -> Any:
+        """``request``'s result within the command timeout; redis-py's errors translated."""
+        try:
+            async with asyncio.timeout(self._command_timeout):
+                return await request
+        except redis.RedisError as exc:
+            raise self.failed(exc) from exc
+        except TimeoutError:  # the loop's timeout: redis-py dropped the connection under it
+            late = redis.TimeoutError(f"no reply within {self._command_timeout:g} s")
+            raise self.failed(late) from None
+
+    async def _read(self, request: Any) -> Any:
+        """``request``'s result, however long it takes; redis-py's errors translated."""
         try:
             return await request
         except redis.RedisError as exc:
@@ -227,9 +244,13 @@ class AsyncLink:
             await self._translated(self._pubsub.unsubscribe(channel))
 
     async def _listen(self, pubsub: AsyncSubscriber) -> None:
+        # Notifications already read are parsed without waiting: yield now and then.
+        time_slice = TimeSlice()
         try:
             while True:
-                message = await self._translated(pubsub.get_message(timeout=None))
+                if time_slice.due():
+                    await asyncio.sleep(0)
+                message = await self._read(pubsub.get_message(timeout=None))
                 if message is None:
                     continue
                 kind = message["type"]
