@@ -13,7 +13,9 @@ transport in ``tests/reliability/test_redis_reliability.py``:
   as a durable RabbitMQ queue would keep it), and the producer fails over;
 * a consumer resumes on the other node after a ``kill -9``;
 * a blackholed Redis is detected within about two heartbeats;
-* an idle consumer sends Redis nothing but its lease renewals (no polling).
+* an idle consumer sends Redis nothing but its lease renewals (no polling);
+* ``rediss://`` works with the transport's TLS settings, and an unknown CA
+  fails verification at once.
 
 Loss is counted as in ``tests/reliability/test_no_loss.py``.
 """
@@ -35,13 +37,21 @@ import redis
 
 from broker import Queue
 from broker.aio import Connection
-from broker.errors import BrokerError, HeartbeatTimeout, NotFound, RecoverableConnectionError
+from broker.errors import (
+    BrokerError,
+    HeartbeatTimeout,
+    NotFound,
+    RecoverableConnectionError,
+    TLSVerificationError,
+)
 from tests.reliability.conftest import redis_node_factory, redis_nodes
+from tests.reliability.test_redis_tls import tls_redis
 from tests.support.faultproxy import FaultProxy
 from tests.support.redisnode import RedisNode
+from tests.support.tls import TestPKI
 
 # The reliability tier's node fixtures, shared (not copied).
-__all__ = ["redis_node_factory", "redis_nodes"]
+__all__ = ["redis_node_factory", "redis_nodes", "tls_redis"]
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.extra_nodes, pytest.mark.timeout(120)]
 
@@ -246,3 +256,25 @@ async def test_an_idle_consumer_does_not_poll_redis(
         print(f"\nidle asyncio redis consumer: {calls} script calls in {idle:g} s")
         assert calls == 0, f"{calls} script calls in {idle:g} s of idling (lease renewal: 75 s)"
         await consumer.close()
+
+
+async def test_rediss_round_trip_with_the_test_ca(tls_redis: tuple[int, TestPKI]) -> None:
+    port, pki = tls_redis
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={pki.ca_cert}"
+    async with Connection(url, transport_options=options()) as conn:
+        queue = conn.SimpleQueue(Queue("over-tls", durable=False))
+        body = "x" * 100_000  # several TLS records
+        await queue.put(body)
+        message = await queue.get(timeout=5)
+        assert message.payload == body
+        await message.ack()
+        await queue.close()
+
+
+async def test_an_unknown_ca_fails_verification_and_is_not_retried(
+    tls_redis: tuple[int, TestPKI],
+) -> None:
+    port, pki = tls_redis
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={pki.other_ca_cert}"
+    with pytest.raises(TLSVerificationError, match="TLS verification failed"):
+        await Connection(url, connect_timeout=5).ensure_connection(max_retries=3)

@@ -11,7 +11,9 @@ open:
 * the **delivery pump** asks Redis for messages (one ``deliver`` call for
   every consumer with room) only when there may be some: after a
   notification, after a consumer started or an ack freed room, after a full
-  batch. An idle consumer sends nothing but its lease renewals;
+  batch. An idle consumer sends nothing but its lease renewals. Handing a
+  batch to the consumers yields to the loop every
+  :data:`~transports.base_aio.SLICE` seconds;
 * the **lease keeper** renews the lease when no delivery did for an
   interval; a renewal unanswered within two heartbeats breaks the link
   (:class:`~broker.errors.HeartbeatTimeout`), and a lease found expired
@@ -78,6 +80,7 @@ class AsyncRedisConnection(base_aio.AsyncTransportConnection):
         self._pending = False  # there may be deliveries to take
         self._wakeup = asyncio.Event()
         self._next_event = NextEvent()
+        self._slice = base_aio.TimeSlice()
         self._server_properties: Mapping[str, Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closer: asyncio.Task[None] | None = None
@@ -261,6 +264,8 @@ class AsyncRedisConnection(base_aio.AsyncTransportConnection):
             await consumer.consuming.queue_gone(consumer)
         put_back: dict[AsyncConsuming, list[int]] = {}
         for i in range(1, len(taken), 3):
+            if self._slice.due():  # a batch is decoded without waiting: let other tasks run
+                await asyncio.sleep(0)
             consumer = asked[taken[i] - 1][0]
             consuming = consumer.consuming
             if not consuming.deliver(consumer, int(taken[i + 1]), taken[i + 2]):
