@@ -52,6 +52,8 @@ _BUILTIN_AIO: dict[str, str] = {
     "pyamqp": "transports.amqp.aio.transport:AsyncTransport",
     "amqps": "transports.amqp.aio.transport:AsyncTransport",
     "memory": "transports.memory.aio:AsyncTransport",
+    "redis": "transports.redis.aio.transport:AsyncTransport",
+    "rediss": "transports.redis.aio.transport:AsyncTransport",
 }
 
 _lock = threading.Lock()

@@ -9,25 +9,36 @@ unconfirmed publishing; a channel with publisher confirms and
 iterator with ``set_qos(100)`` for consuming; ``aio_pika.pool.Pool`` for the
 pool.
 
-``aio-codec`` needs no broker: it compares the AMQP codecs an asyncio
-transport could use (the choice is explained in ``docs/asyncio.rst``).
+``aio-rss`` measures the memory of idle connections in a child process per
+measurement (``bench/aio_rss_child.py``). ``aio-codec`` needs no broker: it
+compares the AMQP codecs an asyncio transport could use (the choice is
+explained in ``docs/asyncio.rst``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from bench.cases.common import BODY_100, fill, need, raw_queue
-from bench.cases.publish import capped_queue
+from bench.cases.delivery import delivery_queue, timed_delivery
 from bench.harness import AIO_PIKA, BROKERPOOL, Case, Env, Skip, throughput
 
 __all__ = ["cases"]
 
 PREFETCH = 100
+#: Idle connections per RSS measurement: RabbitMQ's default file-descriptor limit
+#: (1024) leaves it about 830 sockets in all, and other clients need some of them.
+RSS_CONNECTIONS = 500
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
@@ -61,16 +72,20 @@ def _aio_pika() -> Any:
 def _brokerpool_publisher(
     env: Env, case: str, publish: Callable[[Any, Any, str, int], Awaitable[None]]
 ) -> Iterator[Callable[[], float]]:
-    """A connected ``broker.aio`` producer to a capped queue; ``publish(conn, producer, q, n)``."""
+    """A connected ``broker.aio`` producer to a queue of its own; ``publish(conn, producer, q, n)``.
+
+    Timed until the broker holds all N (:func:`bench.cases.delivery.timed_delivery`).
+    """
     from broker.aio import Connection
 
-    with capped_queue(env.url, case) as queue, _loop() as loop:
+    with delivery_queue(env.url, case) as queue, _loop() as loop:
         conn = Connection(env.url)
-        producer = conn.Producer(routing_key=queue)
+        producer = conn.Producer(routing_key=queue.name)
         loop.run_until_complete(conn.connect())
+        n = env.n(20000, 300)
         try:
-            yield lambda: _rate(
-                loop, env.n(20000, 300), lambda n: publish(conn, producer, queue, n)
+            yield lambda: timed_delivery(
+                queue, n, lambda: loop.run_until_complete(publish(conn, producer, queue.name, n))
             )
         finally:
             loop.run_until_complete(conn.close())
@@ -80,18 +95,22 @@ def _brokerpool_publisher(
 def _aio_pika_publisher(
     env: Env, case: str, confirms: bool, publish: Callable[[Any, Any, str, int], Awaitable[None]]
 ) -> Iterator[Callable[[], float]]:
-    """An aio-pika channel to a capped queue; ``publish(aio_pika, channel, q, n)``."""
+    """An aio-pika channel to a queue of its own; ``publish(aio_pika, channel, q, n)``.
+
+    Timed until the broker holds all N, as for brokerpool.
+    """
     aio_pika = _aio_pika()
 
     async def open_channel() -> tuple[Any, Any]:
         conn = await aio_pika.connect(env.url)
         return conn, await conn.channel(publisher_confirms=confirms)
 
-    with capped_queue(env.url, case) as queue, _loop() as loop:
+    with delivery_queue(env.url, case) as queue, _loop() as loop:
         conn, channel = loop.run_until_complete(open_channel())
+        n = env.n(20000, 300)
         try:
-            yield lambda: _rate(
-                loop, env.n(20000, 300), lambda n: publish(aio_pika, channel, queue, n)
+            yield lambda: timed_delivery(
+                queue, n, lambda: loop.run_until_complete(publish(aio_pika, channel, queue.name, n))
             )
         finally:
             loop.run_until_complete(conn.close())
@@ -103,15 +122,12 @@ def _aio_pika_publisher(
 async def _publish_unconfirmed(conn: Any, producer: Any, queue: str, n: int) -> None:
     for _ in range(n):
         await producer.publish(BODY_100)
-    # A round trip: every publish above has left the process.
-    await (await conn.default_channel()).queue_declare(queue, passive=True)
 
 
 async def _aio_pika_unconfirmed(aio_pika: Any, channel: Any, queue: str, n: int) -> None:
     exchange = channel.default_exchange
     for _ in range(n):
         await exchange.publish(aio_pika.Message(BODY_100), routing_key=queue)
-    await channel.declare_queue(queue, passive=True)
 
 
 def _publish_brokerpool(env: Env) -> contextlib.AbstractContextManager[Callable[[], float]]:
@@ -253,6 +269,44 @@ def _pool_aio_pika(env: Env) -> Iterator[Callable[[], float]]:
         yield lambda: _rate(loop, env.n(100000, 1000), run)
 
 
+# -- memory per idle connection ------------------------------------------------------------
+
+
+def _rss_runner(library: str, module: str) -> Callable[[Env], Any]:
+    @contextlib.contextmanager
+    def runner(env: Env) -> Iterator[Callable[[], float]]:
+        need(module)
+        if library == AIO_PIKA:
+            _aio_pika()
+        if not os.path.exists("/proc/self/statm"):
+            raise Skip("needs /proc/self/statm (Linux)")
+        n = env.n(RSS_CONNECTIONS, 20)
+        pythonpath = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
+
+        def measure() -> float:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.aio_rss_child", library, env.url, str(n)],
+                cwd=_ROOT,
+                env={**os.environ, "PYTHONPATH": pythonpath},
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            if proc.returncode != 0:
+                tail = " ".join(proc.stderr.strip().splitlines()[-1:])
+                raise RuntimeError(f"child exited {proc.returncode}: {tail}")
+            found = json.loads(proc.stdout.strip().splitlines()[-1])
+            if found["opened"] < n:
+                sys.stderr.write(f"  aio-rss: {library} opened {found['opened']} of {n}\n")
+            value: float = found["kib_per_connection"]
+            return value
+
+        yield measure
+
+    return runner
+
+
 # -- the codec ---------------------------------------------------------------------------
 
 
@@ -345,8 +399,8 @@ def cases() -> list[Case]:
             runners=_runners(_publish_brokerpool, _publish_aio_pika),
             method=(
                 "One connection and one task each; a loop of awaited publishes of a 100-byte "
-                "body to the default exchange (a queue capped at 1000 messages), then one "
-                "round trip so that every publish has left. brokerpool: "
+                "body to the default exchange (a queue of its own, purged before each round), "
+                "timed until the broker holds all N (bench/cases/delivery.py). brokerpool: "
                 "`await producer.publish(body)`; aio-pika: "
                 "`await channel.default_exchange.publish(Message(body), routing_key=q)` on a "
                 "channel without publisher confirms."
@@ -391,6 +445,28 @@ def cases() -> list[Case]:
             ),
             target="≥ 2x aio-pika",
             needs=frozenset(),
+        ),
+        Case(
+            key="aio-rss",
+            title="asyncio memory (RSS) per idle connection",
+            unit="KiB",
+            higher_is_better=False,
+            runners={
+                BROKERPOOL: _rss_runner(BROKERPOOL, "broker.aio"),
+                AIO_PIKA: _rss_runner(AIO_PIKA, "aio_pika"),
+            },
+            method=(
+                "A fresh Python process per measurement runs one event loop, opens one "
+                "connection (warm-up), reads RSS from /proc/self/statm, opens 500 more idle "
+                "connections to the broker, ten at a time (RabbitMQ's default limit of about "
+                "830 sockets, shared with other clients, leaves no room for 1,000), "
+                "and reads RSS again; the figure is the difference per connection opened. "
+                "brokerpool: `await broker.aio.Connection(url).connect()`; aio-pika: "
+                "`await aio_pika.connect(url)`; both with their default heartbeat. 3 rounds."
+            ),
+            target="≤ aio-pika",
+            rounds=3,
+            warmup=False,
         ),
         Case(
             key="aio-codec",

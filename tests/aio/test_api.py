@@ -8,6 +8,7 @@ import pytest
 
 import broker
 import broker.aio
+import transports
 from broker.errors import ConfigurationError, TransportNotFound
 
 
@@ -39,8 +40,17 @@ def test_unknown_options_and_transports_raise_the_synchronous_errors() -> None:
         broker.aio.Connection("memory://", heartbeet=1)
     with pytest.raises(ConfigurationError, match="failover_strategy"):
         broker.aio.Connection("memory://", failover_strategy="sideways")
+    # A transport registered for the synchronous API only: no asyncio sibling.
+    transports.register("sync-only-bus", "transports.memory.transport:Transport")
     with pytest.raises(TransportNotFound, match="asyncio"):
-        broker.aio.Connection("redis://localhost/0")  # part 2: no asyncio Redis transport yet
+        broker.aio.Connection("sync-only-bus://localhost/")
+
+
+def test_every_built_in_transport_has_an_asyncio_sibling() -> None:
+    for url in ("memory://", "amqp://h//", "amqps://h//", "pyamqp://h//", "redis://h/0",
+                "rediss://h/0"):  # fmt: skip
+        conn = broker.aio.Connection(url)
+        assert conn.transport.name == broker.Connection(url).transport.name
 
 
 def test_same_urls_and_options_give_the_same_identity_as_the_synchronous_connection() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import threading
+from typing import Any
 
 import pytest
 
@@ -145,7 +146,10 @@ async def test_a_sync_producer_and_an_async_consumer_share_one_memory_vhost(
 
 
 async def test_nothing_blocks_the_loop_during_a_publish_and_consume_run(
-    url: str, unique_name: str, caplog: pytest.LogCaptureFixture
+    url: str,
+    connection_options: dict[str, Any],
+    unique_name: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     loop = asyncio.get_running_loop()
     debug, slow = loop.get_debug(), loop.slow_callback_duration
@@ -157,7 +161,7 @@ async def test_nothing_blocks_the_loop_during_a_publish_and_consume_run(
     loop.slow_callback_duration = 0.05
     caplog.set_level(logging.WARNING, logger="asyncio")
     try:
-        async with Connection(url) as conn:
+        async with Connection(url, **connection_options) as conn:
             queue = Queue(unique_name, durable=False, auto_delete=True)
             producer = conn.Producer(routing_key=unique_name)
             async with conn.Consumer([queue], prefetch_count=100) as consumer:

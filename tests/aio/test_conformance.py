@@ -1,4 +1,4 @@
-"""The asyncio conformance suite: the same behaviour on ``memory://`` and ``amqp://``.
+"""The asyncio conformance suite: the same behaviour on ``memory://``, ``amqp://`` and ``redis://``.
 
 Channel scenarios follow the synchronous suite (``tests/conformance``) and
 share its routing table (``tests/support/routing_cases.py``); façade
@@ -214,7 +214,7 @@ async def test_publish_to_missing_exchange_fails_the_channel_not_the_connection(
     assert conn.connected
 
 
-async def test_hooks_may_be_coroutines(url: str) -> None:
+async def test_hooks_may_be_coroutines(url: str, connection_options: dict[str, Any]) -> None:
     events: list[str] = []
 
     async def opened(conn: Connection) -> None:
@@ -223,7 +223,9 @@ async def test_hooks_may_be_coroutines(url: str) -> None:
     def closed(conn: Connection, exc: BaseException | None) -> None:
         events.append(f"close {exc}")
 
-    async with Connection(url, on_open=opened, on_close=closed, on_connect=[opened]) as conn:
+    async with Connection(
+        url, on_open=opened, on_close=closed, on_connect=[opened], **connection_options
+    ) as conn:
         assert events == []  # lazy: no I/O before first use
         await conn.ensure_connection(max_retries=3)
     assert events == ["open", "open", "close None"]

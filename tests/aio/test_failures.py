@@ -1,4 +1,5 @@
-"""Failures on a real RabbitMQ, through the loopback fault proxy: failover, blackholes, cancels."""
+"""Failures: broker-initiated cancels on every transport; on a real RabbitMQ, through the
+loopback fault proxy, failover and blackholes (for Redis see ``test_redis_nodes.py``)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,25 @@ from broker.aio import Connection
 from broker.errors import HeartbeatTimeout, RecoverableConnectionError
 from tests.support.faultproxy import FaultProxy
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.broker]
+pytestmark = pytest.mark.asyncio
 
 
 async def test_consumer_is_cancelled_by_the_broker_when_its_queue_is_deleted(
-    rabbitmq_url: str, unique_name: str
+    conn: Connection, unique_name: str
 ) -> None:
-    async with Connection(rabbitmq_url) as conn:
-        queue = Queue(unique_name, durable=False)
-        consumer = conn.Consumer([queue])
-        await consumer.consume()
-        channel = await conn.channel()
-        await channel.queue_delete(unique_name)
-        received = [m async for m in consumer]  # ends: the broker cancelled the consumer
-        assert received == []
-        assert not consumer.is_consuming
-        assert conn.consumers == []
-        assert conn.connected
+    queue = Queue(unique_name, durable=False)
+    consumer = conn.Consumer([queue])
+    await consumer.consume()
+    channel = await conn.channel()
+    await channel.queue_delete(unique_name)
+    received = [m async for m in consumer]  # ends: the broker cancelled the consumer
+    assert received == []
+    assert not consumer.is_consuming
+    assert conn.consumers == []
+    assert conn.connected
 
 
+@pytest.mark.broker
 async def test_a_blackholed_broker_is_detected_within_about_two_heartbeats(
     rabbitmq_url: str, fault_proxy: Callable[..., FaultProxy]
 ) -> None:
@@ -50,6 +51,7 @@ async def test_a_blackholed_broker_is_detected_within_about_two_heartbeats(
     assert any(isinstance(e, HeartbeatTimeout) for e in lost)
 
 
+@pytest.mark.broker
 async def test_publish_with_retry_fails_over_to_the_next_alternate(
     rabbitmq_url: str, fault_proxy: Callable[..., FaultProxy], unique_name: str
 ) -> None:
@@ -70,6 +72,7 @@ async def test_publish_with_retry_fails_over_to_the_next_alternate(
         await channel.queue_delete(unique_name)
 
 
+@pytest.mark.broker
 async def test_a_consumer_resumes_on_the_other_broker_after_a_cut(
     rabbitmq_url: str, fault_proxy: Callable[..., FaultProxy], unique_name: str
 ) -> None:

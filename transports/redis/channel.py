@@ -35,16 +35,22 @@ from transports._shared.validation import check_properties, check_route
 from transports.redis.consuming import Consumer, Consuming, ConsumingHost, flag
 from transports.redis.message import Message, encode, headers_json
 
-__all__ = ["ChannelHost", "RedisChannel"]
+__all__ = ["ChannelHost", "RedisChannel", "canonical_arguments", "check_name"]
 
 _MAX_PRIORITY = 255
 
 
-def _canonical(arguments: Mapping[str, Any] | None) -> str:
+def canonical_arguments(arguments: Mapping[str, Any] | None) -> str:
+    """Binding or queue arguments as the broker script stores and compares them (sorted JSON)."""
     return json.dumps(dict(arguments or {}), sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _check_name(kind: str, name: str) -> None:
+def check_name(kind: str, name: str) -> None:
+    """Refuse an exchange or queue name that is not a string, or holds a NUL (the key separator).
+
+    Raises:
+        broker.errors.ConfigurationError: naming the kind and the name.
+    """
     if not isinstance(name, str) or "\x00" in name:
         raise ConfigurationError(f"{kind} name must be a string without NUL, got {name!r}")
 
@@ -175,7 +181,7 @@ class RedisChannel:
         nowait: bool = False,
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
-        _check_name("exchange", exchange)
+        check_name("exchange", exchange)
         if not passive:
             check_exchange_type(type, exchange, "redis")
         alternate = (arguments or {}).get("alternate-exchange") or ""
@@ -193,7 +199,7 @@ class RedisChannel:
         nowait: bool = False,
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
-        _check_name("exchange", destination)
+        check_name("exchange", destination)
         self._bind("x", destination, source, routing_key, arguments)
 
     def exchange_unbind(
@@ -209,15 +215,17 @@ class RedisChannel:
     def _bind(
         self, kind: str, dest: str, source: str, key: str, arguments: Mapping[str, Any] | None
     ) -> None:
-        _check_name("exchange", source)
+        check_name("exchange", source)
         mode = str((arguments or {}).get("x-match", ""))
-        self.call("bind", kind, dest, source, key, _canonical(arguments), mode,
+        self.call("bind", kind, dest, source, key, canonical_arguments(arguments), mode,
                    self.connection.uid)  # fmt: skip
 
     def _unbind(
         self, kind: str, dest: str, source: str, key: str, arguments: Mapping[str, Any] | None
     ) -> None:
-        self.call("unbind", kind, dest, source, key, _canonical(arguments), self.connection.uid)
+        self.call(
+            "unbind", kind, dest, source, key, canonical_arguments(arguments), self.connection.uid
+        )
 
     # -- queues -------------------------------------------------------------------------
 
@@ -231,7 +239,7 @@ class RedisChannel:
         nowait: bool = False,
         arguments: Mapping[str, Any] | None = None,
     ) -> base.QueueDeclareOk | None:
-        _check_name("queue", queue)
+        check_name("queue", queue)
         generated = not queue and not passive
         name = "amq.gen-" + secrets.token_urlsafe(16) if generated else queue
         x_args = {k: v for k, v in (arguments or {}).items() if k.startswith("x-")}
@@ -244,7 +252,7 @@ class RedisChannel:
                                     f"in 0..{_MAX_PRIORITY}"))  # fmt: skip
         name_b, messages, consumers = self.call(
             "queue_declare", name, flag(passive), flag(durable), flag(exclusive),
-            flag(auto_delete), _canonical(x_args), priority, flag(generated),
+            flag(auto_delete), canonical_arguments(x_args), priority, flag(generated),
             self.connection.uid,
         )  # fmt: skip
         ok = base.QueueDeclareOk(name_b.decode(), int(messages), int(consumers))
@@ -258,7 +266,7 @@ class RedisChannel:
         nowait: bool = False,
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
-        _check_name("queue", queue)
+        check_name("queue", queue)
         self._bind("q", queue, exchange, routing_key, arguments)
 
     def queue_unbind(

@@ -19,7 +19,7 @@ from transports.redis.consuming import Consumer, Consuming
 from transports.redis.driver import Link
 from transports.redis.options import RedisSettings
 
-__all__ = ["RedisConnection"]
+__all__ = ["RedisConnection", "server_properties"]
 
 _CAPABILITIES: Mapping[str, bool] = MappingProxyType(
     {
@@ -34,6 +34,23 @@ _CAPABILITIES: Mapping[str, bool] = MappingProxyType(
         "consumer_priorities": False,
     }
 )
+
+
+def server_properties(info: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``server_properties`` of a Redis connection, from its server's ``INFO server``.
+
+    What the server says of itself, and the capabilities the transport gives
+    it (publisher confirms, ``basic.nack``, consumer cancel notifications...).
+    """
+    return MappingProxyType(
+        {
+            "product": "Redis",
+            "version": str(info.get("redis_version", "unknown")),
+            "platform": f"{info.get('os', '')} {info.get('arch_bits', '')}-bit".strip(),
+            "information": f"redis_mode={info.get('redis_mode', 'standalone')}",
+            "capabilities": _CAPABILITIES,
+        }
+    )
 
 
 class RedisConnection(base.TransportConnection):
@@ -81,16 +98,7 @@ class RedisConnection(base.TransportConnection):
     def server_properties(self) -> Mapping[str, Any]:
         """What Redis says of itself (``INFO server``, asked on first use) and our capabilities."""
         if self._server_properties is None:
-            info = self.link.server_info()
-            self._server_properties = MappingProxyType(
-                {
-                    "product": "Redis",
-                    "version": str(info.get("redis_version", "unknown")),
-                    "platform": f"{info.get('os', '')} {info.get('arch_bits', '')}-bit".strip(),
-                    "information": f"redis_mode={info.get('redis_mode', 'standalone')}",
-                    "capabilities": _CAPABILITIES,
-                }
-            )
+            self._server_properties = server_properties(self.link.server_info())
         return self._server_properties
 
     @property

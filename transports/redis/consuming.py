@@ -17,7 +17,7 @@ imports neither; the connection drives deliveries through the public
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, Protocol
 
 from broker.errors import (
@@ -32,12 +32,91 @@ from transports._shared.replies import not_implemented, precondition
 from transports.redis.message import Message
 from transports.redis.options import RedisSettings
 
-__all__ = ["Consumer", "Consuming", "ConsumingChannel", "ConsumingHost", "flag"]
+__all__ = [
+    "Consumer",
+    "Consuming",
+    "ConsumingChannel",
+    "ConsumingHost",
+    "allowance",
+    "check_qos",
+    "flag",
+    "settled_tags",
+]
 
 
 def flag(value: bool) -> int:
     """A boolean argument as the broker script reads it."""
     return 1 if value else 0
+
+
+# -- pure rules, shared with the asyncio transport (transports/redis/aio) -----------------------
+
+
+def allowance(
+    limit: int,
+    per_channel: bool,
+    batch: int,
+    *,
+    no_ack: bool,
+    held: int,
+    channel_unacked: int,
+    consumers: int,
+    served: int,
+) -> int:
+    """How many more deliveries one consumer may take in one delivery call.
+
+    Args:
+        limit: the channel's ``prefetch_count`` (0: no limit).
+        per_channel: the limit is the channel's (``a_global``), split between
+            its ``consumers``; else each consumer's.
+        batch: the most one call takes per consumer (``max_batch``).
+        no_ack: the consumer's deliveries are settled on delivery (no limit).
+        held: the consumer's unacked deliveries.
+        channel_unacked: the channel's unacked deliveries.
+        consumers: the channel's consumers.
+        served: the channel's consumers already given a share in this call.
+    """
+    if not limit or no_ack:
+        return batch
+    if not per_channel:
+        return min(batch, limit - held)
+    available = max(0, limit - channel_unacked)
+    share = available // consumers + (1 if served < available % consumers else 0)
+    return min(batch, share)
+
+
+def settled_tags(
+    unacked: Mapping[int, object], delivery_tag: int, multiple: bool
+) -> list[int] | None:
+    """The unacked tags an ack/reject of ``delivery_tag`` settles; ``None``: an unknown tag.
+
+    ``multiple`` with tag 0 settles everything (possibly nothing); an unknown
+    single tag is the channel error RabbitMQ raises (``PRECONDITION_FAILED``).
+    """
+    if multiple:
+        tags = [t for t in unacked if t <= delivery_tag or delivery_tag == 0]
+    elif delivery_tag in unacked:
+        tags = [delivery_tag]
+    else:
+        tags = []
+    if not tags and not (multiple and delivery_tag == 0):
+        return None
+    return tags
+
+
+def check_qos(prefetch_size: int, prefetch_count: int) -> ChannelError | None:
+    """The channel error a ``basic_qos`` gets (``prefetch_size`` is not implemented), or None.
+
+    Raises:
+        broker.errors.ConfigurationError: ``prefetch_count`` is not an integer in 0..65535.
+    """
+    if prefetch_size:
+        return not_implemented(f"prefetch_size!=0 ({prefetch_size})")
+    if isinstance(prefetch_count, bool) or not isinstance(prefetch_count, int):
+        raise ConfigurationError(f"prefetch_count must be an integer, got {prefetch_count!r}")
+    if not 0 <= prefetch_count <= 65535:
+        raise ConfigurationError(f"prefetch_count must be in 0..65535, got {prefetch_count}")
+    return None
 
 
 class ConsumingChannel(Protocol):
@@ -229,12 +308,9 @@ class Consuming:
 
     def qos(self, prefetch_size: int, prefetch_count: int, a_global: bool) -> None:
         """``basic_qos``: limit unacked pushed deliveries, per consumer or per channel."""
-        if prefetch_size:
-            self.channel.fail(not_implemented(f"prefetch_size!=0 ({prefetch_size})"))
-        if isinstance(prefetch_count, bool) or not isinstance(prefetch_count, int):
-            raise ConfigurationError(f"prefetch_count must be an integer, got {prefetch_count!r}")
-        if not 0 <= prefetch_count <= 65535:
-            raise ConfigurationError(f"prefetch_count must be in 0..65535, got {prefetch_count}")
+        refused = check_qos(prefetch_size, prefetch_count)
+        if refused is not None:
+            self.channel.fail(refused)
         self.prefetch_count = prefetch_count
         self.prefetch_global = a_global
         self.connection.wake()
@@ -268,18 +344,14 @@ class Consuming:
         split between its consumers; ``shared`` counts, per channel, the
         consumers already served in this delivery call.
         """
-        limit = self.prefetch_count
-        batch = self.connection.settings.max_batch
-        if not limit or consumer.no_ack:
-            return batch
-        if not self.prefetch_global:
-            return min(batch, limit - consumer.unacked)
         served = shared.get(self, 0)
-        shared[self] = served + 1
-        count = len(self.consumers)
-        available = max(0, limit - len(self.unacked))
-        share = available // count + (1 if served < available % count else 0)
-        return min(batch, share)
+        if self.prefetch_global and self.prefetch_count and not consumer.no_ack:
+            shared[self] = served + 1  # this consumer takes one of the channel's shares
+        return allowance(
+            self.prefetch_count, self.prefetch_global, self.connection.settings.max_batch,
+            no_ack=consumer.no_ack, held=consumer.unacked, channel_unacked=len(self.unacked),
+            consumers=len(self.consumers), served=served,
+        )  # fmt: skip
 
     def deliver(self, consumer: Consumer, tag: int, item: bytes) -> bool:
         """Hand ``consumer`` one message a delivery call took for it.
@@ -317,13 +389,8 @@ class Consuming:
         if not self.channel.is_open:
             raise self.channel.closed_error()
         unacked = self.unacked
-        if multiple:
-            tags = [t for t in unacked if t <= delivery_tag or delivery_tag == 0]
-        elif delivery_tag in unacked:
-            tags = [delivery_tag]
-        else:
-            tags = []
-        if not tags and not (multiple and delivery_tag == 0):
+        tags = settled_tags(unacked, delivery_tag, multiple)
+        if tags is None:
             self.channel.fail(precondition(f"unknown delivery tag {delivery_tag}"))
         for tag in tags:
             consumer = unacked.pop(tag)

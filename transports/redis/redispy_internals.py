@@ -11,7 +11,9 @@ redis-py has no public way to do two things the transport needs:
 * wrap the socket with a given :class:`ssl.SSLContext` (``rediss://`` with the
   transport's TLS settings; redis-py builds a context of its own from its
   ``ssl_*`` options): :class:`WrappingSSLConnection` overrides the hook
-  redis-py's ``SSLConnection`` wraps its socket with.
+  redis-py's ``SSLConnection`` wraps its socket with, and, for the asyncio
+  transport, :class:`AsyncTLSConnection` the arguments redis.asyncio's
+  ``Connection`` opens its stream with (``ssl=`` and ``server_hostname=``).
 
 :data:`PRIVATE_MEMBERS` lists each member with the redis-py code that uses it;
 :func:`missing_members` names those the installed redis-py no longer has
@@ -19,17 +21,19 @@ redis-py has no public way to do two things the transport needs:
 module of ``transports`` that touches one). Checked against redis-py 5.1.0,
 5.2.1, 5.3.1, 6.4.0, 7.0.0, 7.1.0, 7.2.0, 7.4.1, 8.0.1 and 8.1.0; redis-py
 5.0 lacks ``SSLConnection._wrap_socket_with_ssl`` (it wrapped the socket
-inside ``_connect``).
+inside ``_connect``). ``redis.asyncio.Connection._connection_arguments`` was
+checked against 7.2.0 and 8.1.0.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
+import redis.asyncio
 from redis.connection import AbstractConnection
 
 from transports._shared.fence import PrivateMember
@@ -37,6 +41,7 @@ from transports._shared.fence import missing_members as _missing
 
 __all__ = [
     "PRIVATE_MEMBERS",
+    "AsyncTLSConnection",
     "PrivateMember",
     "WrappingSSLConnection",
     "cut_socket_timeout",
@@ -53,6 +58,10 @@ PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
     PrivateMember(
         redis.SSLConnection, "_wrap_socket_with_ssl", "_connect",
         "hook: wrap the socket with the transport's TLS context",
+    ),
+    PrivateMember(
+        redis.asyncio.Connection, "_connection_arguments", "_connect",
+        "hook: open the asyncio stream with the transport's TLS context and server name",
     ),
 )  # fmt: skip
 
@@ -98,3 +107,25 @@ class WrappingSSLConnection(redis.SSLConnection):
 
     def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
         return self.wrap(sock)
+
+
+class AsyncTLSConnection(redis.asyncio.Connection):
+    """A redis.asyncio connection that opens its stream with TLS settings of our own.
+
+    ``ssl_context`` and ``server_hostname`` (keyword arguments beside
+    redis-py's own) go to :func:`asyncio.open_connection`, which does the
+    handshake; redis-py's ``ssl_*`` options are not used.
+    """
+
+    def __init__(self, *, ssl_context: ssl.SSLContext, server_hostname: str, **kwargs: Any) -> None:
+        # redis-py does not annotate Connection.__init__; its keywords are redis-py's to check.
+        init: Callable[..., None] = super().__init__
+        init(**kwargs)
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+
+    def _connection_arguments(self) -> Mapping[str, Any]:
+        arguments = dict(super()._connection_arguments())
+        arguments["ssl"] = self.ssl_context
+        arguments["server_hostname"] = self.server_hostname
+        return arguments

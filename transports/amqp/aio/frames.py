@@ -6,9 +6,12 @@ and body frames into one ``amqp.Message`` and calls back with
 ``(channel_id, method_sig, args_buffer, message)``; :func:`arguments` decodes
 a method's arguments by the format of :data:`INCOMING`.
 
-Encoding: :class:`FrameEncoder` wraps py-amqp's ``frame_writer``, which packs
-a method (with its content, if any) into one buffer and writes it in one
-call: the frames of one publish are never split by another task's frames.
+Encoding: :class:`FrameEncoder` packs a method frame itself and wraps
+py-amqp's ``frame_writer`` for methods with content, which packs the method
+and its content into one buffer and writes it in one call: the frames of one
+publish are never split by another task's frames. That writer owns a buffer
+of ``frame_max`` bytes (128 KB), so it is made on the first content method:
+a connection that never publishes (an idle one in a pool) never holds it.
 Publishing is the hot path, and most of py-amqp's cost there is encoding the
 same few properties again for every message; :meth:`FrameEncoder.publish`
 keeps the encoded property list of each set of plain properties (encoded once
@@ -93,6 +96,9 @@ _CONTENT_HEADER = struct.Struct(">HHQ")
 _FRAME_END = bytes([FRAME_END])
 _BASIC_CLASS = spec.Basic.CLASS_ID
 _PUBLISH_METHOD = struct.pack(">HH", *spec.Basic.Publish)
+_METHOD_ID = struct.Struct(">HH")  # class id, method id: what a method frame's payload starts with
+#: frame_max of the throw-away writer that encodes a property list (its buffer's size).
+_SMALL_FRAME_MAX = 4096
 #: Encoded property lists kept (one per distinct set of plain properties, mostly a handful).
 _PROPERTIES_CACHE_SIZE = 256
 #: Property values that can be part of a cache key (a table cannot).
@@ -209,7 +215,7 @@ class FrameEncoder:
     def __init__(self, write: Callable[[Any], None], frame_max: int) -> None:
         self.write = write
         self._counters = _Counters(frame_max)
-        self._write_frame = frame_writer(self._counters, self)
+        self._write_frame: Callable[..., Any] | None = None  # made on the first content method
         self._properties: dict[tuple[tuple[str, Any], ...], bytes] = {}
 
     @property
@@ -225,12 +231,15 @@ class FrameEncoder:
         self, channel: int, method_sig: tuple[int, int], fmt: str = "", values: Any = ()
     ) -> None:
         """Write one method frame (arguments encoded by ``fmt``)."""
-        args = dumps(fmt, values) if fmt else b""
-        self._write_frame(1, channel, method_sig, args, None)
+        payload = _METHOD_ID.pack(*method_sig) + (dumps(fmt, values) if fmt else b"")
+        self.write(b"".join((_HEADER.pack(1, channel, len(payload)), payload, _FRAME_END)))
 
     def content(self, channel: int, method_sig: tuple[int, int], args: bytes, message: Any) -> None:
         """Write a method with content (method, header and body frames) in one write."""
-        self._write_frame(1, channel, method_sig, args, message)
+        write_frame = self._write_frame
+        if write_frame is None:
+            write_frame = self._write_frame = frame_writer(self._counters, self)
+        write_frame(1, channel, method_sig, args, message)
 
     def publish(self, channel: int, args: bytes, message: OutgoingMessage) -> None:
         """Write a ``basic.publish`` of ``message`` (``args``: its encoded arguments) at once."""
@@ -267,7 +276,9 @@ class FrameEncoder:
     def _encode_properties(self, properties: dict[str, Any]) -> bytes:
         """py-amqp's encoding of a property list: what its own writer puts in a header frame."""
         capture = _Capture()
-        frame_writer(_Counters(self._counters.frame_max), capture)(
+        # A small frame_max keeps the writer's buffer small; a property list longer
+        # than it is written the same, as separate frames.
+        frame_writer(_Counters(_SMALL_FRAME_MAX), capture)(
             1, 0, spec.Basic.Publish, b"", _py_amqp_message(OutgoingMessage(b"", properties))
         )
         data = capture.data
