@@ -56,6 +56,9 @@ _PROPERTY_KEYWORDS = frozenset(
      "user_id", "app_id", "cluster_id"}
 )  # fmt: skip
 
+#: What ``publish(retry=True)`` retries besides the policy's errors.
+_NACKED: tuple[type[BaseException], ...] = (MessageNacked,)
+
 #: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
 OnReturn = Callable[[MessageUnroutable, str, str, Any], Any]
 
@@ -251,7 +254,10 @@ class Producer:
             exchange: overrides the producer's exchange (must exist).
             retry: on a recoverable connection or channel error, reconnect
                 (failing over) and publish again, per ``retry_policy`` or
-                :data:`broker.retry.policy.DEFAULT_RETRY_POLICY`. May publish twice.
+                :data:`broker.retry.policy.DEFAULT_RETRY_POLICY`; a confirming
+                producer also publishes again, after the policy's backoff, when
+                the broker nacks (a quorum queue electing a leader does). May
+                publish twice.
             retry_policy: keywords of :meth:`broker.Connection.ensure`; what
                 it leaves out keeps the default policy's value.
             declare: entities to declare first (once per connection).
@@ -403,9 +409,11 @@ class Producer:
         conn = self._connection
         if conn is None:
             raise ConfigurationError("publish(retry=True) needs the producer's broker.Connection")
+        # A nack means the broker did not take responsibility for the message:
+        # like a lost connection, it is worth another try within the policy.
         if retry_policy is None:
             if self._retry_publish is None:
-                self._retry_publish = conn.ensure(self, self._publish)
+                self._retry_publish = conn.ensure(self, self._publish, retry_errors=_NACKED)
             return self._retry_publish
         unknown = set(retry_policy) - _RETRY_KEYS
         if unknown:
@@ -413,7 +421,9 @@ class Producer:
                 f"unknown retry_policy key(s) {', '.join(sorted(map(repr, unknown)))}; "
                 f"allowed: {', '.join(sorted(_RETRY_KEYS))}"
             )
-        return conn.ensure(self, self._publish, **retry_policy)
+        options = dict(retry_policy)
+        options["retry_errors"] = tuple(options.get("retry_errors") or ()) + _NACKED
+        return conn.ensure(self, self._publish, **options)
 
     def drain_confirms(self, timeout: float) -> None:
         """Read the connection for up to ``timeout`` seconds, so that confirms can arrive."""
