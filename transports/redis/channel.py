@@ -64,13 +64,21 @@ class ChannelHost(ConsumingHost, Protocol):
         """The channel is closed: stop counting it among the connection's channels."""
         ...
 
+    def replicate(self) -> None:
+        """Wait until the writes so far reached the replicas ``min_replicas`` asks for.
+
+        Raises ``ConfirmTimeout`` when fewer acknowledged them in time.
+        """
+        ...
+
 
 class RedisChannel:
     """A channel on a :class:`~transports.redis.connection.RedisConnection`.
 
     Implements :class:`transports.base.ConfirmingChannel`: a publish is
-    confirmed when the broker script returns, and there are no frames to
-    buffer.
+    confirmed when the broker script returns -- in confirm mode, and when the
+    master has replicas (or ``min_replicas`` says so), once they acknowledged
+    it too (``WAIT``) -- and there are no frames to buffer.
 
     Attributes:
         on_return: called as ``on_return(reply_code, reply_text, exchange,
@@ -92,6 +100,7 @@ class RedisChannel:
         self._consuming = Consuming(self, connection)
         self._open = True
         self._why: str | None = None
+        self._confirming = False
 
     # -- state ------------------------------------------------------------------------
 
@@ -295,7 +304,8 @@ class RedisChannel:
         return True
 
     def confirm_select(self, nowait: bool = False) -> None:
-        """Accepted: a publish is confirmed when the script returns."""
+        """From now on a publish returns once stored, and copied to the replicas asked for."""
+        self._confirming = True
 
     def buffered_writes(self) -> base.WriteHold:
         """Nothing to hold: a publish is one script call, done when it returns."""
@@ -309,7 +319,15 @@ class RedisChannel:
         mandatory: bool = False,
         immediate: bool = False,
     ) -> None:
-        """Route and store a message; an unroutable ``mandatory`` one goes to ``on_return``."""
+        """Route and store a message; an unroutable ``mandatory`` one goes to ``on_return``.
+
+        In confirm mode a stored message is also waited for on the replicas
+        (see :meth:`~transports.redis.connection.RedisConnection.replicate`).
+
+        Raises:
+            broker.errors.ConfirmTimeout: in confirm mode, too few replicas
+                acknowledged the message in time (it is on the master only).
+        """
         if immediate:
             self.fail(not_implemented("immediate=true"))
         properties = dict(getattr(msg, "properties", None) or {})
@@ -318,6 +336,8 @@ class RedisChannel:
         priority = properties.get("priority") or 0
         routed = self.call("publish", exchange, routing_key, item, headers_json(properties),
                             priority if isinstance(priority, int) else 0)  # fmt: skip
+        if routed and self._confirming:
+            self.connection.replicate()
         if not routed and mandatory and self.on_return is not None:
             returned = Message(body, **properties)
             returned.channel = self
