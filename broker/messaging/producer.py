@@ -395,7 +395,9 @@ class Producer:
         if tag in tracker.nacked:
             tracker.nacked.discard(tag)
             tracker.returns.clear()
-            raise MessageNacked(f"the broker nacked message {tag} on channel {tracker.channel!r}")
+            error = MessageNacked(f"the broker nacked message {tag} on channel {tracker.channel!r}")
+            self.discard_channel()
+            raise error
         if tracker.returns:
             returned = tracker.returns[-1]
             tracker.returns.clear()
@@ -471,6 +473,17 @@ class Producer:
         """Stop routing publishes through ``batch`` (called by ``ConfirmBatch``)."""
         if self._batch is batch:
             self._batch = None
+
+    def discard_channel(self) -> None:
+        """Publish on a new channel from now on, if the current one is the producer's own.
+
+        Called after a nack: RabbitMQ (3.10) keeps nacking every later publish
+        on a channel whose first publish to a quorum queue fell in a leader
+        election, while a new channel is accepted at once. A channel the
+        producer was given is kept.
+        """
+        if self._owns_channel:
+            self._release_channel()
 
     # -- lifecycle ----------------------------------------------------------------
 

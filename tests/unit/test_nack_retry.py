@@ -1,5 +1,8 @@
 """publish(retry=True) retries a nack within the policy; without retry a nack is raised at once.
 
+Either way a producer leaves a nacked channel of its own behind and publishes
+on a new one; a channel it was given it keeps.
+
 The channel here confirms like RabbitMQ's (tags settled by the broker, later),
 but answers each publish with the next outcome of a script, as soon as the
 publish is written: the retry loop is the real one (``Connection.ensure``),
@@ -8,12 +11,14 @@ with its sleeps recorded instead of slept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from broker import Connection, Producer
+from broker.connection.recovery import Topology
+from broker.entities.owner import ChannelOwner
 from broker.errors import MessageNacked, OperationalError
 from broker.retry.policy import Constant, RetryPolicy
 from transports._shared.unbuffered import UNBUFFERED
@@ -35,6 +40,9 @@ class ScriptedChannel:
 
     def confirm_select(self, nowait: bool = False) -> None:
         pass
+
+    def close(self) -> None:
+        self.is_open = False
 
     def buffered_writes(self) -> Any:
         return UNBUFFERED
@@ -104,3 +112,85 @@ def test_without_retry_a_nack_is_raised_at_once(conn: Connection) -> None:
     assert channel.published == [b"m"]
     producer.publish(b"again")
     assert channel.published == [b"m", b"again"]
+
+
+# -- after a nack, a producer publishes on a new channel of its own ---------------------------
+
+
+class ScriptedOwner(ChannelOwner):
+    """Opens a :class:`ScriptedChannel` per script; retry loops are a memory Connection's."""
+
+    def __init__(self, conn: Connection, *scripts: tuple[str, ...]) -> None:
+        self.conn, self.scripts = conn, list(scripts)
+        self.opened: list[ScriptedChannel] = []
+        self._declared: set[Any] = set()
+        self._topology = Topology()
+
+    def channel(self) -> Any:
+        channel = ScriptedChannel(*(self.scripts.pop(0) if self.scripts else ()))
+        self.opened.append(channel)
+        return channel
+
+    @property
+    def default_channel(self) -> Any:
+        raise AssertionError("a confirming producer publishes on channels of its own")
+
+    @property
+    def declared_entities(self) -> set[Any]:
+        return self._declared
+
+    @property
+    def topology(self) -> Topology:
+        return self._topology
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    @property
+    def transport_options(self) -> Mapping[str, Any]:
+        return {}
+
+    @property
+    def is_blocked(self) -> bool:
+        return False
+
+    def drain_events(self, timeout: float | None = None) -> None:
+        raise AssertionError("scripted channels settle every publish as it is written")
+
+    def ensure(self, obj: Any, fun: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.conn.ensure(obj, fun, *args, **kwargs)
+
+
+def test_a_nacked_channel_is_replaced_before_the_retry(conn: Connection) -> None:
+    # RabbitMQ 3.10 nacks every later publish of a channel whose first publish to a
+    # quorum queue fell in a leader election; a new channel is accepted at once.
+    owner = ScriptedOwner(conn, ("nack", "nack"), ("ack",))
+    sleeps: list[float] = []
+    Producer(owner, confirm_publish=True).publish(
+        b"m", retry=True, retry_policy={"policy": policy(sleeps)}
+    )
+    assert [channel.published for channel in owner.opened] == [[b"m"], [b"m"]]
+    assert [channel.is_open for channel in owner.opened] == [False, True]
+    assert sleeps == [0.25]
+
+
+def test_without_retry_the_next_publish_goes_on_a_new_channel(conn: Connection) -> None:
+    owner = ScriptedOwner(conn, ("nack",), ())
+    producer = Producer(owner, confirm_publish=True)
+    with pytest.raises(MessageNacked):
+        producer.publish(b"first")
+    producer.publish(b"second")
+    assert [channel.published for channel in owner.opened] == [[b"first"], [b"second"]]
+
+
+def test_a_batch_with_nacks_leaves_its_channel_behind(conn: Connection) -> None:
+    owner = ScriptedOwner(conn, ("ack", "nack", "ack"), ())
+    producer = Producer(owner)
+    with pytest.raises(MessageNacked, match="nacked 1 of 3"), producer.confirms(timeout=1):
+        for body in (b"1", b"2", b"3"):
+            producer.publish(body, message_id=body.decode())
+    with producer.confirms(timeout=1) as batch:
+        producer.publish(b"4")
+    assert batch.confirmed == 1
+    assert [channel.published for channel in owner.opened] == [[b"1", b"2", b"3"], [b"4"]]

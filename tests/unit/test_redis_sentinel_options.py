@@ -65,7 +65,7 @@ def test_bad_sentinel_options_fail_when_the_connection_is_made(
 
 
 def test_sentinel_options_are_no_options_of_redis_urls() -> None:
-    with pytest.raises(ConfigurationError, match="unknown redis transport option.*'master_name'"):
+    with pytest.raises(ConfigurationError, match=r"unknown redis transport option.*'master_name'"):
         Connection("redis://r1/0", transport_options=MASTER)
 
 
@@ -100,5 +100,5 @@ def test_every_key_of_a_database_and_prefix_shares_one_hash_tag(
 
 
 def test_a_prefix_opening_an_empty_hash_tag_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="must not start a hash tag with '{}'"):
+    with pytest.raises(ConfigurationError, match=r"must not start a hash tag with '\{\}'"):
         Connection("redis://r1/0", transport_options={"key_prefix": "app{}:"})
