@@ -112,8 +112,6 @@ class ConsumerLoop:
             with self._signals(handle_signals):
                 self._connect()
                 self.consumers = list(self._factory(self.connection.channel()))
-                for consumer in self.consumers:
-                    consumer.consume()
                 self._drain_until_stopped()
         except _Stopped:
             pass
@@ -123,8 +121,19 @@ class ConsumerLoop:
 
     def _drain_until_stopped(self) -> None:
         conn = self.connection
+        starting = True
         while not self._stop.is_set():
             try:
+                if starting:
+                    # Starts what is not consuming yet (consume() is idempotent). That
+                    # includes a consumer whose first basic_consume the link broke
+                    # under (a node shutting down answers it with 541): no recovery
+                    # record holds it yet, so it moves to the new link here.
+                    for consumer in self.consumers:
+                        if not consumer.channel.is_open:
+                            consumer.revive(conn)
+                        consumer.consume()
+                    starting = False
                 conn.drain_events(timeout=self.drain_timeout)
             except TimeoutError:
                 continue
@@ -133,6 +142,7 @@ class ConsumerLoop:
                 if self.on_error is not None:
                     self.on_error(exc)
                 self._connect()  # the recovery record revives the consumers
+                starting = True
                 self.reconnects += 1
                 if self.on_revive is not None:
                     self.on_revive(conn)
