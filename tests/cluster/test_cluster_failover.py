@@ -31,6 +31,9 @@ HEARTBEAT = 2
 #: Seconds a per-message publisher pauses after each message (the pipelined one: 10x, per
 #: batch of 10): about 40 messages a second from each, a few thousand per scenario.
 PACE = 0.02
+#: Seconds a consumer works on each message before acking it: slower than the publishers,
+#: so a backlog builds and every consumer holds a prefetch window unacked.
+WORK = 0.03
 
 
 def connector(cluster: RabbitCluster) -> Callable[[], Connection]:
@@ -66,7 +69,7 @@ def test_no_confirmed_message_is_lost_when_the_leaders_node_then_each_clients_no
     rabbit_cluster: RabbitCluster, unique_name: str
 ) -> None:
     cluster = rabbit_cluster
-    traffic = Traffic(connector(cluster), quorum_queue(unique_name), PACE)
+    traffic = Traffic(connector(cluster), quorum_queue(unique_name), PACE, WORK)
     lines = []
     with traffic:
         traffic.wait_for_progress(time.monotonic())
@@ -112,7 +115,7 @@ def test_no_confirmed_message_is_lost_across_a_rolling_restart(
     rabbit_cluster: RabbitCluster, unique_name: str
 ) -> None:
     cluster = rabbit_cluster
-    traffic = Traffic(connector(cluster), quorum_queue(unique_name), PACE)
+    traffic = Traffic(connector(cluster), quorum_queue(unique_name), PACE, WORK)
     lines = []
     with traffic:
         traffic.wait_for_progress(time.monotonic())

@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,8 @@ class Verdict:
     seen: int
     lost: list[int]
     phantoms: list[int]
+    #: Copies the broker flagged as delivered before (returned by a dead consumer).
+    redelivered: int
     duplicates: int
     redelivered_duplicates: int
     republished_duplicates: int
@@ -125,7 +128,8 @@ class Verdict:
         return (
             f"published {self.published}, confirmed {self.confirmed}, failed {self.failed}, "
             f"unknown {self.unknown}, seen {self.seen} distinct, lost {len(self.lost)}, "
-            f"phantoms {len(self.phantoms)}, duplicates {self.duplicates} "
+            f"phantoms {len(self.phantoms)}, redelivered {self.redelivered}, "
+            f"duplicates {self.duplicates} "
             f"({self.redelivered_duplicates} flagged redelivered, "
             f"{self.republished_duplicates} from republishing), "
             f"unexplained {len(self.unexplained)}"
@@ -154,6 +158,7 @@ def verdict(ledger: Ledger, left: Iterable[Copy]) -> Verdict:
         seen=len(seen),
         lost=sorted(ledger.confirmed - seen),
         phantoms=sorted(seen - ledger.confirmed - ledger.unknown),
+        redelivered=flagged,
         duplicates=duplicates,
         redelivered_duplicates=min(flagged, duplicates),
         republished_duplicates=duplicates - min(flagged, duplicates),
@@ -269,13 +274,14 @@ class PipelinedPublisher(Client):
 
 
 class AckingConsumer(Client):
-    """A :class:`ConsumerLoop` acking every message it gets (prefetch 20)."""
+    """A :class:`ConsumerLoop` acking every message it gets (prefetch 20) after ``work`` s."""
 
     def __init__(
-        self, name: str, connect: Callable[[], Connection], queue: Queue, ledger: Ledger
-    ) -> None:
+        self, name: str, connect: Callable[[], Connection], queue: Queue, ledger: Ledger,
+        work: float,
+    ) -> None:  # fmt: skip
         super().__init__(name, connect)
-        self.queue, self.ledger = queue, ledger
+        self.queue, self.ledger, self.work_time = queue, ledger, work
         self.times: list[float] = []  # when each copy arrived, in order
         self.loop = ConsumerLoop(self.conn, self._consumers, drain_timeout=0.25)
 
@@ -286,6 +292,8 @@ class AckingConsumer(Client):
         copy = _copy(message.raw)
         self.ledger.received(copy)
         self.times.append(copy.at)
+        if self.work_time:
+            time.sleep(self.work_time)
         message.ack()
 
     def work(self) -> None:
@@ -325,10 +333,16 @@ class Traffic:
         queue: makes the queue published to (by the default exchange) and consumed
             from; each client gets its own object, as entities bind to channels.
         pace: seconds each publisher pauses after a message (per-message) or a batch.
+        work: seconds each consumer spends on a message before acking it (with a
+            backlog, each then holds a prefetch window of unacked messages).
     """
 
     def __init__(
-        self, connect: Callable[[], Connection], queue: Callable[[], Queue], pace: float
+        self,
+        connect: Callable[[], Connection],
+        queue: Callable[[], Queue],
+        pace: float,
+        work: float = 0.0,
     ) -> None:
         self.connect, self.queue = connect, queue()
         self.ledger = Ledger()
@@ -339,7 +353,7 @@ class Traffic:
             PipelinedPublisher("pipelined", connect, queue(), self.ledger, self.pipelined_seqs,
                                pace * 10),
         ]  # fmt: skip
-        self.consumers = [AckingConsumer(f"consumer-{n}", connect, queue(), self.ledger)
+        self.consumers = [AckingConsumer(f"consumer-{n}", connect, queue(), self.ledger, work)
                           for n in (1, 2)]  # fmt: skip
         self.clients: list[Client] = [*self.publishers, *self.consumers]
 
@@ -360,14 +374,19 @@ class Traffic:
                 client.join(60)
                 assert not client.is_alive(), f"{client.name} did not stop"
 
-    def errors(self) -> dict[str, BaseException]:
-        return {c.name: c.error for c in self.clients if c.error is not None}
+    def errors(self) -> dict[str, str]:
+        """What ended a client's thread, with the traceback, by client."""
+        return {
+            c.name: "".join(traceback.format_exception(c.error))
+            for c in self.clients
+            if c.error is not None
+        }
 
     def nodes(self) -> dict[str, str | None]:
         """Where each client is connected now."""
         return {client.name: client.node for client in self.clients}
 
-    def progressed(self, since: float, confirms: int = 20) -> bool:
+    def progressed(self, since: float, confirms: int) -> bool:
         """Both publishers confirmed ``confirms`` more and both consumers received since then."""
         ledger = self.ledger
         return (
@@ -376,7 +395,9 @@ class Traffic:
             and all(consumer.received_since(since) for consumer in self.consumers)
         )
 
-    def wait_for_progress(self, since: float, timeout: float = 90.0) -> dict[str, float]:
+    def wait_for_progress(
+        self, since: float, confirms: int = 20, timeout: float = 90.0
+    ) -> dict[str, float]:
         """Wait until :meth:`progressed`; return each client's longest pause around ``since``.
 
         A client's pause is the longest time between two of its confirms (or
@@ -384,7 +405,7 @@ class Traffic:
         at ``since`` interrupted it.
         """
         wait_until(
-            lambda: self.progressed(since) or bool(self.errors()),
+            lambda: self.progressed(since, confirms) or bool(self.errors()),
             timeout,
             interval=0.05,
             message=f"traffic did not resume (clients on {self.nodes()})",
