@@ -81,7 +81,7 @@ class Queue(Entity):
             ``x-queue-type``); ``None`` leaves it to the broker (or to an
             ``x-queue-type`` in ``queue_arguments``). Quorum and stream queues
             must be named, durable, not exclusive, not auto-delete and without
-            priorities (see :mod:`broker.entities.queue_types`).
+            priorities (see ``broker.entities.queue_types``).
         delivery_limit: quorum queues: redeliveries after which a message is
             dropped or dead-lettered (``x-delivery-limit``).
         dead_letter_strategy: quorum queues: ``'at-most-once'`` or
