@@ -1,11 +1,12 @@
-"""Connecting to a cluster: the node each connection reached, spreading, and a resolver.
+"""Connecting to a cluster: the node each connection reached, spreading, a resolver, a pool.
 
 Many clients given the same three URLs: with ``'round-robin'`` every one of
 them connects to the first node and, when it dies, every one moves to the
 second (a stampede); with ``'shuffle'`` they start spread over the three and
 the ones on a dead node spread over the two left. The shuffles are seeded
 (one seed per client), so the counts are the same on every run; they are
-printed (run with ``-rP``).
+printed (run with ``-rP``). A pool's connections on a node that dies are
+replaced on checkout (or fail over under ``retry=True``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from broker import Connection
+from broker import Connection, Producer, Queue
 from broker.connection.failover import shuffle
 from broker.errors import RecoverableConnectionError
 from tests.support.rabbitcluster import RabbitCluster
@@ -111,6 +112,38 @@ def test_info_names_the_node_reached_and_nothing_once_closed(
         assert conn.info()["node"] == f"127.0.0.1:{last.port}"
         assert conn.info()["hostname"] == "127.0.0.1" and conn.info()["port"] == last.port
     assert conn.info()["node"] is None
+
+
+def test_a_pool_lends_live_connections_after_a_node_dies(
+    rabbit_cluster: RabbitCluster, unique_name: str
+) -> None:
+    template = Connection(
+        rabbit_cluster.urls, connect_timeout=2,
+        failover_strategy=functools.partial(shuffle, rng=random.Random(3)),
+    )  # fmt: skip
+    pool = template.Pool(limit=6, preload=6, verify_after=0)
+    queue = Queue(unique_name, queue_type="quorum")
+    try:
+        leases = [pool.acquire() for _ in range(6)]
+        before = collections.Counter(lease.resource.info()["node"] for lease in leases)
+        for lease in leases:
+            lease.release()
+        victim, _ = before.most_common(1)[0]
+        rabbit_cluster.kill(rabbit_cluster.node_of(int(victim.rsplit(":", 1)[1])))
+        leases = [pool.acquire() for _ in range(6)]
+        for lease in leases:  # each publishes through whatever it was given
+            Producer(lease, confirm_publish=True).publish(
+                b"x", routing_key=unique_name, declare=[queue], retry=True
+            )
+        after = collections.Counter(lease.resource.info()["node"] for lease in leases)
+        for lease in leases:
+            lease.release()
+        shown = repr(pool)
+    finally:
+        pool.force_close_all()
+    print(f"\n[pool] 6 connections on {dict(before)}; after kill -9 of {victim}: {dict(after)}")
+    print(f"[pool] {shown}")
+    assert victim not in after and sum(after.values()) == 6
 
 
 @pytest.fixture(autouse=True)

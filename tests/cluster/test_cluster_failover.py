@@ -84,7 +84,8 @@ def test_no_confirmed_message_is_lost_when_the_leaders_node_then_each_clients_no
         lines.append(
             f"kill -9 of the leader's node {leader.nodename}: {elected.nodename} named leader "
             f"after {election:.2f} s; {describe(paused)}; consumers back within {consumers:.2f} s "
-            f"(2 x heartbeat + election: {2 * HEARTBEAT + election:.2f} s)"
+            f"(2 x heartbeat + election: {2 * HEARTBEAT + election:.2f} s); "
+            f"{traffic.redelivered_since(killed_at)} redelivered copies so far"
         )
         assert max(paused.values()) < 60  # a hang guard, not a speed check
         cluster.start(leader)

@@ -1,6 +1,7 @@
 """Quorum and stream queues through brokerpool, on the three-node RabbitMQ cluster.
 
-Declared with their type and options, counted redeliveries on the message,
+Declared with their type and options, a stream read from its first offset,
+counted redeliveries on the message,
 declared again correctly when a connection recovers on another node, and a
 nacked publish retried under ``retry=True``: a quorum queue with
 ``x-overflow: reject-publish`` nacks on purpose once it is over its
@@ -46,6 +47,27 @@ def test_quorum_and_stream_queues_are_declared_with_their_type(
         stream(conn).declare()
         quorum(conn).delete()
         stream(conn).delete()
+
+
+def test_a_stream_is_read_from_an_offset_with_a_prefetch_and_acks(
+    rabbit_cluster: RabbitCluster, unique_name: str
+) -> None:
+    stream = Queue(
+        unique_name, queue_type="stream", consumer_arguments={"x-stream-offset": "first"}
+    )
+    got: list[bytes] = []
+    with Connection(rabbit_cluster.urls) as conn:
+        producer = Producer(conn, confirm_publish=True)
+        for body in (b"1", b"2", b"3"):
+            producer.publish(body, routing_key=unique_name, declare=[stream])
+        # RabbitMQ's rules for streams: a prefetch limit and manual acks.
+        reader = Consumer(conn, [stream], prefetch_count=10,
+                          on_message=lambda m: (got.append(m.body), m.ack()))  # fmt: skip
+        reader.consume()
+        drain_until(conn, lambda: len(got) == 3, timeout=10)
+        reader.cancel()
+        Queue(unique_name)(conn).delete()
+    assert got == [b"1", b"2", b"3"]  # read from the first offset, the stream keeps them
 
 
 def test_redeliveries_are_counted_on_the_message_up_to_the_delivery_limit(

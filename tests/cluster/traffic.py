@@ -418,6 +418,11 @@ class Traffic:
         }
         return {name: _longest_pause(times, since) for name, times in events.items()}
 
+    def redelivered_since(self, since: float) -> int:
+        """How many flagged copies the consumers got after ``since`` (not counting the drain)."""
+        with self.ledger.lock:
+            return sum(1 for copy in self.ledger.copies if copy.at > since and copy.flagged)
+
     def verdict(self) -> Verdict:
         """After :meth:`stop`: drain the queue and add everything up."""
         return verdict(self.ledger, drain_queue(self.connect, self.queue.name))
