@@ -37,9 +37,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as missing:  # the registry reports this when resolving 'sentinel'
+    raise ImportError(
+        f"the sentinel transport needs redis-py: pip install 'brokerpool[redis]' ({missing})"
+    ) from missing
 
 from broker.errors import (
     ConfigurationError,
