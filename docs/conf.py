@@ -50,10 +50,9 @@ nitpicky = True
 _STDLIB = "|".join(
     re.escape(name)
     for name in (
-        "_queue", "abc", "asyncio", "collections.abc", "concurrent.futures", "contextlib", "datetime",
-        "decimal",
-        "enum", "logging", "numbers", "queue", "random", "socket", "ssl", "threading", "types",
-        "typing", "uuid",
+        "_queue", "abc", "asyncio", "collections.abc", "concurrent.futures", "contextlib",
+        "datetime", "decimal", "enum", "logging", "numbers", "queue", "random", "socket", "ssl",
+        "threading", "types", "typing", "uuid",
     )
 )  # fmt: skip
 nitpick_ignore_regex = [(r"py:.*", rf"({_STDLIB})\..+")]

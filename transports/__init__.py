@@ -45,6 +45,7 @@ _BUILTIN: dict[str, str] = {
     "memory": "transports.memory.transport:Transport",
     "redis": "transports.redis.transport:Transport",
     "rediss": "transports.redis.transport:Transport",
+    "sentinel": "transports.redis.sentinel:Transport",
 }
 
 _BUILTIN_AIO: dict[str, str] = {

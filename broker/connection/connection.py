@@ -38,7 +38,13 @@ from broker.errors import ConfigurationError, ConnectionBlockedTimeout
 from broker.retry import ensure as _ensure
 from broker.retry.policy import RetryPolicy
 from broker.timeouts import check_timeout
-from broker.url.targets import build_targets, target_identity, unknown_keywords_message
+from broker.url.targets import (
+    Target,
+    build_targets,
+    host_of,
+    target_identity,
+    unknown_keywords_message,
+)
 from transports.base import Channel, Transport, TransportConnection
 
 if TYPE_CHECKING:
@@ -53,6 +59,8 @@ logger = logging.getLogger("broker.connection")
 
 R = TypeVar("R")
 ConnectionHook = Callable[["Connection"], Any]
+#: ``resolver()`` returns the current broker URLs: ``'url1;url2'`` or a list of URLs.
+Resolver = Callable[[], str | Sequence[str]]
 
 #: How long ``close()`` waits for the broker's close-ok before tearing down.
 CLOSE_TIMEOUT = 2.0
@@ -112,6 +120,12 @@ class Connection(ChannelOwner):
         client_properties: extra AMQP client properties.
         heartbeat_thread: send heartbeats from a background thread so that a
             busy owner thread is never disconnected (default ``True``).
+        resolver: a callable returning the current broker URLs (a cluster's
+            nodes, say from service discovery), asked before the first connect
+            and again whenever every URL of its last answer was tried; its
+            answer replaces ``hostname`` and ``alternates``, which are used
+            until then and whenever it fails (see
+            :mod:`broker.connection.failover`).
 
     Constructing a Connection performs no I/O: it connects on first use,
     retrying per :data:`~broker.retry.policy.DEFAULT_RETRY_POLICY`.
@@ -143,10 +157,15 @@ class Connection(ChannelOwner):
         connection_name: str | None = None,
         client_properties: Mapping[str, Any] | None = None,
         heartbeat_thread: bool = True,
+        resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise ConfigurationError(unknown_keywords_message(kwargs))
+        if resolver is not None and not callable(resolver):
+            raise ConfigurationError(
+                f"resolver must be a callable returning broker URLs, got {resolver!r}"
+            )
         self._callbacks: LifecycleCallbacks[Connection] = LifecycleCallbacks(
             on_open=on_open, on_open_error=on_open_error, on_close=on_close,
             on_connect=on_connect, on_blocked=on_blocked, on_unblocked=on_unblocked,
@@ -162,7 +181,7 @@ class Connection(ChannelOwner):
             "on_connect": on_connect, "on_blocked": on_blocked, "on_unblocked": on_unblocked,
             "blocked_connection_timeout": blocked_connection_timeout,
             "connection_name": connection_name, "client_properties": client_properties,
-            "heartbeat_thread": heartbeat_thread,
+            "heartbeat_thread": heartbeat_thread, "resolver": resolver,
         }  # fmt: skip
         self._transport_options, self._connect_retry = _split_transport_options(transport_options)
         self._strategy = resolve_strategy(failover_strategy)
@@ -171,6 +190,7 @@ class Connection(ChannelOwner):
         self._topology: Topology | None = None
         self._transports: dict[type[Transport], Transport] = {}
         self._conn: TransportConnection | None = None
+        self._node: str | None = None
         self._default_channel: Channel | None = None
         self._closing = False
         # Set by close(), cleared by the next connect: ``.connection`` is then None
@@ -181,18 +201,37 @@ class Connection(ChannelOwner):
 
     def _make_failover(self) -> Failover:
         args = self._init_args
+        targets = self._targets(args["hostname"], args["alternates"])
+        resolver: Resolver | None = args["resolver"]
+        # Keyed by what was given, not by what the resolver answers later, so that
+        # a pool group finds the same pools for this connection all its life.
+        identity = tuple(target_identity(t) for t in targets)
+        self._identity = identity if resolver is None else (*identity, ("resolver", resolver))
+        if resolver is None:
+            return Failover(targets, self._strategy)
+
+        def resolve() -> tuple[Target, ...]:
+            urls = resolver()
+            return self._targets(urls, None) if urls else ()
+
+        return Failover(targets, self._strategy, resolve)
+
+    def _targets(
+        self, hostname: str | Sequence[str], alternates: Sequence[str] | None
+    ) -> tuple[Target, ...]:
+        args = self._init_args
+        # kombu's connect-retry keys are the Connection's own, not the transport's.
         options = {
             key: value
             for key, value in self._transport_options.items()
             if key not in CONNECT_RETRY_OPTIONS
         }
-        targets = build_targets(
-            args["hostname"],
-            alternates=args["alternates"],
+        return build_targets(
+            hostname,
+            alternates=alternates,
             transport_options=options,
             **{k: args[k] for k in _TARGET_KEYWORDS},
         )
-        return Failover(targets, self._strategy)
 
     # -- state and description -------------------------------------------------------
 
@@ -270,8 +309,8 @@ class Connection(ChannelOwner):
 
     @property
     def identity(self) -> tuple[Any, ...]:
-        """Hashable key: equal for equal URLs and options; holds no password."""
-        return tuple(target_identity(t) for t in self._failover.targets)
+        """Hashable key: equal for equal URLs, options and resolver; holds no password."""
+        return self._identity
 
     @property
     def transport_options(self) -> Mapping[str, Any]:
@@ -408,7 +447,12 @@ class Connection(ChannelOwner):
         return self._capability("exchange_exchange_bindings")
 
     def info(self) -> dict[str, Any]:
-        """Connection facts for display; the password is masked."""
+        """Connection facts for display; the password is masked.
+
+        ``node`` is the ``host:port`` of the broker this connection reached
+        (for ``sentinel://``, the master the Sentinel named), ``None`` while
+        not connected; the other entries describe the current alternate.
+        """
         p = self._failover.current.params
         return {
             "hostname": p.hostname, "port": p.port, "userid": p.userid,
@@ -419,6 +463,7 @@ class Connection(ChannelOwner):
             "alternates": [t.as_uri() for t in self._failover.targets],
             "failover_strategy": self._init_args["failover_strategy"],
             "transport_options": dict(self._transport_options), "connected": self.connected,
+            "node": self._node if self.connected else None,
         }  # fmt: skip
 
     def __repr__(self) -> str:
@@ -445,7 +490,7 @@ class Connection(ChannelOwner):
     def switch(self, url: str) -> None:
         """Close the current connection and use ``url`` (and only it) from now on."""
         self.close()
-        self._init_args = dict(self._init_args, hostname=url, alternates=None)
+        self._init_args = dict(self._init_args, hostname=url, alternates=None, resolver=None)
         self._failover = self._make_failover()
 
     # -- lifecycle hooks and threads ----------------------------------------------------
@@ -592,6 +637,7 @@ class Connection(ChannelOwner):
         (on a reconnect) and the ``on_connect`` hooks run; if any of that
         fails, the link is dropped again and the error raised.
         """
+        self._failover.refresh()
         target = self._failover.current
         params = target.params
         if timeout is not None and (
@@ -602,6 +648,8 @@ class Connection(ChannelOwner):
             params, on_blocked=self._on_blocked, on_unblocked=self._on_unblocked
         )
         self._conn, self._closing, self._released = conn, False, False
+        # Where the transport actually got to (a Sentinel names the master).
+        self._node = host_of(conn.params)
         reconnect = self._connect_count > 0
         self._connect_count += 1
         self._heartbeats.start(conn, target.host)

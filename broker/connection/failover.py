@@ -15,11 +15,18 @@ endless iterator over them. Built in:
 
 Any callable with the same shape may be passed instead, e.g.
 ``lambda hosts: itertools.cycle(reversed(hosts))``.
+
+The alternates may also come from a *resolver* (like the RabbitMQ Java
+client's address resolver): a callable asked for the current node list before
+the first connect, and again each time every node of the last list was tried
+once. Its list replaces the alternates and the strategy starts over on it,
+so with ``'shuffle'`` clients spread over the nodes it names.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
@@ -31,13 +38,19 @@ __all__ = [
     "STRATEGIES",
     "Failover",
     "FailoverStrategy",
+    "Resolve",
     "UrlStrategy",
     "resolve_strategy",
     "round_robin",
     "shuffle",
 ]
 
+logger = logging.getLogger("broker.connection")
+
 T = TypeVar("T")
+
+#: Returns the current alternates, already resolved into targets.
+Resolve = Callable[[], Sequence[Target]]
 
 #: The shape of a failover strategy.
 FailoverStrategy = Callable[[Sequence[T]], Iterator[T]]
@@ -98,20 +111,31 @@ class Failover:
     """The alternates of one connection, the one in use, and the order to move along them.
 
     Args:
-        targets: the alternates, at least one.
+        targets: the alternates, at least one (with ``resolve``: the ones used
+            until it first answers, and whenever it fails).
         strategy: a resolved strategy (see :func:`resolve_strategy`); it is
             given the alternates' URLs (passwords included, so that two
             accounts on one host stay apart) and must yield only those.
+        resolve: returns the current alternates; asked by :meth:`refresh`.
 
     Raises:
         ConfigurationError: the strategy yielded something else.
     """
 
-    def __init__(self, targets: Sequence[Target], strategy: UrlStrategy) -> None:
+    def __init__(
+        self, targets: Sequence[Target], strategy: UrlStrategy, resolve: Resolve | None = None
+    ) -> None:
+        self._strategy = strategy
+        self._resolve = resolve
+        self._resolved = False  # whether resolve() was asked yet
+        self._use(targets)
+
+    def _use(self, targets: Sequence[Target]) -> None:
         self._targets = tuple(targets)
         self._by_uri = {t.url.as_uri(include_password=True): t for t in self._targets}
-        self._cycle = iter(strategy(list(self._by_uri)))
+        self._cycle = iter(self._strategy(list(self._by_uri)))
         self._current = self._next()
+        self._moves = 0  # advances since this list was taken up
 
     @property
     def current(self) -> Target:
@@ -130,6 +154,36 @@ class Failover:
         """Make the next alternate current; with a single one, nothing changes."""
         if len(self._targets) > 1:
             self._current = self._next()
+        self._moves += 1
+
+    def refresh(self) -> None:
+        """Ask the resolver for the current alternates, when that is due.
+
+        Due before the first connect and whenever every alternate of the last
+        list has been moved past once; without a resolver, never. A resolver
+        that fails, or names no node, leaves the alternates as they are (the
+        failure is logged) until the next pass.
+
+        Raises:
+            ConfigurationError: the resolver returned something that is not a
+                broker URL or a list of them.
+        """
+        if self._resolve is None or (self._resolved and self._moves < len(self._targets)):
+            return
+        self._resolved = True
+        try:
+            targets = self._resolve()
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # the user's resolver: any failure of it is survivable
+            logger.warning("the alternates' resolver failed (%s); keeping %s", exc, self.describe())
+            self._moves = 0
+            return
+        if not targets:
+            logger.warning("the alternates' resolver named no broker; keeping %s", self.describe())
+            self._moves = 0
+            return
+        self._use(targets)
 
     def describe(self) -> str:
         """Every alternate's URL, passwords masked, separated by ``;``."""
@@ -145,4 +199,5 @@ class Failover:
         return target
 
     def __repr__(self) -> str:
-        return f"<Failover {self._current.as_uri()} of {len(self._targets)}>"
+        resolver = " resolved" if self._resolve is not None else ""
+        return f"<Failover {self._current.as_uri()} of {len(self._targets)}{resolver}>"

@@ -36,6 +36,7 @@ from broker.entities.base import (
 from broker.entities.base import freeze as _freeze
 from broker.entities.base import queue_arguments as _queue_arguments
 from broker.entities.exchange import Exchange, binding
+from broker.entities.queue_types import type_arguments
 from broker.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -76,6 +77,20 @@ class Queue(Entity):
         no_ack: default ``no_ack`` for consumers of this queue.
         on_declared: called with ``(name, message_count, consumer_count)``.
         recover: record the queue and its bindings for replay after reconnect.
+        queue_type: ``'classic'``, ``'quorum'`` or ``'stream'`` (sent as
+            ``x-queue-type``); ``None`` leaves it to the broker (or to an
+            ``x-queue-type`` in ``queue_arguments``). Quorum and stream queues
+            must be named, durable, not exclusive, not auto-delete and without
+            priorities (see ``broker.entities.queue_types``).
+        delivery_limit: quorum queues: redeliveries after which a message is
+            dropped or dead-lettered (``x-delivery-limit``).
+        dead_letter_strategy: quorum queues: ``'at-most-once'`` or
+            ``'at-least-once'`` (``x-dead-letter-strategy``; the latter needs
+            ``queue_arguments={'x-overflow': 'reject-publish'}``).
+
+    Raises:
+        ConfigurationError: a queue type, or a type-specific option, that
+            RabbitMQ would refuse with these settings.
     """
 
     #: ``delivery_mode`` 1, as on :class:`Exchange` (kombu's name).
@@ -106,6 +121,9 @@ class Queue(Entity):
         alias: str | None = None,
         on_declared: Any = None,
         recover: bool = True,
+        queue_type: str | None = None,
+        delivery_limit: int | None = None,
+        dead_letter_strategy: str | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise ConfigurationError(f"queue name must be a str, got {name!r}")
@@ -139,6 +157,20 @@ class Queue(Entity):
         self.alias = alias
         self.on_declared = on_declared
         self.recover = bool(recover)
+        #: The queue's type in effect (from ``queue_type`` or ``x-queue-type``), if named.
+        self.queue_type, self._type_arguments = type_arguments(
+            name,
+            queue_type,
+            durable=self.durable,
+            exclusive=self.exclusive,
+            auto_delete=self.auto_delete,
+            queue_arguments=self.queue_arguments,
+            max_priority=max_priority,
+            delivery_limit=delivery_limit,
+            dead_letter_strategy=dead_letter_strategy,
+        )
+        self.delivery_limit = delivery_limit
+        self.dead_letter_strategy = dead_letter_strategy
         if channel is not None:
             self.revive(channel)
 
@@ -149,8 +181,11 @@ class Queue(Entity):
     @property
     def declare_arguments(self) -> dict[str, Any] | None:
         """``queue_arguments`` plus the ``x-`` arguments from the keyword options."""
+        base = self.queue_arguments
+        if self._type_arguments:
+            base = {**(base or {}), **self._type_arguments}
         return _queue_arguments(
-            self.queue_arguments,
+            base,
             self.message_ttl,
             self.expires,
             self.max_length,
@@ -323,4 +358,5 @@ class Queue(Entity):
         else:
             target = ""
         where = f" bound to chan:{self._channel.channel_id}" if self._channel is not None else ""
-        return f"<Queue {self.name!r}{target}{where}>"
+        kind = f" ({self.queue_type})" if self.queue_type is not None else ""
+        return f"<Queue {self.name!r}{kind}{target}{where}>"

@@ -306,6 +306,10 @@ class BatchingProducer(Protocol):
         """Read the connection for up to ``timeout`` seconds, so that confirms can arrive."""
         ...
 
+    def discard_channel(self) -> None:
+        """Publish on a new channel from now on (called when the broker nacked some)."""
+        ...
+
 
 class BatchOutcome:
     """What became of a pipelined batch's publishes: the pure half of a confirms() block.
@@ -401,7 +405,9 @@ class ConfirmBatch(BatchOutcome):
 
     Publishes inside the block do not wait; leaving the block waits (at most
     ``timeout`` seconds from entry) until every one is confirmed. Then, if any
-    was nacked, :class:`~broker.errors.MessageNacked` is raised; if any is
+    was nacked, the producer moves to a new channel
+    (:meth:`BatchingProducer.discard_channel`) and
+    :class:`~broker.errors.MessageNacked` is raised; if any is
     still unconfirmed (timeout, or its connection was lost),
     :class:`~broker.errors.ConfirmTimeout`; if a ``mandatory`` message came
     back and the producer has no ``on_return``,
@@ -436,10 +442,11 @@ class ConfirmBatch(BatchOutcome):
         tb: TracebackType | None,
     ) -> None:
         self.producer.leave_batch(self)
+        self._close_out(wait=exc_type is None)
+        if self.nacked:
+            self.producer.discard_channel()
         if exc_type is not None:
-            self._close_out(wait=False)
             return
-        self._close_out(wait=True)
         on_return = self.producer.on_return
         if on_return is not None:
             for returned in self.returned:

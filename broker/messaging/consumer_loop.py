@@ -141,8 +141,6 @@ class ConsumerLoop:
             with self._signals(handle_signals):
                 self._connect()
                 self.consumers = list(self._factory(self.connection.channel()))
-                for consumer in self.consumers:
-                    consumer.consume()
                 self._drain_until_stopped()
         except _Stopped:
             pass
@@ -153,10 +151,21 @@ class ConsumerLoop:
     def _drain_until_stopped(self) -> None:
         conn = self.connection
         on_iteration = self._on_iteration
+        starting = True
         while not self._stopping():
             if on_iteration is not None:
                 on_iteration()
             try:
+                if starting:
+                    # Starts what is not consuming yet (consume() is idempotent). That
+                    # includes a consumer whose first basic_consume the link broke
+                    # under (a node shutting down answers it with 541): no recovery
+                    # record holds it yet, so it moves to the new link here.
+                    for consumer in self.consumers:
+                        if not consumer.channel.is_open:
+                            consumer.revive(conn)
+                        consumer.consume()
+                    starting = False
                 conn.drain_events(timeout=self.drain_timeout)
             except TimeoutError:
                 continue
@@ -165,6 +174,7 @@ class ConsumerLoop:
                 if self.on_error is not None:
                     self.on_error(exc)
                 self._connect()  # the recovery record revives the consumers
+                starting = True
                 self.reconnects += 1
                 if self.on_revive is not None:
                     self.on_revive(conn)

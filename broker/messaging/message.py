@@ -98,6 +98,19 @@ class Received:
             headers = props["application_headers"] = {}
         return headers
 
+    @property
+    def delivery_count(self) -> int | None:
+        """Earlier deliveries of this message, as a quorum queue counts them.
+
+        RabbitMQ's quorum queues send it as the ``x-delivery-count`` header
+        (0 on the first delivery, one more after each return to the queue);
+        ``None`` where the broker does not count (classic queues, other
+        transports): then only ``delivery_info['redelivered']`` tells.
+        """
+        headers = self.raw.properties.get("application_headers")
+        count = headers.get("x-delivery-count") if headers else None
+        return count if isinstance(count, int) else None
+
     # -- content ----------------------------------------------------------------
 
     @property

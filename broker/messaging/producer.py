@@ -57,6 +57,9 @@ _PROPERTY_KEYWORDS = frozenset(
      "user_id", "app_id", "cluster_id"}
 )  # fmt: skip
 
+#: What ``publish(retry=True)`` retries besides the policy's errors.
+_NACKED: tuple[type[BaseException], ...] = (MessageNacked,)
+
 #: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
 OnReturn = Callable[[MessageUnroutable, str, str, Any], Any]
 
@@ -271,7 +274,10 @@ class Producer:
             exchange: overrides the producer's exchange (must exist).
             retry: on a recoverable connection or channel error, reconnect
                 (failing over) and publish again, per ``retry_policy`` or
-                :data:`broker.retry.policy.DEFAULT_RETRY_POLICY`. May publish twice.
+                :data:`broker.retry.policy.DEFAULT_RETRY_POLICY`; a confirming
+                producer also publishes again, after the policy's backoff, when
+                the broker nacks (a quorum queue electing a leader does). May
+                publish twice.
             retry_policy: keywords of :meth:`broker.Connection.ensure`; what
                 it leaves out keeps the default policy's value.
             declare: entities to declare first (once per connection).
@@ -413,7 +419,9 @@ class Producer:
         if tag in tracker.nacked:
             tracker.nacked.discard(tag)
             tracker.returns.clear()
-            raise MessageNacked(f"the broker nacked message {tag} on channel {tracker.channel!r}")
+            error = MessageNacked(f"the broker nacked message {tag} on channel {tracker.channel!r}")
+            self.discard_channel()
+            raise error
         if tracker.returns:
             returned = tracker.returns[-1]
             tracker.returns.clear()
@@ -427,9 +435,11 @@ class Producer:
         conn = self._connection
         if conn is None:
             raise ConfigurationError("publish(retry=True) needs the producer's broker.Connection")
+        # A nack means the broker did not take responsibility for the message:
+        # like a lost connection, it is worth another try within the policy.
         if retry_policy is None:
             if self._retry_publish is None:
-                self._retry_publish = conn.ensure(self, self._publish)
+                self._retry_publish = conn.ensure(self, self._publish, retry_errors=_NACKED)
             return self._retry_publish
         unknown = set(retry_policy) - _RETRY_KEYS
         if unknown:
@@ -437,7 +447,9 @@ class Producer:
                 f"unknown retry_policy key(s) {', '.join(sorted(map(repr, unknown)))}; "
                 f"allowed: {', '.join(sorted(_RETRY_KEYS))}"
             )
-        return conn.ensure(self, self._publish, **retry_policy)
+        options = dict(retry_policy)
+        options["retry_errors"] = tuple(options.get("retry_errors") or ()) + _NACKED
+        return conn.ensure(self, self._publish, **options)
 
     def drain_confirms(self, timeout: float) -> None:
         """Read the connection for up to ``timeout`` seconds, so that confirms can arrive."""
@@ -485,6 +497,17 @@ class Producer:
         """Stop routing publishes through ``batch`` (called by ``ConfirmBatch``)."""
         if self._batch is batch:
             self._batch = None
+
+    def discard_channel(self) -> None:
+        """Publish on a new channel from now on, if the current one is the producer's own.
+
+        Called after a nack: RabbitMQ (3.10) keeps nacking every later publish
+        on a channel whose first publish to a quorum queue fell in a leader
+        election, while a new channel is accepted at once. A channel the
+        producer was given is kept.
+        """
+        if self._owns_channel:
+            self._release_channel()
 
     # -- lifecycle ----------------------------------------------------------------
 

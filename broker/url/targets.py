@@ -25,6 +25,7 @@ from transports.base import ConnectionParams, Transport
 __all__ = [
     "Target",
     "build_targets",
+    "host_of",
     "target_identity",
     "unknown_keywords_message",
 ]
@@ -51,9 +52,13 @@ class Target:
     @property
     def host(self) -> str:
         """``hostname:port`` as shown to users."""
-        p = self.params
-        name = f"[{p.hostname}]" if ":" in p.hostname else p.hostname
-        return f"{name}:{p.port}" if p.port else name
+        return host_of(self.params)
+
+
+def host_of(params: ConnectionParams) -> str:
+    """``hostname:port`` of ``params`` as shown to users (IPv6 literals in brackets)."""
+    name = f"[{params.hostname}]" if ":" in params.hostname else params.hostname
+    return f"{name}:{params.port}" if params.port else name
 
 
 def _format(scheme: str, p: ConnectionParams, *, include_password: bool, mask: str) -> str:
@@ -230,6 +235,7 @@ CONNECTION_KEYWORDS = [
     "connection_name",
     "client_properties",
     "heartbeat_thread",
+    "resolver",
 ]
 
 

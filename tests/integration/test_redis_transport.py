@@ -41,12 +41,18 @@ from tests.support.routing_cases import HEADERS_CASES, TOPIC_CASES
 from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT
 from tests.support.wait import drain_until
 from transports.base import ConnectionParams
+from transports.redis.options import keyspace
 from transports.redis.redispy_internals import cut_socket_timeout
 from transports.redis.transport import RedisConnection, Transport
 
 pytestmark = pytest.mark.redis
 
 Open = Callable[..., RedisConnection]
+
+
+def keys(prefix: str) -> str:
+    """What the transport's keys in the test database start with (hash-tagged)."""
+    return keyspace(prefix, REDIS_DB)
 
 
 @pytest.fixture
@@ -247,7 +253,7 @@ def test_a_connection_that_lost_its_lease_cannot_ack(
     publish(channel, "work", b"job")
     message = channel.basic_get("work")
     # The lease runs out (as if the process had stalled past visibility_timeout)...
-    raw.zadd(f"{redis_key_prefix}leases", {slow.uid: 0})
+    raw.zadd(f"{keys(redis_key_prefix)}leases", {slow.uid: 0})
     other = connect().channel()  # ...and the next client to connect puts the job back.
     again = other.basic_get("work", no_ack=True)
     assert (again.body, again.delivery_info["redelivered"]) == (b"job", True)
@@ -470,11 +476,10 @@ def test_nothing_is_left_in_redis_once_everything_is_deleted_and_closed(
     channel.exchange_delete("dst")
     channel.queue_delete("q")
     first.close()
-    left = sorted(
-        k.decode().removeprefix(redis_key_prefix) for k in raw.scan_iter(f"{redis_key_prefix}*")
-    )
+    space = keys(redis_key_prefix)  # every key under the prefix is in the keyspace
+    left = sorted(k.decode().removeprefix(space) for k in raw.scan_iter(f"{redis_key_prefix}*"))
     assert left == ["exchanges", "seq"]
-    assert sorted(raw.hkeys(f"{redis_key_prefix}exchanges")) == [
+    assert sorted(raw.hkeys(f"{keys(redis_key_prefix)}exchanges")) == [
         b"amq.direct", b"amq.fanout", b"amq.headers", b"amq.match", b"amq.topic"
     ]  # fmt: skip
 
@@ -485,10 +490,10 @@ def test_no_consumer_is_recorded_for_a_connection_whose_lease_ran_out(
     stale = connect()
     channel = stale.channel()
     channel.queue_declare("work", auto_delete=False)
-    raw.zadd(f"{redis_key_prefix}leases", {stale.uid: 0})
+    raw.zadd(f"{keys(redis_key_prefix)}leases", {stale.uid: 0})
     with pytest.raises(RecoverableConnectionError, match="missed its visibility timeout"):
         channel.basic_consume("work", callback=lambda m: None, exclusive=True)
-    assert raw.hlen(f"{redis_key_prefix}c:work") == 0
+    assert raw.hlen(f"{keys(redis_key_prefix)}c:work") == 0
     # ...so another consumer is not locked out by a record nobody would ever release.
     connect().channel().basic_consume("work", callback=lambda m: None, exclusive=True)
 
@@ -499,7 +504,7 @@ def test_a_lease_lost_under_the_heartbeat_thread_is_raised_by_the_owners_next_ca
     connection = connect()
     channel = connection.channel()
     channel.queue_declare("work", auto_delete=False)
-    raw.zadd(f"{redis_key_prefix}leases", {connection.uid: 0})
+    raw.zadd(f"{keys(redis_key_prefix)}leases", {connection.uid: 0})
     connection.send_heartbeat()  # as the heartbeat thread would
     assert not connection.is_open
     with pytest.raises(RecoverableConnectionError, match="lease ran out"):

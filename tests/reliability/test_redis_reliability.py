@@ -51,12 +51,14 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.net import free_port
 from tests.support.redisnode import RedisNode
 from tests.support.wait import drain_for, drain_until, wait_until
+from transports.redis.options import keyspace
 
 pytestmark = pytest.mark.timeout(60)
 
 CHILD = Path(__file__).with_name("redis_consumer_child.py")
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "bp-rel:"
+KEYS = keyspace(PREFIX, 0)  # what the transport's keys start with in db 0 (hash-tagged)
 VT = 2.0  # visibility_timeout of the lease tests, in seconds
 
 Nodes = tuple[RedisNode, RedisNode]
@@ -94,7 +96,7 @@ def ready_count(channel: Any, queue: str) -> int:
 def unacked_keys(node: RedisNode) -> list[bytes]:
     """The unacked-delivery hashes left in Redis (empty ones do not exist)."""
     with raw(node) as client:
-        return list(client.scan_iter(match=f"{PREFIX}u:*"))
+        return list(client.scan_iter(match=f"{KEYS}u:*"))
 
 
 class Child:
@@ -171,7 +173,7 @@ def child_consumer(node: RedisNode, queue: str, count: int) -> Iterator[Child]:
 def lease_expiry_ms(node: RedisNode, pid: int) -> float:
     """When the lease of process ``pid``'s connection runs out (Redis server time, ms)."""
     with raw(node) as client:
-        leases = client.zrange(f"{PREFIX}leases", 0, -1, withscores=True)
+        leases = client.zrange(f"{KEYS}leases", 0, -1, withscores=True)
     mine = [score for member, score in leases if f":{pid}:" in member.decode()]
     assert len(mine) == 1, leases
     return float(mine[0])
@@ -243,7 +245,7 @@ def test_sigkilled_consumer_loses_nothing_and_its_messages_return_after_the_leas
         conn.close()
     assert unacked_keys(a) == []
     with raw(a) as client:
-        assert client.zcard(f"{PREFIX}leases") == 0  # the dead child's lease was swept
+        assert client.zcard(f"{KEYS}leases") == 0  # the dead child's lease was swept
 
 
 def test_stalled_consumer_loses_its_lease_and_its_late_acks_are_refused(
@@ -556,8 +558,8 @@ def test_consumer_loop_recovers_after_redis_restart_that_lost_every_key(
         assert revived.wait(15), "the loop did not reconnect"
         back = time.monotonic() - killed_at
         with raw(a) as client:  # declared again by the loop's recovery record
-            assert client.hexists(f"{PREFIX}queues", name)
-            assert client.hexists(f"{PREFIX}exchanges", name)
+            assert client.hexists(f"{KEYS}queues", name)
+            assert client.hexists(f"{KEYS}exchanges", name)
 
         publish_seqs(range(5, 10))
         wait_until(

@@ -152,6 +152,11 @@ def _translate_amqp(
         message = f"{where} closed the connection: {text} (reply code {code}{in_method})"
     if isinstance(exc, amqp_exc.RecoverableConnectionError | amqp_exc.RecoverableChannelError):
         return RecoverableConnectionError(message, reply_code=code)
+    if isinstance(exc, amqp_exc.InternalError):
+        # RabbitMQ closes a connection with 541 when a process of it died on the broker's
+        # side -- as the channels of quorum queue consumers do while their node shuts down
+        # in a rolling restart: a reconnect, to another node or to this one back, can help.
+        return RecoverableConnectionError(message, reply_code=code)
     return IrrecoverableConnectionError(message, reply_code=code)
 
 

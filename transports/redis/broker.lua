@@ -1,7 +1,8 @@
 -- brokerpool's AMQP model on Redis: one script, every operation atomic.
 --
--- Called as EVALSHA sha 0 prefix op vhost args...  (see transports/redis/driver.py).
--- Every key starts with the prefix P:
+-- Called as EVALSHA sha 0 keyspace op vhost args...  (see transports/redis/driver.py).
+-- Every key starts with the keyspace P, key_prefix..'{'..db..'}:' (options.keyspace): the
+-- braces are a Redis Cluster hash tag, so that every key one call touches is in one slot.
 --   P..'exchanges'          hash   name -> {t=type, d=durable, a=auto_delete, alt=...}
 --   P..'queues'             hash   name -> {d, a, o=owner connection or '', x=x-args, p=max priority}
 --   P..'b:'..exchange       set    bindings: kind \0 destination \0 routing key \0 arguments

@@ -71,13 +71,21 @@ class ChannelHost(ConsumingHost, Protocol):
         """The channel is closed: stop counting it among the connection's channels."""
         ...
 
+    def replicate(self) -> None:
+        """Wait until the writes so far reached the replicas ``min_replicas`` asks for.
+
+        Raises ``ConfirmTimeout`` when fewer acknowledged them in time.
+        """
+        ...
+
 
 class RedisChannel:
     """A channel on a :class:`~transports.redis.connection.RedisConnection`.
 
     Implements :class:`transports.base.ConfirmingChannel`: a publish is
-    confirmed when the broker script returns, and there are no frames to
-    buffer.
+    confirmed when the broker script returns -- in confirm mode, and when the
+    master has replicas (or ``min_replicas`` says so), once they acknowledged
+    it too (``WAIT``) -- and there are no frames to buffer.
 
     Attributes:
         on_return: called as ``on_return(reply_code, reply_text, exchange,
@@ -99,6 +107,7 @@ class RedisChannel:
         self._consuming = Consuming(self, connection)
         self._open = True
         self._why: str | None = None
+        self._confirming = False
 
     # -- state ------------------------------------------------------------------------
 
@@ -311,7 +320,8 @@ class RedisChannel:
         return True
 
     def confirm_select(self, nowait: bool = False) -> None:
-        """Accepted: a publish is confirmed when the script returns."""
+        """From now on a publish returns once stored, and copied to the replicas asked for."""
+        self._confirming = True
 
     def buffered_writes(self) -> base.WriteHold:
         """Nothing to hold: a publish is one script call, done when it returns."""
@@ -327,9 +337,14 @@ class RedisChannel:
     ) -> None:
         """Route and store a message; an unroutable ``mandatory`` one goes to ``on_return``.
 
+        In confirm mode a stored message is also waited for on the replicas
+        (see :meth:`~transports.redis.connection.RedisConnection.replicate`).
+
         Raises:
             broker.errors.ConfigurationError: ``exchange`` or ``routing_key`` is
                 not a str of at most 255 bytes; nothing was stored.
+            broker.errors.ConfirmTimeout: in confirm mode, too few replicas
+                acknowledged the message in time (it is on the master only).
         """
         check_route(exchange, routing_key)
         if immediate:
@@ -339,6 +354,8 @@ class RedisChannel:
         item = encode(body, properties, exchange, routing_key)
         routed = self.call("publish", exchange, routing_key, item, headers_json(properties),
                             properties.get("priority") or 0)  # fmt: skip
+        if routed and self._confirming:
+            self.connection.replicate()
         if not routed and mandatory and self.on_return is not None:
             returned = Message(body, **properties)
             returned.channel = self

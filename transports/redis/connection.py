@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from broker.errors import BrokerConnectionError, RecoverableConnectionError
+from broker.errors import BrokerConnectionError, ConfirmTimeout, RecoverableConnectionError
 from transports import base
 from transports.redis.channel import RedisChannel
 from transports.redis.consuming import Consumer, Consuming
 from transports.redis.driver import Link
-from transports.redis.options import RedisSettings
+from transports.redis.options import RedisSettings, replica_wait
 
 __all__ = ["RedisConnection", "server_properties"]
 
@@ -61,7 +61,7 @@ class RedisConnection(base.TransportConnection):
         self.settings = found
         self.link = link
         self.uid = link.uid
-        self.prefix = found.key_prefix
+        self.prefix = found.keyspace
         self.channels: dict[int, RedisChannel] = {}
         self.consumers: list[Consumer] = []
         self._subscribed: dict[str, int] = {}
@@ -78,6 +78,9 @@ class RedisConnection(base.TransportConnection):
         self._rotation = 0
         self._pending = False  # set when there may be deliveries to take (see drain_events)
         self._server_properties: Mapping[str, Any] | None = None
+        self._replica_wait = replica_wait(params, found)
+        self._auto_replicas: int | None = None  # min_replicas unset: 1 while the master has one
+        self._replicas_counted = 0.0
 
     # -- facts ----------------------------------------------------------------------
 
@@ -122,6 +125,41 @@ class RedisConnection(base.TransportConnection):
         if not self._open:
             raise self.closed_error()
         return self.link.hdel(key, *fields)
+
+    def replicate(self) -> None:
+        """Wait until this connection's writes so far reached the replicas ``min_replicas`` asks.
+
+        With ``min_replicas`` unset that is 1 while the master has a replica
+        connected (counted on first use, then at most once per heartbeat
+        interval, and again when a wait falls short), else 0: nothing to wait for.
+
+        Raises:
+            broker.errors.ConfirmTimeout: fewer replicas acknowledged within the
+                replica timeout; the writes are on the master only, and lost if
+                it fails before a replica copies them.
+            broker.errors.RecoverableConnectionError: the link broke.
+        """
+        needed = self._replicas_needed(recount=False)
+        if not needed:
+            return
+        got = self.link.wait_for_replicas(needed, self._replica_wait)
+        if got >= needed or not self._replicas_needed(recount=True):
+            return
+        raise ConfirmTimeout(
+            f"{self.link.where}: {got} of the {needed} replica(s) that min_replicas asks for "
+            f"acknowledged the write within {self._replica_wait:g} s; it is on the master only "
+            f"and lost if the master fails before a replica copies it (fate unknown)"
+        )
+
+    def _replicas_needed(self, recount: bool) -> int:
+        wanted = self.settings.min_replicas
+        if wanted is not None:
+            return wanted
+        now = time.monotonic()
+        if recount or self._auto_replicas is None or now - self._replicas_counted > self._interval:
+            self._auto_replicas = 1 if self.link.replicas() else 0
+            self._replicas_counted = now
+        return self._auto_replicas
 
     def lease_lost(self) -> RecoverableConnectionError:
         """Close after finding the lease gone (acks could no longer be honoured)."""

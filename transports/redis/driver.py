@@ -277,7 +277,7 @@ class Link:
                 connection_pool=self._pool, single_connection_client=True, retry=kwargs["retry"]
             )
             self._script = self.client.register_script(SCRIPT)
-            self._script(args=(found.key_prefix, "connect", self._vhost, self.uid, found.lease_ms))
+            self._script(args=(found.keyspace, "connect", self._vhost, self.uid, found.lease_ms))
         except BaseException as exc:
             self._pool.disconnect()  # never leave a half-open socket behind
             if not isinstance(exc, redis.RedisError):
@@ -294,7 +294,7 @@ class Link:
     def call(self, op: str, *args: Any) -> Any:
         """Run one broker operation on the owner's connection."""
         try:
-            return self._script(args=(self.settings.key_prefix, op, self._vhost, *args))
+            return self._script(args=(self.settings.keyspace, op, self._vhost, *args))
         except redis.RedisError as exc:
             raise self._failed(exc) from exc
 
@@ -321,7 +321,7 @@ class Link:
                     )
                 keeper = self._keeper
                 return self._script(
-                    args=(self.settings.key_prefix, op, self._vhost, *args), client=keeper
+                    args=(self.settings.keyspace, op, self._vhost, *args), client=keeper
                 )
         except redis.RedisError as exc:
             raise translate(exc, self.where, self._heartbeat) from exc
@@ -329,7 +329,23 @@ class Link:
     def hdel(self, key: str, *fields: int) -> int:
         """HDEL on the owner's connection (acks take this fast path)."""
         try:
-            return int(self.client.hdel(self.settings.key_prefix + key, *fields))
+            return int(self.client.hdel(self.settings.keyspace + key, *fields))
+        except redis.RedisError as exc:
+            raise self._failed(exc) from exc
+
+    def replicas(self) -> int:
+        """How many replicas are connected to this server now (``INFO replication``)."""
+        try:
+            info: dict[str, Any] = self.client.info("replication")
+        except redis.RedisError as exc:
+            raise self._failed(exc) from exc
+        return int(info.get("connected_slaves", 0))
+
+    def wait_for_replicas(self, count: int, timeout: float) -> int:
+        """``WAIT``: until the owner's writes so far reached ``count`` replicas, at most
+        ``timeout`` seconds; how many replicas acknowledged them."""
+        try:
+            return int(self.client.wait(count, max(1, round(timeout * 1000))))
         except redis.RedisError as exc:
             raise self._failed(exc) from exc
 

@@ -8,13 +8,19 @@ URL form: ``redis://[[user]:password@]host[:port][/db]`` (``rediss://`` for
 TLS). The path is the database number (``/`` or none means 0). Redis has no
 default login: without a password in the URL or the ``password=`` keyword
 the connection does not authenticate.
+
+Every key of one database and prefix starts with :func:`keyspace`:
+``<key_prefix>{<db>}:``. The braces are a Redis Cluster hash tag, so all the
+keys the broker script touches in one call hash to one slot; a prefix that
+carries a tag of its own (``{orders}:``) takes precedence, as Redis hashes the
+first ``{...}`` of a key.
 """
 
 from __future__ import annotations
 
 import difflib
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,14 +29,27 @@ from broker.timeouts import check_seconds
 from transports._shared.tls import TLSSettings, tls_settings
 from transports.base import ConnectionParams
 
-__all__ = ["ALIASES", "DEFAULTS", "RedisSettings", "check", "client_kwargs", "settings"]
+__all__ = [
+    "ALIASES",
+    "DEFAULTS",
+    "RedisSettings",
+    "check",
+    "client_kwargs",
+    "command_timeout",
+    "keyspace",
+    "replica_wait",
+    "settings",
+]
 
-#: Transport options of the Redis transport and their defaults.
+#: Transport options of the Redis transport and their defaults (``min_replicas``:
+#: ``None`` means 1 while the master has a replica connected, else 0).
 DEFAULTS: Mapping[str, Any] = {
     "visibility_timeout": 300.0,
     "key_prefix": "brokerpool:",
     "socket_timeout": 10.0,
     "max_batch": 100,
+    "min_replicas": None,
+    "replica_timeout": 2.0,
 }
 #: Other names accepted for an option: kombu's Redis transport calls the key prefix
 #: ``global_keyprefix``, so kombu's transport options work unchanged.
@@ -50,45 +69,85 @@ class RedisSettings:
     socket_timeout: float
     max_batch: int
     tls: TLSSettings | None
+    #: Replicas a confirmed publish must reach; ``None``: 1 while the master has one.
+    min_replicas: int | None = None
+    #: The longest wait for them, in seconds.
+    replica_timeout: float = 2.0
 
     @property
     def lease_ms(self) -> int:
         """How long a connection's lease runs between renewals, in milliseconds."""
         return max(1, round(self.visibility_timeout * 1000))
 
+    @property
+    def keyspace(self) -> str:
+        """What every key of this database and prefix starts with (see :func:`keyspace`)."""
+        return keyspace(self.key_prefix, self.db)
 
-def settings(params: ConnectionParams) -> RedisSettings:
-    """Validate ``params`` for Redis and build the TLS context (reads its files, no network)."""
-    return replace(_checked(params), tls=tls_settings(params.ssl, params.hostname))
+
+def keyspace(key_prefix: str, db: int) -> str:
+    """The start of every key under ``key_prefix`` in database ``db``: ``<key_prefix>{<db>}:``.
+
+    ``{<db>}`` is the Redis Cluster hash tag the keys share (unless the
+    prefix carries one of its own, which then comes first and wins).
+    """
+    return f"{key_prefix}{{{db}}}:"
 
 
-def check(params: ConnectionParams) -> None:
+def settings(params: ConnectionParams, extra_options: Iterable[str] = ()) -> RedisSettings:
+    """Validate ``params`` for Redis and build the TLS context (reads its files, no network).
+
+    Args:
+        params: the alternate's parameters.
+        extra_options: transport options a transport built on this one adds
+            (they are accepted here and checked by that transport).
+    """
+    return replace(_checked(params, extra_options), tls=tls_settings(params.ssl, params.hostname))
+
+
+def check(params: ConnectionParams, extra_options: Iterable[str] = ()) -> None:
     """Validate ``params`` for Redis, all but the TLS settings (no I/O at all).
 
     What :class:`broker.Connection` runs for a Redis URL when it is made: a
     database path that is not a number, an unknown or bad transport option,
-    or a bad timeout fails there, not on the first connect.
+    or a bad timeout fails there, not on the first connect. ``extra_options``
+    as for :func:`settings`.
     """
-    _checked(params)
+    _checked(params, extra_options)
 
 
-def _checked(params: ConnectionParams) -> RedisSettings:
+def _checked(params: ConnectionParams, extra_options: Iterable[str]) -> RedisSettings:
     options = _unaliased(params.transport_options)
-    unknown = sorted(set(options) - set(DEFAULTS) - _SHARED)
+    valid = [*DEFAULTS, *extra_options]
+    unknown = sorted(set(options) - set(valid) - _SHARED)
     if unknown:
         hints = []
         for key in unknown:
-            close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
+            close = difflib.get_close_matches(key, valid, n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigurationError(
             f"unknown redis transport option(s) {', '.join(hints)}; "
-            f"valid options: {', '.join(DEFAULTS)}"
+            f"valid options: {', '.join(valid)}"
         )
     merged = {**DEFAULTS, **options}
     prefix = merged["key_prefix"]
     if not isinstance(prefix, str) or "\x00" in prefix:
         raise ConfigurationError(
             f"transport option 'key_prefix' must be a string without NUL, got {prefix!r}"
+        )
+    brace = prefix.find("{")
+    if brace >= 0 and prefix[brace + 1 : brace + 2] == "}":
+        # Redis hashes a whole key whose first "{" closes at once: no shared slot.
+        raise ConfigurationError(
+            f"transport option 'key_prefix' must not start a hash tag with '{{}}', got {prefix!r}"
+        )
+    replicas = merged["min_replicas"]
+    if replicas is not None and (
+        isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0
+    ):
+        raise ConfigurationError(
+            f"transport option 'min_replicas' must be an integer >= 0 or None "
+            f"(1 while the master has a replica), got {replicas!r}"
         )
     batch = merged["max_batch"]
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
@@ -111,6 +170,10 @@ def _checked(params: ConnectionParams) -> RedisSettings:
         ),
         max_batch=batch,
         tls=None,
+        min_replicas=replicas,
+        replica_timeout=check_seconds(
+            merged["replica_timeout"], "replica_timeout", positive=True, finite=True
+        ),
     )
 
 
@@ -166,6 +229,12 @@ def command_timeout(params: ConnectionParams, found: RedisSettings) -> float:
     if params.heartbeat:
         return min(found.socket_timeout, 2 * params.heartbeat)
     return found.socket_timeout
+
+
+def replica_wait(params: ConnectionParams, found: RedisSettings) -> float:
+    """How long a confirmed publish waits for replicas: ``replica_timeout``, at most half
+    of :func:`command_timeout`, so that a slow ``WAIT`` is never taken for a dead server."""
+    return min(found.replica_timeout, command_timeout(params, found) / 2)
 
 
 def _client_name(params: ConnectionParams) -> str:

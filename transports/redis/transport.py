@@ -6,7 +6,8 @@ Requires redis-py (``pip install 'brokerpool[redis]'``). URLs look like
 How the model maps onto Redis (every operation is one atomic Lua script call,
 see ``broker.lua``):
 
-* Exchanges, queues and bindings are hashes and sets under ``key_prefix``;
+* Exchanges, queues and bindings are hashes and sets under
+  ``<key_prefix>{<db>}:`` (one Redis Cluster hash tag per database and prefix);
   routing (direct, topic, fanout, headers and exchange-to-exchange bindings)
   happens inside the script, so a publish is one round trip. A fanout copies
   the message into every bound queue: each copy is as durable as any other.
@@ -29,9 +30,13 @@ see ``broker.lua``):
 Transport options: ``visibility_timeout`` (seconds, default 300),
 ``key_prefix`` (default ``"brokerpool:"``; kombu's name ``global_keyprefix``
 is accepted for it), ``socket_timeout`` (seconds one
-command may take, default 10; two heartbeats when heartbeats are on) and
+command may take, default 10; two heartbeats when heartbeats are on),
 ``max_batch`` (messages one delivery call may take per consumer without a
-prefetch limit, default 100).
+prefetch limit, default 100), ``min_replicas`` (replicas a publish in
+confirm mode waits for with ``WAIT``; default 1 while the master has one)
+and ``replica_timeout`` (the longest that wait, default 2 s). The
+``sentinel://`` transport (:mod:`transports.redis.sentinel`) is this one on
+the master a Sentinel names.
 """
 
 from __future__ import annotations
