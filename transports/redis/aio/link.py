@@ -85,7 +85,7 @@ class AsyncLink:
         self.where = where
         self.settings = found
         self.uid = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self.prefix = found.key_prefix  # the script's first argument: the key layout's root
+        self.prefix = found.keyspace  # the script's first argument: the key layout's root
         self.on_broken: Callable[[BrokerError], None] | None = None
         self.on_notified: Callable[[], None] | None = None
         self._heartbeat = params.heartbeat
