@@ -81,6 +81,8 @@ _LAZY: dict[str, str] = {
     "ProducerPool": "pools",
     "parse_url": "broker.url.parse",
     "parse_urls": "broker.url.parse",
+    "instrument": "broker.instrumentation",
+    "uninstrument": "broker.instrumentation",
 }
 
 __all__ = [
@@ -131,8 +133,10 @@ __all__ = [
     "TLSVerificationError",
     "TransportNotFound",
     "binding",
+    "instrument",
     "parse_url",
     "parse_urls",
+    "uninstrument",
 ]
 
 

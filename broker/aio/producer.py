@@ -28,6 +28,7 @@ from broker.entities.base import PERSISTENT, normalize_delivery_mode
 from broker.entities.exchange import Exchange
 from broker.entities.queue import Queue
 from broker.errors import BrokerError, ConfigurationError, MessageUnroutable
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.confirms import DEFAULT_CONFIRM_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, Returned
 from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
 from transports.base_aio import AsyncChannel, AsyncConfirmingChannel
@@ -251,6 +252,12 @@ class Producer:
             )
         else:
             publish = self._publish
+        if instrumentation.active is not None:
+            await instrumentation.active.publish_async(self.connection, body, properties,
+                exchange_name, routing_key, lambda: publish(body, properties, exchange_name,
+                                                            routing_key, mandatory, declare,
+                                                            confirm_timeout))  # fmt: skip
+            return
         await publish(body, properties, exchange_name, routing_key, mandatory, declare,
                       confirm_timeout)  # fmt: skip
 

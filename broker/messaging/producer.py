@@ -30,6 +30,7 @@ from broker.errors import (
     MessageUnroutable,
     RecoverableChannelError,
 )
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.confirms import (
     DEFAULT_CONFIRM_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -338,6 +339,12 @@ class Producer:
         )
         if routing_key is None:
             routing_key = self.routing_key
+        if instrumentation.active is not None:
+            send = self._retrying(retry_policy) if retry else self._publish
+            instrumentation.active.publish(self._connection, body, properties, exchange_name,
+                routing_key, lambda: send(body, properties, exchange_name, routing_key, mandatory,
+                                          declare, confirm_timeout))  # fmt: skip
+            return
         channel = self._channel
         if retry or declare or channel is None or self._tracker is not None:
             publish = self._retrying(retry_policy) if retry else self._publish
