@@ -13,12 +13,10 @@ on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import Any
 
 from broker.instrumentation import hooks
-
-if TYPE_CHECKING:
-    from broker.instrumentation.otel import BrokerpoolInstrumentor
 
 __all__ = ["BrokerpoolInstrumentor", "instrument", "is_instrumented", "uninstrument"]
 
@@ -47,20 +45,24 @@ def is_instrumented() -> bool:
     return hooks.active is not None
 
 
-def _instrumentor() -> BrokerpoolInstrumentor:
+#: Where the OpenTelemetry side lives. It is loaded by name, on first use, so that this
+#: package -- which every layer imports for :mod:`~broker.instrumentation.hooks` --
+#: depends on nothing above it.
+_OTEL = "broker.instrumentation.otel"
+
+
+def _instrumentor() -> Any:
     try:
-        from broker.instrumentation.otel import BrokerpoolInstrumentor
+        otel = importlib.import_module(_OTEL)
     except ImportError as exc:
         raise ImportError(
             f"brokerpool's instrumentation needs OpenTelemetry's API ({exc}); "
             f"install it with: pip install 'brokerpool[otel]'"
         ) from exc
-    return BrokerpoolInstrumentor()
+    return otel.BrokerpoolInstrumentor()
 
 
 def __getattr__(name: str) -> Any:
     if name == "BrokerpoolInstrumentor":
-        from broker.instrumentation.otel import BrokerpoolInstrumentor
-
-        return BrokerpoolInstrumentor
+        return importlib.import_module(_OTEL).BrokerpoolInstrumentor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 
-from broker.instrumentation.otel import semconv
+import broker.instrumentation.otel.semconv as semconv
 from transports.base import RawMessage
 
 __all__ = ["HeaderGetter", "creation_context", "inject", "message_attributes"]

@@ -11,9 +11,9 @@ import threading
 import weakref
 from typing import Any
 
+import broker.instrumentation.otel.semconv as semconv
 from broker.aio.connection import Connection as AsyncConnection
 from broker.connection.connection import Connection
-from broker.instrumentation.otel import semconv
 from broker.url.targets import Target
 
 __all__ = ["Endpoints", "target_attributes"]

@@ -19,7 +19,15 @@ from broker.aio.pools.resource import ResourcePool as AsyncResourcePool
 from broker.instrumentation.hooks import PoolCounts
 from broker.instrumentation.otel.semconv import METRICS, POOL_API, POOL_KIND
 
-__all__ = ["Instruments", "PoolRegistry", "pool_attributes"]
+__all__ = ["DURATION_BUCKETS", "Instruments", "PoolRegistry", "pool_attributes"]
+
+#: Bucket bounds (seconds) advised for every duration histogram: a publish or a pool
+#: checkout takes microseconds to milliseconds, so the SDK's default bounds (0, 5, 10, 25...,
+#: made for milliseconds) would put everything in the first bucket.
+DURATION_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+)  # fmt: skip
 
 
 def pool_attributes(pool: PoolCounts) -> dict[str, Any]:
@@ -79,7 +87,12 @@ class Instruments:
 
         def histogram(name: str) -> Any:
             m = METRICS[name]
-            return meter.create_histogram(m.name, unit=m.unit, description=m.description)
+            return meter.create_histogram(
+                m.name,
+                unit=m.unit,
+                description=m.description,
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            )
 
         self.sent = counter("messaging.client.sent.messages")
         self.publish_duration = histogram("messaging.client.operation.duration")

@@ -33,9 +33,9 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
 
+import broker.instrumentation.otel.semconv as semconv
 from broker.errors import HeartbeatTimeout
 from broker.instrumentation.hooks import PoolCounts
-from broker.instrumentation.otel import semconv
 from broker.instrumentation.otel.carrier import creation_context, inject, message_attributes
 from broker.instrumentation.otel.endpoint import Endpoints, target_attributes
 from broker.instrumentation.otel.instruments import Instruments, pool_attributes
