@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -254,9 +255,8 @@ class Producer:
             publish = self._publish
         if instrumentation.active is not None:
             await instrumentation.active.publish_async(self.connection, body, properties,
-                exchange_name, routing_key, lambda: publish(body, properties, exchange_name,
-                                                            routing_key, mandatory, declare,
-                                                            confirm_timeout))  # fmt: skip
+                exchange_name, routing_key, functools.partial(publish, body, properties,
+                    exchange_name, routing_key, mandatory, declare, confirm_timeout))  # fmt: skip
             return
         await publish(body, properties, exchange_name, routing_key, mandatory, declare,
                       confirm_timeout)  # fmt: skip

@@ -14,6 +14,7 @@ again, under the same consumer tags, into the same callbacks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -178,7 +179,7 @@ class Consumer:
             if instrumentation.active is not None:
                 message = Message(raw, channel, accept, no_ack)
                 instrumentation.active.process(self._connection, raw, queue,
-                                               lambda: receive(message))  # fmt: skip
+                                               functools.partial(receive, message))  # fmt: skip
                 return
             on_message = self.on_message
             if on_message is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -341,9 +342,13 @@ class Producer:
             routing_key = self.routing_key
         if instrumentation.active is not None:
             send = self._retrying(retry_policy) if retry else self._publish
-            instrumentation.active.publish(self._connection, body, properties, exchange_name,
-                routing_key, lambda: send(body, properties, exchange_name, routing_key, mandatory,
-                                          declare, confirm_timeout))  # fmt: skip
+            # A partial, not a lambda: a closure would make publish's locals cells, a cost
+            # every publish would pay.
+            instrumentation.active.publish(
+                self._connection, body, properties, exchange_name, routing_key,
+                functools.partial(send, body, properties, exchange_name, routing_key, mandatory,
+                                  declare, confirm_timeout),
+            )  # fmt: skip
             return
         channel = self._channel
         if retry or declare or channel is None or self._tracker is not None:

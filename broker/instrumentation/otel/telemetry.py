@@ -98,6 +98,9 @@ class OpenTelemetryHooks:
             kind=SpanKind.PRODUCER,
             attributes=attributes,
         )
+        if not span.get_span_context().is_valid:
+            # A no-op tracer: there is no context to carry or to make current.
+            return span, metric_attributes, None
         context = trace.set_span_in_context(span)
         inject(properties, context)
         return span, metric_attributes, otel_context.attach(context)
@@ -105,7 +108,8 @@ class OpenTelemetryHooks:
     def _end_publish(
         self, span: Span, attributes: dict[str, Any], token: Any, started: float
     ) -> None:
-        otel_context.detach(token)
+        if token is not None:
+            otel_context.detach(token)
         span.end()
         self.metrics.publish_duration.record(_clock() - started, attributes)
         self.metrics.sent.add(1, attributes)
