@@ -98,6 +98,8 @@ _LAZY: dict[str, str] = {
     "uuid": "broker.messaging.common",
     "enable_insecure_serializers": "broker.messaging.serialization",
     "disable_insecure_serializers": "broker.messaging.serialization",
+    "instrument": "broker.instrumentation",
+    "uninstrument": "broker.instrumentation",
 }
 
 __all__ = [
@@ -157,8 +159,10 @@ __all__ = [
     "disable_insecure_serializers",
     "enable_insecure_serializers",
     "eventloop",
+    "instrument",
     "parse_url",
     "parse_urls",
+    "uninstrument",
     "uuid",
 ]
 

@@ -59,6 +59,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from broker.errors import ConfigurationError, LimitExceeded
+from broker.instrumentation import hooks as instrumentation
 from broker.timeouts import check_timeout
 from pools.decide import SERVED, Entry, Outcome, Plan, PoolState
 from pools.fork import PROCESS, abandon, register
@@ -166,6 +167,8 @@ class ResourcePool(Generic[T]):
         # Whether checkouts and returns need the time even when no one waits.
         self._deadlines = self._state.deadlines
         register(self._reset_after_fork)
+        if instrumentation.active is not None:
+            instrumentation.active.pool_created(self)
         if n_preload:
             self._preload(n_preload)
 
@@ -291,10 +294,15 @@ class ResourcePool(Generic[T]):
             assert waiter is not None
             try:
                 plan = self._wait(waiter, timeout)
-            except BaseException:
+            except BaseException as exc:
                 self._withdraw(waiter)
+                if instrumentation.active is not None:
+                    waited = self._clock() - waiter.since
+                    instrumentation.active.pool_waited(self, waited, isinstance(exc, LimitExceeded))
                 raise
             now = self._clock()
+            if instrumentation.active is not None:
+                instrumentation.active.pool_waited(self, now - waiter.since, False)
         outcome = plan.outcome
         if outcome is Outcome.LEND and plan.entry is not None:
             return plan.entry, now

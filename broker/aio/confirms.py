@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from broker.errors import ConfirmTimeout, RecoverableChannelError
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.confirms import (
     DEFAULT_CONFIRM_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -90,6 +91,8 @@ class ConfirmTracker(ConfirmLedger):
             ConfirmTimeout: not settled within ``timeout`` seconds.
             broker.errors.RecoverableConnectionError: the link went down meanwhile.
         """
+        if tag not in self.pending:
+            return
         deadline = time.monotonic() + timeout
         while tag in self.pending:
             remaining = deadline - time.monotonic()
@@ -101,6 +104,9 @@ class ConfirmTracker(ConfirmLedger):
                 if tag in self.pending:
                     raise _timeout(1, timeout, is_blocked()) from None
             self._check_open()
+        if instrumentation.active is not None:
+            waited = time.monotonic() - deadline + timeout
+            instrumentation.active.confirmed(waited, False, tag in self.nacked)
 
     async def wait_below(self, count: int, deadline: float, drain: Drain) -> bool:
         """Wait until at most ``count`` publishes are outstanding; False at ``deadline``."""
@@ -201,6 +207,9 @@ class ConfirmBatch(BatchOutcome):
             self._settle()
         if exc_type is not None:
             return
+        if instrumentation.active is not None:
+            took = time.monotonic() - self._deadline + self.timeout
+            instrumentation.active.confirmed(took, True, bool(self.nacked))
         on_return = self.producer.on_return
         if on_return is not None:
             for returned in self.returned:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import inspect
 import itertools
 import logging
@@ -37,6 +38,7 @@ from broker.aio.declare import maybe_declare
 from broker.aio.message import Message
 from broker.entities.queue import Queue
 from broker.errors import BrokerError, ChannelError, ConfigurationError
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.serialization import prepare_accept
 from transports.base_aio import AsyncChannel, TimeSlice
 
@@ -222,6 +224,8 @@ class Consumer:
                 continue
             if isinstance(item, BaseException):
                 raise item
+            if instrumentation.active is not None:
+                self._report_received(instrumentation.active, item)
             yield item
 
     async def get(self, timeout: float | None = None) -> Message:
@@ -242,6 +246,8 @@ class Consumer:
                     raise item
                 if item is not _END:
                     message: Message = item
+                    if instrumentation.active is not None:
+                        self._report_received(instrumentation.active, message)
                     return message
 
     def ready(self) -> int:
@@ -253,6 +259,8 @@ class Consumer:
         while not self._inbox.empty():
             item = self._inbox.get_nowait()
             if isinstance(item, Message):
+                if instrumentation.active is not None:
+                    self._report_received(instrumentation.active, item)
                 return item
         return None
 
@@ -265,9 +273,24 @@ class Consumer:
                     return
                 continue
             try:
-                await self._deliver(item)
+                if instrumentation.active is not None:
+                    await instrumentation.active.process_async(self.connection, item.raw,
+                        self._queue_of(item), functools.partial(self._deliver, item))  # fmt: skip
+                else:
+                    await self._deliver(item)
             except Exception:
                 logger.exception("%r: a callback failed on %r", self, item)
+
+    def _queue_of(self, message: Message) -> str:
+        """The name of the queue ``message`` was consumed from (by its consumer tag)."""
+        tag = message.delivery_info.get("consumer_tag")
+        for queue in self.queues:
+            if self._tags.get(id(queue)) == tag:
+                return queue.name
+        return ""
+
+    def _report_received(self, hooks: instrumentation.Hooks, message: Message) -> None:
+        hooks.received(self.connection, message.raw, self._queue_of(message))
 
     async def _deliver(self, message: Message) -> None:
         on_message = self.on_message

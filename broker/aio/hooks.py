@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from broker.connection.callbacks import LifecycleCallbacks
+from broker.instrumentation import hooks as instrumentation
 
 __all__ = ["Hooks"]
 
@@ -73,6 +74,8 @@ class Hooks(Generic[C]):
 
     async def opened(self, conn: C) -> None:
         """Run the ``on_open`` hooks."""
+        if instrumentation.active is not None:
+            instrumentation.active.connection_opened(conn)
         for hook in list(self.lists.on_open):
             await _settle(hook(conn))
 
@@ -89,6 +92,8 @@ class Hooks(Generic[C]):
     async def closed(self, conn: C, exc: BaseException | None) -> None:
         """Run the ``on_close`` hooks; the link is gone, and with it any blocked state."""
         self.link_gone()
+        if instrumentation.active is not None:
+            instrumentation.active.connection_closed(conn, exc)
         for hook in list(self.lists.on_close):
             await _settle(hook(conn, exc))
 
@@ -97,6 +102,8 @@ class Hooks(Generic[C]):
     def closed_soon(self, conn: C, exc: BaseException | None) -> None:
         """:meth:`closed`, from a plain callback: coroutine hooks run as tasks."""
         self.link_gone()
+        if instrumentation.active is not None:
+            instrumentation.active.connection_closed(conn, exc)
         for hook in list(self.lists.on_close):
             self._fire(hook(conn, exc))
 
@@ -121,7 +128,9 @@ class Hooks(Generic[C]):
         self._unblock()
 
     def _unblock(self) -> None:
-        self._blocked_since = None
+        since, self._blocked_since = self._blocked_since, None
+        if since is not None and instrumentation.active is not None:
+            instrumentation.active.connection_unblocked(time.monotonic() - since)
         timer, self._blocked_timer = self._blocked_timer, None
         if timer is not None:
             timer.cancel()

@@ -10,6 +10,7 @@ report ``acknowledged`` from the start and acking them does nothing.
 
 from __future__ import annotations
 
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.message import ACK, REJECTED, REQUEUED, Received
 from broker.messaging.serialization import DEFAULT_ACCEPT
 from transports.base import RawMessage
@@ -52,6 +53,8 @@ class Message(Received):
             except BaseException:
                 self.unsettle()
                 raise
+            if instrumentation.active is not None:
+                instrumentation.active.settled(self.channel.owner, self.raw, "ack")
 
     async def reject(self, requeue: bool = False) -> None:
         """Reject the message; the broker drops (or dead-letters) it unless ``requeue``.
@@ -65,6 +68,9 @@ class Message(Received):
             except BaseException:
                 self.unsettle()
                 raise
+            if instrumentation.active is not None:
+                operation = "requeue" if requeue else "reject"
+                instrumentation.active.settled(self.channel.owner, self.raw, operation)
 
     async def requeue(self) -> None:
         """Give the message back to its queue for redelivery."""

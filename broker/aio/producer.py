@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from broker.entities.base import PERSISTENT, normalize_delivery_mode
 from broker.entities.exchange import Exchange
 from broker.entities.queue import Queue
 from broker.errors import BrokerError, ConfigurationError, MessageUnroutable
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.confirms import DEFAULT_CONFIRM_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, Returned
 from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
 from transports.base_aio import AsyncChannel, AsyncConfirmingChannel
@@ -251,6 +253,11 @@ class Producer:
             )
         else:
             publish = self._publish
+        if instrumentation.active is not None:
+            await instrumentation.active.publish_async(self.connection, body, properties,
+                exchange_name, routing_key, functools.partial(publish, body, properties,
+                    exchange_name, routing_key, mandatory, declare, confirm_timeout))  # fmt: skip
+            return
         await publish(body, properties, exchange_name, routing_key, mandatory, declare,
                       confirm_timeout)  # fmt: skip
 

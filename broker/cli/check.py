@@ -12,6 +12,7 @@ from broker.cli.output import dump_json, error_line, say
 from broker.cli.support import add_timeout_argument, connect, server_facts
 from broker.connection.connection import Connection
 from broker.errors import BrokerError, ChannelError
+from broker.instrumentation import hooks as instrumentation
 
 __all__ = ["add_check_parser", "measure_round_trip", "run_check"]
 
@@ -52,7 +53,19 @@ def add_check_parser(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Connect, gather the server facts and the round-trip time, print them."""
+    """Connect, gather the server facts and the round-trip time, print them.
+
+    When instrumented, the whole check is one span, and its trace id is printed.
+    """
+    hooks = instrumentation.active
+    if hooks is None:
+        return _check(args, None)
+    with hooks.span("check") as trace_id:
+        return _check(args, trace_id)
+
+
+def _check(args: argparse.Namespace, trace_id: str | None) -> int:
+    traced = {"trace_id": trace_id} if trace_id is not None else {}
     started = time.perf_counter()
     try:
         conn = connect(
@@ -60,7 +73,9 @@ def run_check(args: argparse.Namespace) -> int:
         )
     except BrokerError as exc:
         if args.json:
-            dump_json({"ok": False, "error": error_line(exc)})
+            dump_json({"ok": False, "error": error_line(exc), **traced})
+        elif trace_id is not None:
+            say(f"trace         {trace_id}")
         raise
     connect_time = time.perf_counter() - started
     with conn:
@@ -75,6 +90,7 @@ def run_check(args: argparse.Namespace) -> int:
             facts["latency_ms"] = None
             facts["latency_unavailable"] = error_line(exc)
         facts["alternates"] = conn.describe_alternates().split(";")
+        facts.update(traced)
     if args.json:
         dump_json({"ok": True, **facts})
     else:
@@ -128,6 +144,8 @@ def _print_facts(facts: dict[str, Any]) -> None:
     ]
     if len(facts["alternates"]) > 1:
         lines.append(f"alternates    {'; '.join(facts['alternates'])}")
+    if facts.get("trace_id"):
+        lines.append(f"trace         {facts['trace_id']}")
     say("\n".join(lines))
 
 

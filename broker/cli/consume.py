@@ -12,6 +12,7 @@ from broker.cli.arguments import integer
 from broker.cli.output import dump_json, printable, say
 from broker.cli.support import add_timeout_argument, connect
 from broker.connection.connection import Connection
+from broker.instrumentation import hooks as instrumentation
 
 __all__ = ["add_consume_parser", "run_consume"]
 
@@ -59,14 +60,20 @@ def _message_json(message: Any) -> dict[str, Any]:
     return out
 
 
-def _print_message(message: Any, as_json: bool) -> None:
+def _print_message(message: Any, as_json: bool, trace_id: str | None = None) -> None:
     if as_json:
-        dump_json(_message_json(message))
+        out = _message_json(message)
+        if trace_id is not None:
+            out["trace_id"] = trace_id
+        dump_json(out)
         return
     body = message.body
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
     # Invalid UTF-8 shows as \xNN; --json has the exact bytes.
     say(printable(data.decode("utf-8", "backslashreplace")))
+    if trace_id is not None:
+        # On stderr: stdout stays one line per body.
+        sys.stderr.write(f"brokerpool: trace {trace_id}\n")
 
 
 def run_consume(args: argparse.Namespace) -> int:
@@ -92,14 +99,27 @@ def _consume(conn: Connection, args: argparse.Namespace, deadline: float) -> int
         channel.basic_qos(0, min(args.count, 65535), False)
     got = 0
 
+    def handle(message: Any) -> None:
+        hooks = instrumentation.active
+        if hooks is None:
+            _print_message(message, args.json)
+        else:  # the message's own trace, continued by the process span around this
+            _print_message(message, args.json, hooks.current_trace_id())
+        if args.ack:
+            channel.basic_ack(message.delivery_tag)
+            if hooks is not None:
+                hooks.settled(conn, message, "ack")
+
     def on_message(message: Any) -> None:
         nonlocal got
         if args.count is not None and got >= args.count:
             return  # prefetched beyond the count: left unacked, so requeued at close
         got += 1
-        _print_message(message, args.json)
-        if args.ack:
-            channel.basic_ack(message.delivery_tag)
+        hooks = instrumentation.active
+        if hooks is None:
+            handle(message)
+        else:
+            hooks.process(conn, message, args.queue, lambda: handle(message))
 
     channel.basic_consume(queue=args.queue, callback=on_message)
     while args.count is None or got < args.count:

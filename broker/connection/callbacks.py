@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
+from broker.instrumentation import hooks as instrumentation
 from broker.timeouts import check_seconds
 
 __all__ = ["LifecycleCallbacks"]
@@ -90,6 +91,8 @@ class LifecycleCallbacks(Generic[C]):
     def opened(self, conn: C) -> None:
         """Run the ``on_open`` hooks; the calling thread now owns the connection."""
         self._owner = threading.get_ident()
+        if instrumentation.active is not None:
+            instrumentation.active.connection_opened(conn)
         for hook in self.on_open:
             hook(conn)
 
@@ -105,6 +108,9 @@ class LifecycleCallbacks(Generic[C]):
 
     def closed(self, conn: C, exc: BaseException | None) -> None:
         """Run the ``on_close`` hooks; the link is gone, and with it any blocked state."""
+        if instrumentation.active is not None:
+            self._report_unblocked()
+            instrumentation.active.connection_closed(conn, exc)
         self._blocked_since = None
         for hook in self.on_close:
             hook(conn, exc)
@@ -137,9 +143,16 @@ class LifecycleCallbacks(Generic[C]):
 
     def unblocked(self) -> None:
         """``connection.unblocked`` arrived: run the ``on_unblocked`` hooks."""
+        if instrumentation.active is not None:
+            self._report_unblocked()
         self._blocked_since = None
         for hook in self.on_unblocked:
             hook()
+
+    def _report_unblocked(self) -> None:
+        since = self._blocked_since
+        if since is not None and instrumentation.active is not None:
+            instrumentation.active.connection_unblocked(time.monotonic() - since)
 
     @property
     def is_blocked(self) -> bool:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from broker.errors import ConfigurationError
+from broker.instrumentation import hooks as instrumentation
 from broker.url.targets import Target
 
 __all__ = [
@@ -153,7 +154,9 @@ class Failover:
     def advance(self) -> None:
         """Make the next alternate current; with a single one, nothing changes."""
         if len(self._targets) > 1:
-            self._current = self._next()
+            previous, self._current = self._current, self._next()
+            if instrumentation.active is not None and previous is not self._current:
+                instrumentation.active.failed_over(previous, self._current)
         self._moves += 1
 
     def refresh(self) -> None:

@@ -41,6 +41,7 @@ from broker.errors import (
     MessageNacked,
     MessageUnroutable,
 )
+from broker.instrumentation import hooks as instrumentation
 from broker.timeouts import check_seconds
 
 if TYPE_CHECKING:
@@ -241,6 +242,9 @@ class ConfirmTracker(ConfirmLedger):
             except TimeoutError:
                 if tag in self.pending:
                     raise _timeout(1, timeout, is_blocked()) from None
+        if instrumentation.active is not None:
+            waited = time.monotonic() - deadline + timeout
+            instrumentation.active.confirmed(waited, False, tag in self.nacked)
 
     def wait_below(self, count: int, deadline: float, drain: Drain) -> bool:
         """Read until at most ``count`` publishes are outstanding; False at ``deadline``."""
@@ -447,6 +451,9 @@ class ConfirmBatch(BatchOutcome):
             self.producer.discard_channel()
         if exc_type is not None:
             return
+        if instrumentation.active is not None:
+            took = time.monotonic() - self._deadline + self.timeout
+            instrumentation.active.confirmed(took, True, bool(self.nacked))
         on_return = self.producer.on_return
         if on_return is not None:
             for returned in self.returned:

@@ -14,6 +14,7 @@ again, under the same consumer tags, into the same callbacks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 from broker.entities.owner import ChannelOwner, as_owner, owner_of
 from broker.entities.queue import Queue, maybe_declare
 from broker.errors import BrokerError, ChannelError, ConfigurationError
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.message import Message
 from broker.messaging.serialization import prepare_accept
 
@@ -162,18 +164,23 @@ class Consumer:
             queue=queue.name,
             consumer_tag=tag,
             no_ack=no_ack,
-            callback=self._callback_for(self.channel, no_ack),
+            callback=self._callback_for(self.channel, no_ack, queue.name),
             arguments=queue.consumer_arguments,
             on_cancel=self._on_broker_cancel,
         )
         self._active[key] = tag
 
-    def _callback_for(self, channel: Any, no_ack: bool) -> Callable[[Any], None]:
+    def _callback_for(self, channel: Any, no_ack: bool, queue: str) -> Callable[[Any], None]:
         # Bound to the channel of this basic_consume: acks must go back there,
         # even if the consumer has moved on to another channel since.
         receive, accept = self._receive, self.accept
 
         def on_delivery(raw: Any) -> None:
+            if instrumentation.active is not None:
+                message = Message(raw, channel, accept, no_ack)
+                instrumentation.active.process(self._connection, raw, queue,
+                                               functools.partial(receive, message))  # fmt: skip
+                return
             on_message = self.on_message
             if on_message is not None:
                 on_message(Message(raw, channel, accept, no_ack))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from broker.errors import MessageStateError
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.serialization import COMPRESSION_HEADER, DEFAULT_ACCEPT, decompress, loads
 
 if TYPE_CHECKING:
@@ -227,6 +228,8 @@ class Message(Received):
         except BaseException:
             self._state = RECEIVED
             raise
+        if instrumentation.active is not None:
+            instrumentation.active.settled(self.channel.owner, self.raw, "ack")
 
     def reject(self, requeue: bool = False) -> None:
         """Reject the message; the broker drops it (or dead-letters it) unless ``requeue``.
@@ -240,6 +243,9 @@ class Message(Received):
             except BaseException:
                 self._state = RECEIVED
                 raise
+            if instrumentation.active is not None:
+                operation = "requeue" if requeue else "reject"
+                instrumentation.active.settled(self.channel.owner, self.raw, operation)
 
     def requeue(self) -> None:
         """Give the message back to its queue for redelivery.

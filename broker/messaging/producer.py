@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -30,6 +31,7 @@ from broker.errors import (
     MessageUnroutable,
     RecoverableChannelError,
 )
+from broker.instrumentation import hooks as instrumentation
 from broker.messaging.confirms import (
     DEFAULT_CONFIRM_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -344,6 +346,16 @@ class Producer:
         )
         if routing_key is None:
             routing_key = self.routing_key
+        if instrumentation.active is not None:
+            send = self._retrying(retry_policy) if retry else self._publish
+            # A partial, not a lambda: a closure would make publish's locals cells, a cost
+            # every publish would pay.
+            instrumentation.active.publish(
+                self._connection, body, properties, exchange_name, routing_key,
+                functools.partial(send, body, properties, exchange_name, routing_key, mandatory,
+                                  declare, confirm_timeout),
+            )  # fmt: skip
+            return
         channel = self._channel
         if retry or declare or channel is None or self._tracker is not None:
             publish = self._retrying(retry_policy) if retry else self._publish

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from broker.errors import BrokerError, ConfigurationError, LimitExceeded
+from broker.instrumentation import hooks as instrumentation
 
 __all__ = ["Acquisition", "Lease", "ResourcePool"]
 
@@ -120,6 +122,8 @@ class ResourcePool(Generic[T]):
         self._in_use = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.is_closed = False
+        if instrumentation.active is not None:
+            instrumentation.active.pool_created(self)
 
     # -- counts ---------------------------------------------------------------------
 
@@ -177,7 +181,10 @@ class ResourcePool(Generic[T]):
         if self.limit is not None and self._in_use >= self.limit:
             if not block:
                 raise self._error(f"{self._limit_text()}")
-            await self._wait_for_room(timeout)
+            if instrumentation.active is not None:
+                await self._timed_wait(instrumentation.active, timeout)
+            else:
+                await self._wait_for_room(timeout)
         self._in_use += 1  # taken in the same step as the check: nobody else got it
         try:
             item = await self._checkout()
@@ -213,6 +220,15 @@ class ResourcePool(Generic[T]):
                             self._waiters.remove(waiter)
         except TimeoutError:
             raise self._error(f"{self._limit_text()} (waited {timeout} s)") from None
+
+    async def _timed_wait(self, hooks: instrumentation.Hooks, timeout: float | None) -> None:
+        started = time.monotonic()
+        try:
+            await self._wait_for_room(timeout)
+        except LimitExceeded:
+            hooks.pool_waited(self, time.monotonic() - started, True)
+            raise
+        hooks.pool_waited(self, time.monotonic() - started, False)
 
     def _wake_next(self) -> None:
         while self._waiters:
