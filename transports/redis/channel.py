@@ -305,6 +305,9 @@ class RedisChannel:
     def confirm_select(self, nowait: bool = False) -> None:
         """Accepted: a publish is confirmed when the script returns."""
 
+    def wait_confirms(self, timeout: float) -> None:
+        """Nothing to wait for: every publish was confirmed when it returned."""
+
     def buffered_writes(self) -> base.WriteHold:
         """Nothing to hold: a publish is one script call, done when it returns."""
         return UNBUFFERED
