@@ -132,10 +132,10 @@ def test_deliveries_acked_rejected_and_requeued_from_worker_threads(
     conn: Connection, shared_queue: str
 ) -> None:
     total = 400
-    with Producer(conn, routing_key=shared_queue, confirm_publish=True) as producer:
-        with producer.confirms():
-            for n in range(total):
-                producer.publish(str(n).encode())
+    producer = Producer(conn, routing_key=shared_queue, confirm_publish=True)
+    with producer, producer.confirms():
+        for n in range(total):
+            producer.publish(str(n).encode())
     handed: queues.Queue[Message | None] = queues.Queue()
     settled: list[str] = []
     redelivered: list[bytes] = []

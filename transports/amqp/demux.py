@@ -118,7 +118,10 @@ class Demux:
         self._mutex = threading.Lock()
         self._slots: dict[int, _Slot] = {}
         self._pending: dict[int, _Slot] = {}  # slots with a non-empty inbox, oldest first
-        self._leader: int | None = None
+        # Held by the thread reading (the leader). A thread that registers as a
+        # sleeper looks at it again before sleeping, and a leader stepping down
+        # looks for sleepers after letting go: one of the two always sees the other.
+        self._lead = threading.Lock()
         self._sleepers: dict[int, _Waiter] = {}
         self._drainers: dict[int, threading.Thread] = {}
         self._connection_events = 0
@@ -173,7 +176,7 @@ class Demux:
     @property
     def is_reading(self) -> bool:
         """Whether a thread reads the socket now (no lock: a hint)."""
-        return self._leader is not None
+        return self._lead.locked()
 
     def route(self, channel_id: int, item: Item) -> None:
         """The leader read a method of channel ``channel_id``: queue it, wake who may take it."""
@@ -240,27 +243,22 @@ class Demux:
                 self._drainers[me] = threading.current_thread()
         leading = False
         while True:
+            if leading:
+                self._step_down()
+                leading = False
             wake: _Waiter | None = None
             waiter: _Waiter | None = None
             with self._mutex:
-                if leading:
-                    self._leader = None
-                    leading = False
                 failure = self._failure
                 found = None if failure is not None else self._take_locked(scope, me)
                 happened = scope <= CONNECTION and self._connection_events != seen
                 if failure is None and found is None and not happened:
-                    if self._leader is None:
-                        self._leader = me
-                        leading = True
-                    else:
-                        waiter = _Waiter(me, scope)
-                        self._sleepers[me] = waiter
-                        if scope > 0:
-                            slot = self._slots.get(scope)
-                            if slot is not None:
-                                slot.waiter = waiter
-                if self._leader is None:
+                    leading = self._lead.acquire(False)
+                    if not leading:
+                        waiter = self._sleep_locked(me, scope)
+                elif self._sleepers and not self._lead.locked():
+                    # Leaving while nobody reads: a sleeper must lead (this thread
+                    # may have been the one woken to do it).
                     wake = self._promote_locked()
             if wake is not None:
                 wake.event.set()
@@ -296,6 +294,9 @@ class Demux:
                 if found is not None:
                     return found
                 raise TimeoutError("timed out")
+            if not self._lead.locked():
+                self._forget(waiter, scope)  # the reader stepped down meanwhile: lead
+                continue
             waiter.event.wait(
                 FOLLOWER_SLICE if remaining is None else min(remaining, FOLLOWER_SLICE)
             )
@@ -305,20 +306,17 @@ class Demux:
         """Without waiting: read what has arrived (if nobody reads), take one event of ``scope``.
 
         ``read_ready()`` reads and routes the frames already received, if any.
+        The publish path: when nobody reads and nothing waits, this costs one
+        lock attempt and what ``read_ready`` costs.
         """
-        if self._leader is None:
-            with self._mutex:
-                lead = self._leader is None and self._failure is None
-                if lead:
-                    self._leader = threading.get_ident()
-            if lead:
-                try:
-                    read_ready()
-                except BaseException as exc:
-                    self.fail(exc)
-                    raise
-                finally:
-                    self._step_down()
+        if self._failure is None and self._lead.acquire(False):
+            try:
+                read_ready()
+            except BaseException as exc:
+                self.fail(exc)
+                raise
+            finally:
+                self._step_down()
         slot = self._slots.get(scope)
         if slot is None or not slot.inbox:
             if self._failure is not None:
@@ -381,10 +379,22 @@ class Demux:
                 return waiter
         return None
 
+    def _sleep_locked(self, me: int, scope: int) -> _Waiter:
+        waiter = _Waiter(me, scope)
+        self._sleepers[me] = waiter
+        if scope > 0:
+            slot = self._slots.get(scope)
+            if slot is not None:
+                slot.waiter = waiter
+        return waiter
+
     def _step_down(self) -> None:
+        """The leader stops reading; a sleeper, if any, is woken to take over."""
+        self._lead.release()
+        if not self._sleepers:
+            return
         with self._mutex:
-            self._leader = None
-            wake = self._promote_locked()
+            wake = None if self._lead.locked() else self._promote_locked()
         if wake is not None:
             wake.event.set()
 
@@ -404,7 +414,7 @@ class Demux:
     def __repr__(self) -> str:
         with self._mutex:
             queued = sum(len(slot.inbox) for slot in self._pending.values())
-            leader = "reading" if self._leader is not None else "idle"
+            leader = "reading" if self._lead.locked() else "idle"
             failed = " failed" if self._failure is not None else ""
             return (
                 f"<Demux {leader} channels={len(self._slots)} queued={queued} "

@@ -456,8 +456,6 @@ class Driver(ConnectionAdapter):
         demux = self.demux
         if demux is None:
             return
-        if demux.is_reading and not demux.has_events(channel_id):
-            return
         got = demux.poll(channel_id, self._read_arrived)
         while got is not None:
             self._dispatch(got)
