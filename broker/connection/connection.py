@@ -531,8 +531,15 @@ class Connection(ChannelOwner):
         the attempt's own timeout is cut to ``timeout`` seconds. After the
         link opens, the ``on_open`` hooks run, the recovery record is replayed
         (on a reconnect) and the ``on_connect`` hooks run; if any of that
-        fails, the link is dropped again and the error raised.
+        fails, the link is dropped again and the error raised. With a live
+        link already (another thread connected first) it does nothing, so
+        threads recovering from one lost link make one new link.
         """
+        with self._link_lock:
+            if not self.connected:
+                self._connect_once(timeout)
+
+    def _connect_once(self, timeout: float | None) -> None:
         target = self._failover.current
         params = target.params
         if timeout is not None and (

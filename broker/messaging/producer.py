@@ -183,7 +183,10 @@ class Producer:
             conn = self._connection
             if conn is None:
                 raise ConfigurationError("this producer has no channel: revive() it first")
-            if self.confirm_publish or self._batch is not None:
+            if self.confirm_publish or self._batch is not None or not self._follows_default:
+                # A channel of its own: confirm mode numbers every publish on a
+                # channel, and a producer given a channel of its own (one thread's)
+                # must not move onto the shared default channel after a reconnect.
                 channel = conn.channel()
                 self._owns_channel = True
             else:
@@ -527,8 +530,8 @@ class Producer:
             if owner is not None:
                 self._connection = owner
         self._release_channel()
-        confirming = self.confirm_publish or self._batch is not None
-        if channel is not None and (not confirming or not self._is_shared(channel)):
+        private = self.confirm_publish or self._batch is not None or not self._follows_default
+        if channel is not None and (not private or not self._is_shared(channel)):
             self._attach(channel)
 
     def _release_channel(self) -> None:

@@ -19,7 +19,9 @@ Who may take a channel's events (a *scope* says what a thread waits for):
 * otherwise a thread draining the connection (scope :data:`DRAIN`) takes
   the events of the channels it used last; and of a channel that consumes,
   also when the thread that used it last does not drain this connection
-  (consumers set up on one thread and drained on another);
+  (consumers set up on one thread and drained on another, or revived by a
+  reconnect on a thread that does not drain); that channel then counts as
+  the draining thread's, so its callbacks stay on one thread;
 * connection-level methods (channel 0: ``connection.blocked``, ``close``)
   are dispatched by the leader as it reads them; a thread waiting for one
   (scope :data:`CONNECTION`, e.g. the close handshake) is woken.
@@ -337,6 +339,10 @@ class Demux:
             return None
         for channel_id, slot in self._pending.items():
             if slot.claimed is None and self._may_drain_locked(slot, me):
+                # A consumer nobody drains for is this thread's from now on: its
+                # callbacks stay on one thread (after a reconnect, say, when the
+                # thread that revived the consumer does not drain).
+                slot.user = me
                 return channel_id, self._pop_locked(channel_id, slot)
         return None
 
