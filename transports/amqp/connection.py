@@ -242,12 +242,15 @@ class AmqpConnection(base.TransportConnection):
         sock = transport.sock
         if sock is None or sock.fileno() < 0:
             return False
+        make_poller = getattr(select, "poll", None)
+        if make_poller is None:  # eventlet's monkey patching removes select.poll
+            return _socket_alive_select(sock)
         with self._verify_lock:
             poller = self._poller
             if poller is None:
                 # Pools verify on every checkout: one registered poller makes the
                 # common case a single poll(0) system call.
-                poller = self._poller = select.poll()
+                poller = self._poller = make_poller()
                 poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
             return _socket_alive(sock, poller)
 
@@ -321,6 +324,21 @@ class AmqpConnection(base.TransportConnection):
         logger.info("%s unblocked this connection", self.display_url)
         if self._on_unblocked is not None:
             self._on_unblocked()
+
+
+def _socket_alive_select(sock: socket.socket) -> bool:
+    readable, _, broken = select.select([sock], [], [sock], 0)
+    if broken:
+        return False
+    if readable:
+        try:
+            data = socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return bool(data)
+    return True
 
 
 def _socket_alive(sock: socket.socket, poller: select.poll) -> bool:

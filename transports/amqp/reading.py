@@ -65,8 +65,11 @@ class BufferedReads:
         self._data = b""
         self._pos = 0
         self.fills = 0  # recv calls made (for tests and repr)
-        self._poller = select.poll()
-        self._poller.register(self._socket, _READABLE)
+        # eventlet's monkey patching removes select.poll; select.select remains.
+        make_poller = getattr(select, "poll", None)
+        self._poller = make_poller() if make_poller is not None else None
+        if self._poller is not None:
+            self._poller.register(self._socket, _READABLE)
         self._diverted = RawReads(transport, self.recv)
 
     @property
@@ -76,9 +79,16 @@ class BufferedReads:
 
     def readable(self, timeout: float | None) -> bool:
         """Whether a read would find something within ``timeout`` seconds (0: now)."""
-        if self.buffered or (self._tls and self._socket.pending()):
+        if self.buffered or (self._tls and self._pending()):
             return True
-        return bool(self._poller.poll(None if timeout is None else max(timeout, 0.0) * 1000.0))
+        wait = None if timeout is None else max(timeout, 0.0)
+        if self._poller is None:
+            return bool(select.select([self._socket], [], [], wait)[0])
+        return bool(self._poller.poll(None if wait is None else wait * 1000.0))
+
+    def _pending(self) -> int:
+        with self._guard:
+            return int(self._socket.pending())
 
     def recv(self, n: int) -> bytes:
         """Up to ``n`` bytes; ``b''`` at the end of the stream.
