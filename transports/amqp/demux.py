@@ -244,65 +244,77 @@ class Demux:
             with self._mutex:
                 self._drainers[me] = threading.current_thread()
         leading = False
-        while True:
+        try:
+            while True:
+                found, done, waiter = self._look(scope, me, seen, leading)
+                if waiter is None and not done:
+                    leading = True  # (still) the leader: read on
+                if done:
+                    return found
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if leading:
+                    wait = remaining if remaining is None or remaining > 0 else 0.0
+                    if slice_ is not None and (wait is None or slice_ < wait):
+                        wait = slice_
+                    try:
+                        read(wait)
+                    except TimeoutError:
+                        if deadline is not None and time.monotonic() >= deadline:
+                            found = self._last_look(scope, me)
+                            if found is not None:
+                                return found
+                            raise
+                    except BaseException as exc:
+                        self.fail(exc)
+                        raise
+                    continue
+                assert waiter is not None
+                if remaining is not None and remaining <= 0:
+                    self._forget(waiter, scope)
+                    found = self._last_look(scope, me)
+                    if found is not None:
+                        return found
+                    raise TimeoutError("timed out")
+                if not self._lead.locked():
+                    self._forget(waiter, scope)  # the reader stepped down meanwhile: lead
+                    continue
+                waiter.event.wait(
+                    FOLLOWER_SLICE if remaining is None else min(remaining, FOLLOWER_SLICE)
+                )
+                self._forget(waiter, scope)
+        finally:
             if leading:
                 self._step_down()
-                leading = False
-            wake: _Waiter | None = None
-            waiter: _Waiter | None = None
-            with self._mutex:
-                failure = self._failure
-                found = None if failure is not None else self._take_locked(scope, me)
-                happened = scope <= CONNECTION and self._connection_events != seen
-                if failure is None and found is None and not happened:
-                    leading = self._lead.acquire(False)
-                    if not leading:
-                        waiter = self._sleep_locked(me, scope)
-                elif self._sleepers and not self._lead.locked():
-                    # Leaving while nobody reads: a sleeper must lead (this thread
-                    # may have been the one woken to do it).
-                    wake = self._promote_locked()
-            if wake is not None:
-                wake.event.set()
-            if failure is not None:
-                raise ConnectionLost(failure)
-            if found is not None:
-                return found
-            if not leading and waiter is None:
-                return None  # a connection-level method was dispatched
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if leading:
-                wait = remaining if remaining is None or remaining > 0 else 0.0
-                if slice_ is not None and (wait is None or slice_ < wait):
-                    wait = slice_
-                try:
-                    read(wait)
-                except TimeoutError:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        self._step_down()
-                        found = self._last_look(scope, me)
-                        if found is not None:
-                            return found
-                        raise
-                except BaseException as exc:
-                    self.fail(exc)
-                    self._step_down()
-                    raise
-                continue
-            assert waiter is not None
-            if remaining is not None and remaining <= 0:
-                self._forget(waiter, scope)
-                found = self._last_look(scope, me)
-                if found is not None:
-                    return found
-                raise TimeoutError("timed out")
-            if not self._lead.locked():
-                self._forget(waiter, scope)  # the reader stepped down meanwhile: lead
-                continue
-            waiter.event.wait(
-                FOLLOWER_SLICE if remaining is None else min(remaining, FOLLOWER_SLICE)
-            )
-            self._forget(waiter, scope)
+
+    def _look(
+        self, scope: int, me: int, seen: int, leading: bool
+    ) -> tuple[tuple[int, Item] | None, bool, _Waiter | None]:
+        """One look under the lock: ``(event, done, waiter)``.
+
+        ``done`` with an event to return, or ``None`` when a connection-level
+        method was dispatched; raises for a failure. Otherwise the caller
+        leads (``waiter`` is ``None``: it was or became the leader) or sleeps
+        on ``waiter``. A leader keeps the lead until it leaves, so reading on
+        for others costs no hand-over.
+        """
+        wake: _Waiter | None = None
+        waiter: _Waiter | None = None
+        with self._mutex:
+            failure = self._failure
+            found = None if failure is not None else self._take_locked(scope, me)
+            happened = scope <= CONNECTION and self._connection_events != seen
+            done = failure is not None or found is not None or happened
+            if not done and not leading and not self._lead.acquire(False):
+                waiter = self._sleep_locked(me, scope)
+            elif done and not leading and self._sleepers and not self._lead.locked():
+                # Leaving while nobody reads: a sleeper must lead (this thread
+                # may have been the one woken to do it).
+                wake = self._promote_locked()
+        if wake is not None:
+            wake.event.set()
+        if failure is not None:
+            raise ConnectionLost(failure)
+        return found, done, waiter
 
     def poll(self, scope: int, read_ready: Callable[[], None]) -> tuple[int, Item] | None:
         """Without waiting: read what has arrived (if nobody reads), take one event of ``scope``.
