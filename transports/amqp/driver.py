@@ -54,6 +54,7 @@ import amqp
 from amqp import spec
 
 from transports.amqp.demux import CONNECTION, DRAIN, Demux, Item
+from transports.amqp.framing import frame_writer
 from transports.amqp.pyamqp_internals import (
     ChannelAdapter,
     ConnectionAdapter,
@@ -231,6 +232,8 @@ class Driver(ConnectionAdapter):
         wanted_frame_max: int | None = None,
         **kwargs: Any,
     ) -> None:
+        # Frames encoded apart and sent by whichever thread is free (see framing).
+        kwargs.setdefault("frame_writer", frame_writer)
         super().__init__(**kwargs)
         self.tls_context = tls_context
         self.server_hostname = server_hostname
