@@ -176,6 +176,7 @@ class Connection(ChannelOwner):
         self._connect_count = 0
         self._declared: set[Any] = set()
         self._link_lock = threading.RLock()
+        self._attempts = threading.local()  # .link: the link this thread's attempt started on
 
     def _make_failover(self) -> Failover:
         args = self._init_args
@@ -443,8 +444,11 @@ class Connection(ChannelOwner):
         """Run the callbacks queued by :meth:`add_callback_threadsafe`, if on the owning thread.
 
         Library calls do this themselves; call it when the owner is busy in
-        its own loop and makes no library call for a while.
+        its own loop and makes no library call for a while. The retry loops
+        call it before every attempt, and it notes, per thread, the link the
+        attempt starts on (so :meth:`connection_lost` knows which link failed).
         """
+        self._attempts.link = self._conn
         self._callbacks.run_pending()
 
     def _on_blocked(self, reason: str) -> None:
@@ -570,14 +574,16 @@ class Connection(ChannelOwner):
         """Drop the link broken by ``exc`` at once (no handshake) and move to the next alternate.
 
         The ``on_close`` hooks run with ``exc``; the next connect, implicit or
-        explicit, starts with the next alternate. When the link is already
-        gone, or is a live one another thread made since ``exc`` was raised,
-        nothing happens: a lost link is dropped, and failed over, once.
+        explicit, starts with the next alternate. When the link the failed
+        attempt started on (see :meth:`run_pending_callbacks`) is already gone,
+        replaced by another thread, nothing happens: a link lost under N
+        threads is dropped, and failed over, once.
         """
+        started_on = getattr(self._attempts, "link", None)
         with self._link_lock:
             conn = self._conn
-            if conn is not None and not conn.is_open:
-                self._drop(exc, failed=conn)
+            if conn is not None:
+                self._drop(exc, failed=started_on if started_on is not None else conn)
 
     def _connection(self) -> TransportConnection:
         """The live transport connection, connecting implicitly (bounded) if needed."""

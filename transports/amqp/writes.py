@@ -269,15 +269,16 @@ class IdleFlusher:
         while (buffer := self._next_due()) is not None:
             # Outside our lock: the send takes the buffer's (and, over TLS, the
             # transport's) lock, which the owner may hold while it calls watch().
+            # Counted before the send, so whoever sees the bytes arrive sees the count.
+            self.flushes += 1
             try:
-                sent = buffer.flush_idle()
+                if not buffer.flush_idle():
+                    self.flushes -= 1  # a holder sent them first
             except OSError as exc:
                 # The transport is marked disconnected: its owner finds out at
                 # its next call. Nothing more to send here.
                 logger.debug("idle flush failed: %r", exc)
                 self.watch(None)
-            else:
-                self.flushes += sent
 
     def _next_due(self) -> WriteBuffer | None:
         """Wait until the watched buffer has a byte due; ``None`` once stopped."""
