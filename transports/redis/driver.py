@@ -4,7 +4,8 @@ A :class:`Link` holds three Redis connections to one server, all from one
 redis-py pool with redis-py's own retries turned off (retrying, and moving
 to another server, is brokerpool's job):
 
-* the owner's, for every command of the connection's owning thread;
+* the owner's, for every command of the threads using the connection
+  (redis-py serialises them);
 * the keeper's, opened on first use by :meth:`Link.keeper_call` (the
   heartbeat thread renews the lease through it);
 * a pub/sub connection, opened on the first subscription, on which the owner
