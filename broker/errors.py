@@ -19,6 +19,7 @@ The tree::
     │       ├── AuthenticationError
     │       ├── TLSVerificationError
     │       └── TLSHandshakeError
+    ├── ChannelInUse (also RuntimeError) two threads used one channel at once
     ├── ChannelError                     a channel-level failure
     │   ├── RecoverableChannelError      e.g. 405 resource locked
     │   └── IrrecoverableChannelError    e.g. 404 not found, 406 precondition
@@ -61,6 +62,7 @@ __all__ = [
     "BrokerConnectionError",
     "BrokerError",
     "ChannelError",
+    "ChannelInUse",
     "ChannelLimitExceeded",
     "ConfigurationError",
     "ConfirmTimeout",
@@ -187,6 +189,16 @@ class ChannelError(BrokerError):
     def __init__(self, message: str = "", *, reply_code: int | None = None) -> None:
         super().__init__(message)
         self.reply_code = reply_code
+
+
+class ChannelInUse(BrokerError, RuntimeError):
+    """Two threads used one channel at once; nothing was sent for the second.
+
+    A connection may be shared by threads, but each channel belongs to one
+    thread at a time: give every thread a channel of its own
+    (``conn.channel()``, a ``ChannelPool``, ``pools.producers``). Acking,
+    rejecting and requeueing a delivery are allowed from any thread.
+    """
 
 
 class RecoverableChannelError(ChannelError):

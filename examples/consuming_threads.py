@@ -1,6 +1,7 @@
-"""Processing in worker threads, acking on the connection's own thread."""
+"""Processing in worker threads, acking from the worker that did the work."""
 
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from broker import Connection, Consumer, Producer, Queue
@@ -9,11 +10,13 @@ work = Queue("work")
 
 with Connection("memory://") as conn, ThreadPoolExecutor(max_workers=4) as pool:
     acked = []
+    lock = threading.Lock()
 
     def process(message):
         result = message.payload["n"] * 2  # the slow part runs in a worker
-        # Channels are not thread-safe: hand the ack to the connection's thread.
-        conn.add_callback_threadsafe(lambda: (message.ack(), acked.append(result)))
+        message.ack()  # from any thread: the connection keeps the frame whole
+        with lock:
+            acked.append(result)
 
     def on_message(message):
         pool.submit(process, message)
@@ -25,5 +28,5 @@ with Connection("memory://") as conn, ThreadPoolExecutor(max_workers=4) as pool:
     with Consumer(conn, [work], on_message=on_message, prefetch_count=5):
         while len(acked) < 5:
             with contextlib.suppress(TimeoutError):
-                conn.drain_events(timeout=0.1)  # also runs the queued acks
+                conn.drain_events(timeout=0.1)
     print(sorted(acked))

@@ -41,9 +41,10 @@ class ChannelPool(ResourcePool["Channel"]):
     """Up to ``limit`` channels opened on ``connection``.
 
     Channels are opened lazily on demand (which connects ``connection`` if it
-    is not connected yet), or ``preload`` of them in the constructor. Opening
-    and closing channels is serialized per pool, because one AMQP connection
-    must not be read by two threads at once.
+    is not connected yet), or ``preload`` of them in the constructor. The pool
+    is shared by threads: each borrowed channel is one thread's until it is
+    returned, while the connection underneath serves them all at once (on
+    every transport; see ``docs/pools.rst``, "Threads").
 
     A channel the broker closed (a 404 from a passive declare, a 406 ...) or
     one that raised a channel or connection error inside ``with`` is discarded
@@ -78,7 +79,7 @@ class ChannelPool(ResourcePool["Channel"]):
         self.connection = connection
         self._template = connection
         self._owns_connection = False
-        self._io_lock = threading.RLock()
+        self._drop_lock = threading.Lock()
         super().__init__(limit, preload=preload, clock=clock, gate_factory=gate_factory)
 
     if TYPE_CHECKING:
@@ -96,8 +97,7 @@ class ChannelPool(ResourcePool["Channel"]):
     # -- hooks ----------------------------------------------------------------
 
     def create_resource(self) -> Channel:
-        with self._io_lock:
-            return self.connection.channel()
+        return self.connection.channel()
 
     def check_out(self, obj: Channel) -> bool:
         return obj.is_open
@@ -114,15 +114,15 @@ class ChannelPool(ResourcePool["Channel"]):
             self._connection_lost()
             return
         if obj.is_open:
-            with self._io_lock:
-                obj.close()
+            obj.close()
 
     def _connection_lost(self) -> None:
         """The connection is dead: drop every channel on it, tear it down."""
         # Dead channels need no close: the connection's teardown frees them.
-        # Borrowed ones are discarded when they come back.
+        # Borrowed ones are discarded when they come back. The look and the
+        # drop go together: two threads finding the link dead drop it once.
         self.invalidate()
-        with self._io_lock:
+        with self._drop_lock:
             if not self.connection.verify():
                 self.connection.collect()
 
@@ -130,4 +130,4 @@ class ChannelPool(ResourcePool["Channel"]):
         # The parent's connection object still points at the parent's socket.
         self.connection = self._template.clone()
         self._owns_connection = True
-        self._io_lock = threading.RLock()
+        self._drop_lock = threading.Lock()

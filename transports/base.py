@@ -317,8 +317,8 @@ class ConfirmListener(Protocol):
     The broker numbers the publishes of a channel in confirm mode 1, 2, 3, ...
     in publish order and settles each with an ack or a nack;
     ``multiple=True`` settles every tag up to ``delivery_tag``. The calls run
-    in the thread that reads the connection (``drain_events`` or any blocking
-    channel call).
+    on the thread using the channel (while it waits for confirms, publishes,
+    or drains the connection).
     """
 
     def on_ack(self, delivery_tag: int, multiple: bool) -> None:
@@ -350,6 +350,19 @@ class PublisherConfirms(Protocol):
 
     def confirm_select(self, nowait: bool = False) -> None:
         """Put the channel in confirm mode (``confirm.select``); publishes are numbered from 1."""
+        ...
+
+    def wait_confirms(self, timeout: float) -> None:
+        """Dispatch this channel's next confirms on the calling thread, waiting up to ``timeout`` s.
+
+        What a thread waiting for its publishes calls: the channel's acks,
+        nacks and returns (and a channel error) arrive here, while other
+        channels' events go to the threads that use them. A channel that
+        :attr:`confirms_synchronously` never has one outstanding and returns at once.
+
+        Raises:
+            TimeoutError: nothing arrived for the channel in time.
+        """
         ...
 
 
@@ -403,9 +416,15 @@ class ConfirmingChannel(Channel, PublisherConfirms, BufferedWrites, Protocol):
 class TransportConnection(abc.ABC):
     """One live connection to one broker, opened by :meth:`Transport.connect`.
 
-    Threading: one thread owns a connection and is the only one that reads
-    from it (:meth:`drain_events`, blocking channel calls). :meth:`send_heartbeat`
-    may be called from another thread.
+    Threading: a connection may be shared by threads, each using channels of
+    its own (a channel is for one thread at a time; acks, rejects and nacks
+    may come from any thread). Every built-in transport keeps what one
+    thread writes whole, dispatches a channel's events on the thread using
+    it, and wakes every waiting thread with an error when the link is lost.
+    :meth:`drain_events` may run on several threads at once (each gets the
+    events of the channels it used last, and the deliveries of consumers
+    whose thread does not drain); :meth:`send_heartbeat` may be called from
+    any thread.
     """
 
     params: ConnectionParams

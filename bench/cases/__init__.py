@@ -17,6 +17,7 @@ _MODULES = (
     "pools",
     "publish",
     "confirms",
+    "threads",
     "consume",
     "memory",
     "redis",

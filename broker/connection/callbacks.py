@@ -9,8 +9,10 @@ at each step of a connection's life:
   ``on_close(conn, exc)`` when the connection closes (``exc`` is ``None`` for
   a clean close).
 * ``add_callback_threadsafe(fn)`` may be called from any thread; ``fn`` runs on
-  the thread that owns the connection (the one that connected it) during its
-  next library call. This is how worker threads ack messages safely.
+  the thread that owns the connection during its next library call. The
+  owner is the thread that connected until a thread drains the connection,
+  then the thread that drained last: the one serving its events, as in pika.
+  (Acks do not need this any more: ``message.ack()`` works from any thread.)
 * ``connection.blocked`` from the broker (it is short of memory or disk) calls
   the ``on_blocked(reason)`` hooks; ``connection.unblocked`` calls
   ``on_unblocked()``. With ``blocked_connection_timeout`` set, the connection
@@ -89,8 +91,9 @@ class LifecycleCallbacks(Generic[C]):
     # -- the hooks ------------------------------------------------------------------
 
     def opened(self, conn: C) -> None:
-        """Run the ``on_open`` hooks; the calling thread now owns the connection."""
-        self._owner = threading.get_ident()
+        """Run the ``on_open`` hooks; the calling thread owns the connection until one drains it."""
+        if self._owner is None:
+            self._owner = threading.get_ident()
         if instrumentation.active is not None:
             instrumentation.active.connection_opened(conn)
         for hook in self.on_open:
@@ -125,6 +128,12 @@ class LifecycleCallbacks(Generic[C]):
     def has_pending(self) -> bool:
         """Whether callbacks are queued."""
         return bool(self._pending)
+
+    def drained_here(self) -> None:
+        """The calling thread drains the connection: queued callbacks run on it from now on."""
+        me = threading.get_ident()
+        if self._owner != me:
+            self._owner = me
 
     def run_pending(self) -> None:
         """Run the queued callbacks, in order, if called on the owning thread."""

@@ -10,6 +10,14 @@ with their own state, each in its own module:
   hooks, cross-thread callbacks and the broker-blocked state;
 * :class:`~broker.connection.recovery.Topology` -- the recovery record.
 
+Threads may share one Connection, each with channels of its own (see
+``docs/architecture.rst``, "Threads"). Connecting, dropping a broken link and
+making the default channel happen under one lock (:attr:`Connection._link_lock`,
+reentrant: the hooks a connect runs may open channels), so a link lost under
+N threads is dropped once, moves to the next alternate once, and is replaced
+once: a thread holding an error from a link another thread already replaced
+leaves the new link alone.
+
 URL work is done by :mod:`broker.url`, retrying by :mod:`broker.retry` (the
 loops in :mod:`broker.retry.ensure` drive the connection through its
 :class:`~broker.retry.ensure.Reconnectable` methods), transport work by the
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -45,7 +54,7 @@ from broker.url.targets import (
     target_identity,
     unknown_keywords_message,
 )
-from transports.base import Channel, Transport, TransportConnection
+from transports.base import Channel, ConfirmingChannel, Transport, TransportConnection
 
 if TYPE_CHECKING:
     from broker.messaging.consumer import Consumer
@@ -198,6 +207,8 @@ class Connection(ChannelOwner):
         self._released = False
         self._connect_count = 0
         self._declared: set[Any] = set()
+        self._link_lock = threading.RLock()
+        self._attempts = threading.local()  # .link: the link this thread's attempt started on
 
     def _make_failover(self) -> Failover:
         args = self._init_args
@@ -531,11 +542,13 @@ class Connection(ChannelOwner):
         return self._callbacks.is_blocked
 
     def add_callback_threadsafe(self, fn: Callable[[], Any]) -> None:
-        """Schedule ``fn`` to run on the owning thread during its next library call.
+        """Schedule ``fn`` to run on the thread that drains the connection.
 
-        The documented way to ack from worker threads: pass
-        ``functools.partial(message.ack)`` from the worker. ``drain_events``
-        serves queued callbacks at least every 0.25 s.
+        That is the thread that connected until another thread calls
+        :meth:`drain_events`, then the thread that drained last (pika's model:
+        the thread serving the connection's events). ``drain_events`` serves
+        queued callbacks at least every 0.25 s. Acks no longer need it:
+        ``message.ack()`` works from any thread.
         """
         self._callbacks.add_threadsafe(fn)
 
@@ -543,8 +556,11 @@ class Connection(ChannelOwner):
         """Run the callbacks queued by :meth:`add_callback_threadsafe`, if on the owning thread.
 
         Library calls do this themselves; call it when the owner is busy in
-        its own loop and makes no library call for a while.
+        its own loop and makes no library call for a while. The retry loops
+        call it before every attempt, and it notes, per thread, the link the
+        attempt starts on (so :meth:`connection_lost` knows which link failed).
         """
+        self._attempts.link = self._conn
         self._callbacks.run_pending()
 
     def _on_blocked(self, reason: str) -> None:
@@ -621,11 +637,14 @@ class Connection(ChannelOwner):
                 defaults.get("interval_max") if interval_max is None else interval_max,
                 defaults.get("timeout") if timeout is None else timeout,
             )
-        try:
-            _ensure.connect_with_retry(self, policy.begin(), errback=errback, callback=callback)
-        except BaseException as exc:
-            self._callbacks.open_failed(self, exc)
-            raise
+        with self._link_lock:
+            if self.connected:
+                return self  # another thread connected meanwhile
+            try:
+                _ensure.connect_with_retry(self, policy.begin(), errback=errback, callback=callback)
+            except BaseException as exc:
+                self._callbacks.open_failed(self, exc)
+                raise
         return self
 
     def connect_once(self, timeout: float | None = None) -> None:
@@ -635,8 +654,15 @@ class Connection(ChannelOwner):
         the attempt's own timeout is cut to ``timeout`` seconds. After the
         link opens, the ``on_open`` hooks run, the recovery record is replayed
         (on a reconnect) and the ``on_connect`` hooks run; if any of that
-        fails, the link is dropped again and the error raised.
+        fails, the link is dropped again and the error raised. With a live
+        link already (another thread connected first) it does nothing, so
+        threads recovering from one lost link make one new link.
         """
+        with self._link_lock:
+            if not self.connected:
+                self._connect_once(timeout)
+
+    def _connect_once(self, timeout: float | None) -> None:
         self._failover.refresh()
         target = self._failover.current
         params = target.params
@@ -670,52 +696,86 @@ class Connection(ChannelOwner):
         """Drop the link broken by ``exc`` at once (no handshake) and move to the next alternate.
 
         The ``on_close`` hooks run with ``exc``; the next connect, implicit or
-        explicit, starts with the next alternate.
+        explicit, starts with the next alternate. When the link the failed
+        attempt started on (see :meth:`run_pending_callbacks`) is already gone,
+        replaced by another thread, nothing happens: a link lost under N
+        threads is dropped, and failed over, once.
         """
-        self._drop(exc)
+        started_on = getattr(self._attempts, "link", None)
+        with self._link_lock:
+            conn = self._conn
+            if conn is not None:
+                self._drop(exc, failed=started_on if started_on is not None else conn)
 
     def _connection(self) -> TransportConnection:
         """The live transport connection, connecting implicitly (bounded) if needed."""
         conn = self._conn
         if conn is None or not conn.is_open:
-            if conn is not None:
-                # Broken under a channel call: the hooks get the error that broke it,
-                # and the next connect starts with the next alternate.
-                self._drop(conn.failure)
-            self.connect()
-            conn = self._conn
-            assert conn is not None
+            with self._link_lock:
+                conn = self._conn
+                if conn is not None and not conn.is_open:
+                    # Broken under a channel call: the hooks get the error that broke it,
+                    # and the next connect starts with the next alternate.
+                    self._drop(conn.failure, failed=conn)
+                if not self.connected:
+                    self.connect()
+                conn = self._conn
+                assert conn is not None
         return conn
 
-    def _drop(self, exc: BaseException | None, *, fail_over: bool = True) -> None:
-        """Tear the link down without a handshake and notify; with an error, fail over."""
-        conn, self._conn = self._conn, None
-        self._heartbeats.stop()
-        self._default_channel = None
-        self._declared.clear()
-        if conn is not None:
-            conn.teardown()
-            if exc is not None:
-                logger.warning("connection to %s lost: %s", self.as_uri(), exc)
-            self._callbacks.closed(self, exc)
-        if exc is not None and fail_over:
-            # The host that just failed goes to the back of the line: the next
-            # connect (implicit or explicit) starts with the next alternate.
-            self._failover.advance()
+    def _drop(
+        self,
+        exc: BaseException | None,
+        *,
+        fail_over: bool = True,
+        failed: TransportConnection | None = None,
+    ) -> None:
+        """Tear the link down without a handshake and notify; with an error, fail over.
+
+        ``failed``: the link the error came from; when another link has
+        replaced it meanwhile (another thread reconnected), nothing is dropped.
+        """
+        with self._link_lock:
+            if failed is not None and self._conn is not failed:
+                return
+            conn, self._conn = self._conn, None
+            self._heartbeats.stop()
+            self._default_channel = None
+            self._declared.clear()
+            if conn is not None:
+                conn.teardown()
+                if exc is not None:
+                    logger.warning("connection to %s lost: %s", self.as_uri(), exc)
+                self._callbacks.closed(self, exc)
+            if exc is not None and fail_over:
+                # The host that just failed goes to the back of the line: the next
+                # connect (implicit or explicit) starts with the next alternate.
+                self._failover.advance()
 
     # -- channels and events ----------------------------------------------------------
 
     def channel(self) -> Channel:
-        """Open a new channel (connecting first if needed). Use it as a context manager."""
+        """Open a new channel (connecting first if needed). Use it as a context manager.
+
+        Safe from any thread; the channel is for one thread at a time.
+        """
         self._callbacks.run_pending()
-        return self._guard(lambda: self._connection().channel(owner=self))
+        conn = self._connection()
+        return self._guard(conn, lambda: conn.channel(owner=self))
 
     @property
     def default_channel(self) -> Channel:
-        """A channel shared by simple uses of this connection, reopened when closed."""
+        """A channel shared by simple uses of this connection, reopened when closed.
+
+        Like every channel it is for one thread at a time: threads sharing the
+        connection take channels of their own (``channel()``, a ``ChannelPool``).
+        """
         channel = self._default_channel
         if channel is None or not channel.is_open or not self.connected:
-            channel = self._default_channel = self.channel()
+            with self._link_lock:
+                channel = self._default_channel
+                if channel is None or not channel.is_open or not self.connected:
+                    channel = self._default_channel = self.channel()
         return channel
 
     def replacement_channel(self, old: Channel | None) -> Channel:
@@ -726,6 +786,12 @@ class Connection(ChannelOwner):
 
     def drain_events(self, timeout: float | None = None) -> None:
         """Wait for one event and dispatch it.
+
+        Threads may drain one connection at once; each gets the events of the
+        channels it used last (its consumers' deliveries, its returns), and
+        the deliveries of consumers whose thread does not drain. The thread
+        draining also runs the callbacks queued with
+        :meth:`add_callback_threadsafe`.
 
         Args:
             timeout: the most seconds to wait; ``None`` (or ``math.inf``) waits
@@ -742,6 +808,31 @@ class Connection(ChannelOwner):
         conn = self._conn
         if conn is None or not conn.is_open:
             conn = self._connection()
+        self._callbacks.drained_here()
+        self._drain(conn, conn.drain_events, timeout)
+
+    def wait_confirms(self, channel: ConfirmingChannel, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for ``channel``'s next confirms and dispatch them here.
+
+        What a thread publishing with confirms waits with: the acks, nacks and
+        returns of its channel are dispatched on it, other threads' events are
+        left to them. Blocked and lost connections are handled as in
+        :meth:`drain_events`.
+
+        Raises:
+            TimeoutError: nothing arrived for the channel in time.
+            ConnectionBlockedTimeout, RecoverableConnectionError: as :meth:`drain_events`.
+        """
+        seconds = check_timeout(timeout)
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            conn = self._connection()
+        self._drain(conn, channel.wait_confirms, seconds)
+
+    def _drain(
+        self, conn: TransportConnection, read: Callable[[float], None], timeout: float | None
+    ) -> None:
+        """Call ``read(seconds)`` in slices until it returns, or ``timeout`` passes."""
         callbacks = self._callbacks
         # Waits are sliced so callbacks queued from other threads run and a
         # blocked connection is noticed; the first slice needs no clock read.
@@ -761,28 +852,28 @@ class Connection(ChannelOwner):
             if wait <= 0:
                 raise TimeoutError("timed out")
             try:
-                conn.drain_events(wait)
+                read(wait)
                 return
             except TimeoutError:
                 if deadline is not None:
                     wait = min(_DRAIN_SLICE, deadline - time.monotonic())
             except self.recoverable_connection_errors as exc:
-                self._drop(exc)
+                self._drop(exc, failed=conn)
                 raise
 
-    def _guard(self, call: Callable[[], R]) -> R:
-        """Run a transport call; a recoverable connection error drops the connection."""
+    def _guard(self, conn: TransportConnection, call: Callable[[], R]) -> R:
+        """Run a call on ``conn``; a recoverable connection error drops that link."""
         try:
             return call()
         except self.recoverable_connection_errors as exc:
-            self._drop(exc)
+            self._drop(exc, failed=conn)
             raise
 
     def heartbeat_check(self, rate: int = 2) -> None:
         """kombu compatibility: send a heartbeat if due, raise if the peer went silent."""
-        if self._conn is not None:
-            conn = self._conn
-            self._guard(lambda: conn.heartbeat_tick(rate))
+        conn = self._conn
+        if conn is not None:
+            self._guard(conn, lambda: conn.heartbeat_tick(rate))
 
     # -- retrying -----------------------------------------------------------------------
 
@@ -913,22 +1004,24 @@ class Connection(ChannelOwner):
     def close(self) -> None:
         """Close gracefully (bounded by a deadline). Safe to call twice.
 
+        Threads still waiting on the connection raise a connection error.
         Afterwards :attr:`connection` is ``None`` until the next connect.
         """
-        self._released = True
-        conn, self._conn = self._conn, None
-        self._heartbeats.stop()
-        self._default_channel = None
-        self._declared.clear()
-        if conn is None:
-            return
-        self._closing = True
-        try:
-            conn.close(timeout=CLOSE_TIMEOUT)
-        finally:
-            self._closing = False
-            logger.info("closed connection to %s", self.as_uri())
-            self._callbacks.closed(self, None)
+        with self._link_lock:
+            self._released = True
+            conn, self._conn = self._conn, None
+            self._heartbeats.stop()
+            self._default_channel = None
+            self._declared.clear()
+            if conn is None:
+                return
+            self._closing = True
+            try:
+                conn.close(timeout=CLOSE_TIMEOUT)
+            finally:
+                self._closing = False
+                logger.info("closed connection to %s", self.as_uri())
+                self._callbacks.closed(self, None)
 
     release = close
 

@@ -8,10 +8,11 @@ frame from a daemon thread every half interval instead; the
 :class:`HeartbeatDriver` a :class:`broker.Connection` holds starts one for each
 live link that negotiated heartbeats, and stops it when the link goes.
 
-Threading model: only the sender *writes* from its thread (py-amqp >= 5.4
-serialises frame writes with a lock, so a heartbeat never interleaves with a
-publish). All *reads* stay on the owning thread; a silent peer is detected
-there, inside blocking library calls (``drain_events``, confirm waits).
+Threading model: the sender only *writes* from its thread (the transport
+keeps each frame whole next to other threads' frames). Reads happen on the
+threads using the connection; a silent peer is detected by whichever thread
+reads, inside blocking library calls (``drain_events``, confirm waits,
+synchronous channel methods).
 """
 
 from __future__ import annotations

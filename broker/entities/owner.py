@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from broker.entities.queue import Queue
     from broker.retry.ensure import Errback, Revivable
     from broker.retry.policy import RetryPolicy
-    from transports.base import Channel
+    from transports.base import Channel, ConfirmingChannel
 
 __all__ = [
     "ChannelOwner",
@@ -172,6 +172,14 @@ class ChannelOwner(abc.ABC):
     @abc.abstractmethod
     def drain_events(self, timeout: float | None = None) -> None:
         """Wait for one event (a delivery, a confirm) and dispatch it."""
+
+    def wait_confirms(self, channel: ConfirmingChannel, timeout: float) -> None:
+        """Wait for ``channel``'s next confirms and dispatch them on the calling thread.
+
+        By default this drains the whole connection; :class:`broker.Connection`
+        waits on ``channel`` alone, so threads sharing it keep their own events.
+        """
+        self.drain_events(timeout)
 
     @abc.abstractmethod
     def ensure(

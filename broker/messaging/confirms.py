@@ -7,7 +7,9 @@ A channel in confirm mode (``confirm_select``) numbers every publish 1, 2,
 which publishes are still outstanding without asking the broker anything.
 
 * Per-message confirms publish, then wait for that one tag
-  (:meth:`ConfirmTracker.wait`), draining the connection with the time left.
+  (:meth:`ConfirmTracker.wait`), reading the channel's own events with the
+  time left (``Connection.wait_confirms``): threads sharing a connection each
+  get their own confirms.
 * A :class:`ConfirmBatch` (``with producer.confirms() as batch:``) keeps many
   publishes in flight and waits once, at exit. The batch holds the channel's
   frames meanwhile (``buffered_writes()``) and they leave in large socket

@@ -1,7 +1,9 @@
 """Consumer: receive messages from one or more queues.
 
 Deliveries are handed out while the connection is read
-(``connection.drain_events()``), on that thread. Each one becomes a
+(``connection.drain_events()``), on the thread that drains for the consumer
+(on ``amqp://``: the thread that used the consumer's channel last, if it
+drains; see ``docs/consuming.rst``). Each one becomes a
 :class:`~broker.messaging.message.Message`; ``on_message(message)`` gets it as is, or
 else every callback gets ``(payload, message)`` with the payload decoded
 (honouring ``accept``).

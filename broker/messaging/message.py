@@ -7,9 +7,9 @@ channel for an unknown delivery tag. Messages consumed with ``no_ack`` were
 settled by the broker on delivery; acking them is a harmless no-op (as in
 kombu), and they report ``acknowledged`` from the start.
 
-Settling a message sends a frame on its channel, so do it from the thread that
-owns the connection. From another thread use
-``connection.add_callback_threadsafe(message.ack)``.
+Settling a message sends one frame on its channel, which the connection sends
+whole: ``ack()``, ``reject()`` and ``requeue()`` work from any thread (a worker
+that processed the message, say), also while another thread uses the channel.
 """
 
 from __future__ import annotations

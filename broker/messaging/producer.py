@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from broker.entities.base import normalize_delivery_mode
-from broker.entities.owner import ChannelOwner, as_owner, owner_of
+from broker.entities.owner import ChannelOwner, Lent, as_owner, owner_of
 from broker.entities.queue import PERSISTENT, Exchange, Queue, maybe_declare
 from broker.errors import (
     BrokerError,
@@ -188,7 +188,10 @@ class Producer:
             conn = self._connection
             if conn is None:
                 raise ConfigurationError("this producer has no channel: revive() it first")
-            if self.confirm_publish or self._batch is not None:
+            if self.confirm_publish or self._batch is not None or not self._follows_default:
+                # A channel of its own: confirm mode numbers every publish on a
+                # channel, and a producer given a channel of its own (one thread's)
+                # must not move onto the shared default channel after a reconnect.
                 channel = conn.channel()
                 self._owns_channel = True
             else:
@@ -207,13 +210,15 @@ class Producer:
         if self.confirm_publish or self._batch is not None:
             self._tracker = self._tracker_for(channel)
         elif self.on_return is not None:
-            channel.on_return = self._handle_return
+            _underlying(channel).on_return = self._handle_return
         if self.auto_declare and self._exchange_name and not self._exchange.no_declare:
             self._exchange = self._exchange.bind(channel, self._connection)
             maybe_declare(self._exchange)
 
     def _tracker_for(self, channel: ConfirmingChannel) -> ConfirmTracker:
-        # Producers sharing a confirm-mode channel must share its count.
+        # Producers sharing a confirm-mode channel must share its count, also
+        # through successive pool leases of it: the count is the channel's.
+        channel = _underlying(channel)
         found = channel.confirm_listener
         if isinstance(found, ConfirmTracker) and found.channel is channel and not found.broken:
             return found
@@ -464,11 +469,19 @@ class Producer:
         return conn.ensure(self, self._publish, **options)
 
     def drain_confirms(self, timeout: float) -> None:
-        """Read the connection for up to ``timeout`` seconds, so that confirms can arrive."""
+        """Wait up to ``timeout`` seconds for this producer's confirms, dispatched on this thread.
+
+        Only the producer's own channel is waited on: threads sharing the
+        connection get their own confirms, deliveries and replies.
+        """
         conn = self._connection
         # Only confirm waits drain, and _tracker_for refuses to wait without a connection.
         assert conn is not None
-        conn.drain_events(timeout=timeout)
+        tracker = self._tracker
+        if tracker is None:
+            conn.drain_events(timeout=timeout)
+        else:
+            conn.wait_confirms(tracker.channel, timeout)
 
     @property
     def is_blocked(self) -> bool:
@@ -552,8 +565,8 @@ class Producer:
             if owner is not None:
                 self._connection = owner
         self._release_channel()
-        confirming = self.confirm_publish or self._batch is not None
-        if channel is not None and (not confirming or not self._is_shared(channel)):
+        private = self.confirm_publish or self._batch is not None or not self._follows_default
+        if channel is not None and (not private or not self._is_shared(channel)):
             self._attach(channel)
 
     def _release_channel(self) -> None:
@@ -587,6 +600,11 @@ class Producer:
         chan = f"chan:{self._channel.channel_id}" if self._channel is not None else "unbound"
         mode = " confirming" if self.confirm_publish else ""
         return f"<Producer exchange={self._exchange_name!r} {chan}{mode}>"
+
+
+def _underlying(channel: Any) -> Any:
+    """The channel itself when ``channel`` is a pool's lease of it (its state is set there)."""
+    return channel.resource if isinstance(channel, Lent) else channel
 
 
 def _unknown_keywords(properties: Mapping[str, Any]) -> str:

@@ -10,9 +10,10 @@ Publisher confirms (:class:`transports.base.PublisherConfirms`): call
 :attr:`AmqpChannel.confirm_listener` to a
 :class:`~transports.base.ConfirmListener`. The broker numbers publishes on a
 confirm-mode channel 1, 2, 3, ... in publish order; ``multiple=True`` covers
-every tag up to ``delivery_tag``. The listener's ``on_ack``/``on_nack`` run in
-the thread that reads the connection (``drain_events`` or any blocking channel
-call). :attr:`AmqpChannel.events` is py-amqp's listener table
+every tag up to ``delivery_tag``. The listener's ``on_ack``/``on_nack`` run on
+the thread using the channel: while it waits for them
+(:meth:`AmqpChannel.wait_confirms`), in its next call on the channel, or in
+its ``drain_events``. :attr:`AmqpChannel.events` is py-amqp's listener table
 (``'basic_ack'``, ``'basic_nack'``, ``'basic_return'`` → set of callables) for
 code that needs several listeners.
 
@@ -38,6 +39,14 @@ Delivered messages are py-amqp ``Message`` objects (bodies as ``bytes``).
 Acknowledge them through this channel (:meth:`AmqpChannel.basic_ack`), not
 with ``message.ack()``, which talks to py-amqp directly and bypasses the
 error translation.
+
+Threads: the connection may be shared, a channel may not. One thread at a
+time calls a channel (a second one gets :class:`~broker.errors.ChannelInUse`,
+see :mod:`transports.amqp.usage`); :meth:`AmqpChannel.basic_ack`,
+:meth:`~AmqpChannel.basic_reject` and :meth:`~AmqpChannel.basic_nack` may be
+called from any thread at any time. The channel's events (deliveries,
+confirms, returns, its replies) are dispatched on the thread that uses it
+(see :mod:`transports.amqp.demux`).
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable, Mapping
+from time import monotonic
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -57,6 +67,7 @@ from transports._shared.properties import coerce_body, posix_seconds
 from transports._shared.validation import check_properties, check_route
 from transports.amqp.driver import Driver
 from transports.amqp.errors import DRIVER_ERRORS, ErrorTranslator
+from transports.amqp.usage import ChannelUse
 from transports.amqp.writes import DEFAULT_LIMIT, HeldWrites
 from transports.base import (
     ConfirmListener,
@@ -123,6 +134,7 @@ class AmqpChannel:
         "_holds",
         "_publish",
         "_publish_args",
+        "_use",
         "channel_id",
         "on_return",
         "owner",
@@ -144,7 +156,13 @@ class AmqpChannel:
             connection.display_url, is_lost=connection.is_lost, after=self._after_error
         )
         self._errors.heartbeat = connection.heartbeat
+        self._use = ChannelUse(self.__repr__, self._used_by)
         chan.events["basic_return"].add(self._dispatch_return)
+
+    def _used_by(self, thread: int) -> None:
+        demux = self._driver.demux
+        if demux is not None:
+            demux.used_by(self.channel_id, thread)
 
     # -- state ------------------------------------------------------------------
 
@@ -206,11 +224,15 @@ class AmqpChannel:
         """
         if not self.is_open:
             return
+        took = self._use.enter()
         try:
             with self._errors:
                 self._chan.close()
         except BrokerError as exc:
             logger.debug("closing %r failed: %s", self, exc)
+        finally:
+            if took:
+                self._use.leave()
 
     def _after_error(self, err: BrokerError) -> None:
         if isinstance(err, BrokerConnectionError):
@@ -282,15 +304,40 @@ class AmqpChannel:
             broker.errors.ConfigurationError: ``exchange`` or ``routing_key`` is
                 not a str of at most 255 bytes; nothing was sent.
         """
+        took = self._use.enter()
         try:
             self._publish(msg, exchange, routing_key, mandatory, immediate)
             if self._driver.write_buffer is not None and not self._holds:
                 self._send_held()  # another channel is buffering: this one is not
         except DRIVER_ERRORS as exc:
             raise self._fail(exc) from exc
+        finally:
+            if took:
+                self._use.leave()
+
+    def wait_confirms(self, timeout: float) -> None:
+        """Dispatch this channel's next events on the calling thread, waiting up to ``timeout`` s.
+
+        What a thread waiting for its confirms calls: the acks, nacks and
+        returns of this channel (and a channel error) are dispatched here;
+        other channels' events go to the threads that use them.
+
+        Raises:
+            TimeoutError: nothing arrived for this channel in time.
+        """
+        took = self._use.enter()
+        try:
+            self._driver.wait_channel(self.channel_id, monotonic() + max(timeout, 0.0))
+        except TimeoutError:
+            raise TimeoutError(f"no event on {self!r} within {timeout:g} s") from None
+        except DRIVER_ERRORS as exc:
+            raise self._fail(exc) from exc
+        finally:
+            if took:
+                self._use.leave()
 
     def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        """Acknowledge one delivery (or all up to it with ``multiple``)."""
+        """Acknowledge one delivery (or all up to it with ``multiple``); from any thread."""
         try:
             self._chan.basic_ack(delivery_tag, multiple)
             if self._driver.write_buffer is not None:
@@ -346,7 +393,7 @@ class AmqpChannel:
         # then send; see Driver.poll_events and _publish_now for what is cheaper.
         if self._chan.connection is None:
             raise amqp.RecoverableConnectionError("basic_publish: connection closed")
-        self._driver.poll_events()
+        self._driver.poll_channel(self.channel_id)
         self._publish_now(msg, exchange, routing_key, mandatory, immediate)
 
     def _publish_now(
@@ -381,6 +428,15 @@ class AmqpChannel:
 
     def _call(self, method: Callable[..., Any], *args: Any) -> Any:
         # ``method`` is a bound method of the py-amqp channel.
+        took = self._use.enter()
+        try:
+            return self._settle(method, *args)
+        finally:
+            if took:
+                self._use.leave()
+
+    def _settle(self, method: Callable[..., Any], *args: Any) -> Any:
+        # A call that only writes: allowed from any thread, nothing to enter.
         try:
             result = method(*args)
             if self._driver.write_buffer is not None:
@@ -539,12 +595,12 @@ class AmqpChannel:
         self._call(self._chan.basic_cancel, consumer_tag, nowait)
 
     def basic_reject(self, delivery_tag: int, requeue: bool) -> None:
-        """Reject one delivery, requeueing it or not."""
-        self._call(self._chan.basic_reject, delivery_tag, requeue)
+        """Reject one delivery, requeueing it or not; from any thread."""
+        self._settle(self._chan.basic_reject, delivery_tag, requeue)
 
     def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
-        """Reject one delivery (or all up to it), requeueing by default."""
-        self._call(self._chan.basic_nack, delivery_tag, multiple, requeue)
+        """Reject one delivery (or all up to it), requeueing by default; from any thread."""
+        self._settle(self._chan.basic_nack, delivery_tag, multiple, requeue)
 
     def basic_qos(self, prefetch_size: int, prefetch_count: int, a_global: bool) -> None:
         """Limit unacknowledged deliveries (``prefetch_count``)."""

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import select
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from time import monotonic
 from typing import Any
@@ -55,8 +56,11 @@ class AmqpConnection(base.TransportConnection):
     """One py-amqp connection behind the :class:`transports.base.TransportConnection` contract.
 
     Constructed unconnected by the transport's ``connect``, which then calls
-    :meth:`open`. One thread owns it; :meth:`send_heartbeat` may be called
-    from another (py-amqp serialises frame writes with a lock).
+    :meth:`open`. Once open it may be shared by threads, each using channels
+    of its own: writes are serialised per method by py-amqp's frame writer,
+    reads go through the driver's demux (see :mod:`transports.amqp.demux`),
+    and a failure found by any thread is raised by every thread waiting on
+    the connection.
 
     Attributes:
         params: what the connection was opened with.
@@ -85,6 +89,7 @@ class AmqpConnection(base.TransportConnection):
         self._closed = False
         self._failure: BrokerError | None = None
         self._poller: select.poll | None = None  # made on the first verify()
+        self._verify_lock = threading.Lock()  # one poll() on the poller at a time
         self._errors = ErrorTranslator(
             self.display_url, is_lost=self.is_lost, after=self._after_error
         )
@@ -105,6 +110,7 @@ class AmqpConnection(base.TransportConnection):
         try:
             with self._errors:
                 driver.connect()
+                driver.share()
         except BaseException:
             self.teardown()  # never leave a half-open socket behind
             raise
@@ -185,6 +191,9 @@ class AmqpConnection(base.TransportConnection):
         Heartbeat frames are not events and do not extend the wait. With
         heartbeats on, ours are sent meanwhile and a silent peer raises
         :class:`~broker.errors.HeartbeatTimeout`, also when ``timeout`` is None.
+        With several threads draining, each gets the events of the channels
+        it used last and the deliveries of consumers whose thread does not
+        drain (see :mod:`transports.amqp.demux`).
         """
         driver = self._require_open()
         deadline = None if timeout is None else monotonic() + max(timeout, 0.0)
@@ -233,13 +242,17 @@ class AmqpConnection(base.TransportConnection):
         sock = transport.sock
         if sock is None or sock.fileno() < 0:
             return False
-        poller = self._poller
-        if poller is None:
-            # Pools verify on every checkout: one registered poller makes the
-            # common case a single poll(0) system call.
-            poller = self._poller = select.poll()
-            poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
-        return _socket_alive(sock, poller)
+        make_poller = getattr(select, "poll", None)
+        if make_poller is None:  # eventlet's monkey patching removes select.poll
+            return _socket_alive_select(sock)
+        with self._verify_lock:
+            poller = self._poller
+            if poller is None:
+                # Pools verify on every checkout: one registered poller makes the
+                # common case a single poll(0) system call.
+                poller = self._poller = make_poller()
+                poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return _socket_alive(sock, poller)
 
     # -- closing ----------------------------------------------------------------------
 
@@ -311,6 +324,21 @@ class AmqpConnection(base.TransportConnection):
         logger.info("%s unblocked this connection", self.display_url)
         if self._on_unblocked is not None:
             self._on_unblocked()
+
+
+def _socket_alive_select(sock: socket.socket) -> bool:
+    readable, _, broken = select.select([sock], [], [sock], 0)
+    if broken:
+        return False
+    if readable:
+        try:
+            data = socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return bool(data)
+    return True
 
 
 def _socket_alive(sock: socket.socket, poller: select.poll) -> bool:

@@ -9,11 +9,12 @@ that means a private py-amqp hook, the override goes through the adapters of
   handshake by the connect deadline, resets the socket to blocking afterwards
   (py-amqp leaves ``connect_timeout`` on it, so reads time out later), never
   does a TLS shutdown handshake on close (it can block on a dead peer), and
-  serialises reads with writes: an OpenSSL connection must not be read by the
-  owner thread while the heartbeat thread writes to it.
+  serialises reads with writes through its I/O lock: an OpenSSL connection
+  must not be read by one thread while another writes to it.
 * :class:`DriverChannel` is *closed* after the broker closes it with an error
-  (py-amqp silently re-opens it) and delivers bodies as ``bytes``, the empty
-  one included (py-amqp leaves ``''``, a str, when no body frame came).
+  (py-amqp silently re-opens it), delivers bodies as ``bytes``, the empty
+  one included (py-amqp leaves ``''``, a str, when no body frame came), and
+  waits for its replies on its own channel only (see below).
 * :class:`Driver` never reconnects behind our back when its transport is gone,
   negotiates ``channel_max``/``frame_max`` as the minimum of both peers'
   values, bounds whole operations by :attr:`Driver.deadline` (connect, close),
@@ -23,17 +24,26 @@ that means a private py-amqp hook, the override goes through the adapters of
   (:attr:`Driver.write_buffer`), every read sends them first, and the
   connection's :class:`~transports.amqp.writes.IdleFlusher` thread sends them
   when nobody writes or reads for ``max_delay``.
-  :meth:`Driver.poll_events` is py-amqp's check for incoming frames before a
-  publish, with one ``poll`` system call instead of three calls and an
-  exception.
+
+Threads. Once connected (:meth:`Driver.share`), a driver may be used by many
+threads, one channel each. Writes need nothing more: py-amqp's frame writer
+sends the frames of one method under one lock, and channel ids are handed
+out under :attr:`Driver.channel_lock`. Reads go through a
+:class:`~transports.amqp.demux.Demux` (one reader at a time; what it reads
+goes to the thread entitled to it) and
+:class:`~transports.amqp.reading.BufferedReads` (the socket keeps blocking
+mode for writers; reads wait with ``poll`` until a deadline). A thread inside
+py-amqp's ``Channel.wait`` (a synchronous method) takes only its channel's
+events; :meth:`Driver.drain_until` takes the events of draining threads;
+:meth:`Driver.poll_channel` is py-amqp's look for incoming frames before a
+publish, for one channel, with one ``poll`` system call instead of three calls
+and an exception.
 
 Only the AMQP transport modules import this; nothing here translates errors.
 """
 
 from __future__ import annotations
 
-import contextlib
-import select
 import ssl
 import threading
 import weakref
@@ -43,12 +53,15 @@ from typing import Any
 import amqp
 from amqp import spec
 
+from transports.amqp.demux import CONNECTION, DRAIN, Demux, Item
+from transports.amqp.framing import frame_writer
 from transports.amqp.pyamqp_internals import (
     ChannelAdapter,
     ConnectionAdapter,
     SSLTransportAdapter,
     has_unread_input,
 )
+from transports.amqp.reading import BufferedReads
 from transports.amqp.writes import IdleFlusher, WriteBuffer
 
 __all__ = ["Driver", "DriverChannel", "TLSSocketTransport"]
@@ -84,18 +97,14 @@ class TLSSocketTransport(SSLTransportAdapter):
         self.server_hostname = server_hostname
         self.deadline = deadline
         # Plain sockets allow one reader and one writer at once; an SSL object
-        # does not. Reads are bounded (the transport slices its waits), so a
-        # heartbeat write waits at most one slice.
+        # does not. A read holds this lock only to receive bytes that have
+        # arrived (see transports.amqp.reading), so a writer never waits long.
         self._io_lock = threading.RLock()
 
     @property
     def io_lock(self) -> threading.RLock:
-        """Held by every read and write of the TLS connection (a send from another thread too)."""
+        """Held by every receive and write of the TLS connection, from whichever thread."""
         return self._io_lock
-
-    def read_frame(self, *args: Any, **kwargs: Any) -> Any:
-        with self._io_lock:
-            return super().read_frame(*args, **kwargs)
 
     def write(self, s: Any) -> None:
         with self._io_lock:
@@ -128,12 +137,52 @@ class TLSSocketTransport(SSLTransportAdapter):
 
 
 class DriverChannel(ChannelAdapter):
-    """A py-amqp channel that stays closed after a broker-side channel error."""
+    """A py-amqp channel that stays closed after a broker-side channel error.
+
+    Its synchronous methods wait on this channel only: the replies (and
+    whatever else arrives for the channel meanwhile) are dispatched on the
+    waiting thread, while other threads' channels get theirs.
+    """
+
+    connection: Driver
 
     def __init__(self, connection: Driver, channel_id: int | None = None, **kwargs: Any) -> None:
         # Bodies stay bytes: decoding belongs to the serialization layer.
         kwargs["auto_decode"] = False
         super().__init__(connection, channel_id, **kwargs)
+        demux = connection.demux
+        if demux is not None:
+            demux.open_slot(self.channel_id)
+
+    def wait(
+        self,
+        method: Any,
+        callback: Any = None,
+        timeout: float | None = None,
+        returns_tuple: bool = False,
+    ) -> Any:
+        """py-amqp's wait for a reply, reading only this channel's events (see the class)."""
+        conn = self.connection
+        demux = conn.demux if conn is not None else None
+        if demux is None:
+            return super().wait(method, callback, timeout, returns_tuple)
+        channel_id = self.channel_id
+        demux.claim(channel_id)
+        scopes = conn.scopes
+        outer = getattr(scopes, "current", CONNECTION)
+        scopes.current = channel_id
+        try:
+            return super().wait(method, callback, timeout, returns_tuple)
+        finally:
+            scopes.current = outer
+            demux.unclaim(channel_id)
+
+    def collect(self) -> None:
+        """Release the channel; events still queued for it are dropped."""
+        conn, channel_id = self.connection, self.channel_id
+        if conn is not None and conn.demux is not None and channel_id is not None:
+            conn.demux.close_slot(channel_id)
+        super().collect()
 
     def dispatch_method(self, method_sig: Any, payload: Any, content: Any) -> Any:
         """Dispatch one incoming method; an empty message body is ``b''``, never ``''``."""
@@ -169,8 +218,10 @@ class Driver(ConnectionAdapter):
     write_buffer_users = 0
     #: The thread sending held frames nobody else sends in time (made with the first hold).
     idle_flusher: IdleFlusher | None = None
-    #: ``(socket, poller, is_tls)`` for :meth:`poll_events`, made on first use.
-    _poll: tuple[Any, select.poll, bool] | None = None
+    #: Who reads and who gets what was read, once :meth:`share` was called.
+    demux: Demux | None = None
+    #: The socket reads (set by :meth:`share`).
+    reads: BufferedReads | None = None
 
     def __init__(
         self,
@@ -181,11 +232,75 @@ class Driver(ConnectionAdapter):
         wanted_frame_max: int | None = None,
         **kwargs: Any,
     ) -> None:
+        # Frames encoded apart and sent by whichever thread is free (see framing).
+        kwargs.setdefault("frame_writer", frame_writer)
         super().__init__(**kwargs)
         self.tls_context = tls_context
         self.server_hostname = server_hostname
         self.wanted_channel_max = wanted_channel_max
         self.wanted_frame_max = wanted_frame_max
+        #: Held while a channel id is taken (py-amqp's allocation is not atomic).
+        self.channel_lock = threading.Lock()
+        #: What the calling thread waits for inside py-amqp (``.current``: a scope of the demux).
+        self.scopes = threading.local()
+        self._writes_lock = threading.Lock()
+        self._tick_lock = threading.Lock()
+
+    # -- sharing between threads ------------------------------------------------
+
+    def share(self) -> None:
+        """After the handshake: reads go through a demux, so threads may share the connection."""
+        transport = self.transport
+        tls = isinstance(transport, TLSSocketTransport)
+        self.reads = BufferedReads(transport, tls=tls, guard=transport.io_lock if tls else None)
+        demux = Demux(self.is_consuming)
+        for channel_id in self.channels or ():
+            if channel_id:
+                demux.open_slot(channel_id)
+        self.demux = demux
+
+    def collect(self) -> None:
+        """Tear down (py-amqp's); every thread waiting on the connection raises."""
+        demux = self.demux
+        if demux is not None:
+            demux.fail(amqp.RecoverableConnectionError("connection closed"))
+        super().collect()
+
+    def is_consuming(self, channel_id: int) -> bool:
+        """Whether the channel has consumers (any draining thread may take its deliveries)."""
+        channels = self.channels
+        chan = channels.get(channel_id) if channels else None
+        return chan is not None and bool(chan.callbacks)
+
+    def channel(self, channel_id: int | None = None, callback: Any = None) -> Any:
+        """Open a channel (py-amqp's, with the channel id taken under :attr:`channel_lock`)."""
+        if self.channels is None:
+            raise amqp.RecoverableConnectionError("Connection already closed.")
+        with self.channel_lock:
+            found = self.channels.get(channel_id) if channel_id is not None else None
+            if found is not None:
+                return found
+            chan = self.Channel(self, channel_id, on_open=callback)
+        chan.open()
+        return chan
+
+    def on_inbound_method(
+        self, channel_id: int, method_sig: Any, payload: Any, content: Any
+    ) -> Any:
+        """Dispatch a connection-level method now; queue a channel's for the thread it is for."""
+        demux = self.demux
+        if demux is None or not channel_id:
+            result = super().on_inbound_method(channel_id, method_sig, payload, content)
+            if demux is not None:
+                demux.connection_event()
+            return result
+        demux.route(channel_id, (method_sig, payload, content))
+        return None
+
+    def heartbeat_tick(self, rate: int = 2) -> None:
+        """py-amqp's tick, one thread at a time (it compares counters it then updates)."""
+        with self._tick_lock:
+            super().heartbeat_tick(rate)
 
     # -- transport ------------------------------------------------------------
 
@@ -233,20 +348,23 @@ class Driver(ConnectionAdapter):
     # -- writing ---------------------------------------------------------------
 
     def hold_writes(self, limit: int) -> WriteBuffer:
-        """Start (or join) coalescing outgoing frames; pair with :meth:`release_writes`."""
-        buffer = self.write_buffer
-        if buffer is None:
-            transport = self.transport
-            guard = transport.io_lock if isinstance(transport, TLSSocketTransport) else None
-            buffer = self.write_buffer = WriteBuffer(transport, limit, guard=guard)
-            flusher = self.idle_flusher
-            if flusher is None:
-                flusher = self.idle_flusher = IdleFlusher(str(self.host))
-                # The thread holds no reference to us: it ends when we are collected.
-                weakref.finalize(self, flusher.stop)
-            flusher.watch(buffer)
-        self.write_buffer_users += 1
-        return buffer
+        """Start (or join) holding the calling thread's frames; pair with :meth:`release_writes`."""
+        with self._writes_lock:
+            buffer = self.write_buffer
+            if buffer is None:
+                transport = self.transport
+                guard = transport.io_lock if isinstance(transport, TLSSocketTransport) else None
+                buffer = self.write_buffer = WriteBuffer(transport, limit, guard=guard)
+                flusher = self.idle_flusher
+                if flusher is None:
+                    flusher = self.idle_flusher = IdleFlusher(str(self.host))
+                    # The thread holds no reference to us: it ends when we are collected.
+                    weakref.finalize(self, flusher.stop)
+                flusher.watch(buffer)
+            else:
+                buffer.hold()
+            self.write_buffer_users += 1
+            return buffer
 
     def release_writes(self) -> None:
         """Send everything held; the last holder removes the buffer.
@@ -254,17 +372,19 @@ class Driver(ConnectionAdapter):
         Raises:
             OSError: the send failed (the transport is marked disconnected).
         """
-        buffer = self.write_buffer
-        if buffer is None:
-            return  # torn down meanwhile
-        self.write_buffer_users -= 1
-        if self.write_buffer_users > 0:
-            buffer.flush()
-            return
-        self.write_buffer, self.write_buffer_users = None, 0
-        if self.idle_flusher is not None:
-            self.idle_flusher.watch(None)
-        buffer.close()
+        with self._writes_lock:
+            buffer = self.write_buffer
+            if buffer is None:
+                return  # torn down meanwhile
+            buffer.unhold()
+            self.write_buffer_users -= 1
+            if self.write_buffer_users > 0:
+                buffer.flush()
+                return
+            self.write_buffer, self.write_buffer_users = None, 0
+            if self.idle_flusher is not None:
+                self.idle_flusher.watch(None)
+            buffer.close()
 
     def drop_writes(self) -> None:
         """Forget held frames without sending them, and end the idle flusher (teardown)."""
@@ -278,72 +398,146 @@ class Driver(ConnectionAdapter):
     def blocking_read(self, timeout: float | None = None) -> Any:
         """Read and dispatch one frame; buffered frames are sent first.
 
-        Every read of py-amqp and of ours comes here: nothing ever waits for
-        the answer to a frame that has not left.
+        py-amqp's own reads (the handshake) come here before :meth:`share`:
+        nobody ever waits for the answer to a frame that has not left.
         """
         buffer = self.write_buffer
         if buffer is not None:
             buffer.flush()
         return _blocking_read(self, timeout)
 
-    def poll_events(self) -> None:
-        """Dispatch an event if a frame has arrived; return at once if none has.
+    def read_frame(self, timeout: float | None) -> None:
+        """Read one frame within ``timeout`` seconds and route it (the demux's leader calls this).
+
+        Held frames are sent first; with heartbeats on, py-amqp's tick runs after
+        the read, also after one that timed out (a silent socket is when a dead
+        peer shows), never before: frames that queued up while every thread was
+        busy elsewhere must count as signs of life.
+
+        Raises:
+            TimeoutError: no whole frame arrived in time.
+        """
+        buffer = self.write_buffer
+        if buffer is not None:
+            buffer.flush()
+        reads = self.reads
+        assert reads is not None
+        reads.deadline = None if timeout is None else monotonic() + timeout
+        try:
+            frame = self.transport.read_frame()
+        except TimeoutError:
+            if self.heartbeat:
+                self.heartbeat_tick()
+            raise
+        self.on_inbound_frame(frame)
+        if self.heartbeat:
+            self.heartbeat_tick()
+
+    def _read_arrived(self) -> None:
+        """Read the frames that have arrived, without waiting (at most a bounded number)."""
+        reads = self.reads
+        assert reads is not None
+        transport = self.transport
+        for _ in range(_POLL_FRAMES):
+            # A partial frame read earlier is invisible to poll: read the usual way.
+            if not has_unread_input(transport) and not reads.readable(0):
+                return
+            try:
+                self.read_frame(0)
+            except TimeoutError:
+                return
+
+    def poll_channel(self, channel_id: int) -> None:
+        """Dispatch on this thread what has arrived for the channel; never waits.
 
         py-amqp does ``drain_events(timeout=0)`` before every publish, so that
         ``connection.blocked``, returns and errors are seen early; that costs
         three system calls and an exception when nothing has arrived, which is
-        nearly always. A zero-timeout ``poll`` finds that out in one.
+        nearly always. Here one ``poll`` finds that out (none at all while
+        another thread reads: it routes what arrives).
         """
-        transport = self.transport
-        sock = transport.sock
-        poll = self._poll
-        if poll is None or poll[0] is not sock:
-            poller = select.poll()
-            poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
-            poll = self._poll = (sock, poller, isinstance(transport, TLSSocketTransport))
-        # A partial frame read earlier, or bytes TLS already decrypted, are
-        # invisible to poll: then read the usual way.
-        quiet = not has_unread_input(transport) and not (poll[2] and transport.pending())
-        if quiet and not poll[1].poll(0):
+        demux = self.demux
+        if demux is None:
             return
-        with contextlib.suppress(TimeoutError):
-            self.drain_events(timeout=0)
+        got = demux.poll(channel_id, self._read_arrived)
+        while got is not None:
+            self._dispatch(got)
+            got = demux.poll(channel_id, _nothing)
+
+    def wait_channel(self, channel_id: int, deadline: float | None) -> None:
+        """Dispatch the channel's next event on this thread, waiting until ``deadline``.
+
+        Raises:
+            TimeoutError: nothing arrived for the channel by ``deadline``.
+        """
+        demux = self.demux
+        assert demux is not None
+        demux.claim(channel_id)
+        try:
+            self._next(channel_id, deadline)
+        finally:
+            demux.unclaim(channel_id)
 
     def drain_events(self, timeout: float | None = None) -> None:
-        """Read until one method or message has been dispatched.
+        """Read until one method or message of the calling thread's scope has been dispatched.
 
-        Called by py-amqp itself (``timeout=0`` before each publish, ``None``
-        while a channel waits for a reply). Unbounded waits become bounded by
+        Called by py-amqp itself (while a channel waits for a reply, or the
+        connection for ``close-ok``). Unbounded waits become bounded by
         :attr:`deadline`, and heartbeat-aware when heartbeats are on.
         """
         deadline = self.deadline
-        if deadline is not None:
-            if timeout is not None:
-                deadline = min(deadline, monotonic() + timeout)
-            self.drain_until(deadline)
+        if timeout is not None:
+            limit = monotonic() + timeout
+            deadline = limit if deadline is None else min(deadline, limit)
+        if self.demux is None:
+            if deadline is not None or self.heartbeat:
+                self._drain_unshared(deadline)
+                return
+            while not self.blocking_read(timeout):
+                pass
             return
-        if timeout is None and self.heartbeat:
-            self.drain_until(None)
-            return
-        while not self.blocking_read(timeout):
-            pass
+        self._next(getattr(self.scopes, "current", CONNECTION), deadline)
 
     def drain_until(self, deadline: float | None) -> None:
-        """Dispatch at least one real event, or raise ``socket.timeout`` at ``deadline``.
+        """Dispatch at least one event for a draining thread; ``socket.timeout`` at ``deadline``.
 
         Heartbeat frames do not count as events and do not extend the wait.
-        With heartbeats on, the wait is cut in slices of a quarter interval and
-        :meth:`heartbeat_tick` runs between them: it sends our heartbeats and
-        raises ``ConnectionForced('Too many heartbeats missed')`` for a silent
-        peer, even when ``deadline`` is ``None``.
+        With heartbeats on, the reading thread waits in slices of a quarter
+        interval and runs :meth:`heartbeat_tick` between them: it sends our
+        heartbeats and raises ``ConnectionForced('Too many heartbeats missed')``
+        for a silent peer, even when ``deadline`` is ``None``.
         """
+        if self.demux is None:
+            self._drain_unshared(deadline)
+            return
+        self._next(DRAIN, deadline)
+
+    def _next(self, scope: int, deadline: float | None) -> None:
+        demux = self.demux
+        assert demux is not None
+        buffer = self.write_buffer
+        if buffer is not None:
+            buffer.flush()  # what this thread waits for may answer a held frame
+        interval = self.heartbeat or 0
+        got = demux.next_event(scope, deadline, self.read_frame, interval / 4 if interval else None)
+        if got is not None:
+            self._dispatch(got)
+
+    def _dispatch(self, got: tuple[int, Item]) -> None:
+        channel_id, (method_sig, payload, content) = got
+        channels = self.channels
+        chan = channels.get(channel_id) if channels else None
+        if chan is not None:
+            chan.dispatch_method(method_sig, payload, content)
+
+    def _drain_unshared(self, deadline: float | None) -> None:
+        """:meth:`drain_until` during the handshake, before :meth:`share`."""
         interval = self.heartbeat or 0
         piece = interval / 4 if interval else None
         while True:
             if deadline is None:
                 wait = piece
             else:
-                # A deadline already passed still gets one non-blocking read.
                 wait = max(deadline - monotonic(), 0.0)
                 if piece is not None and piece < wait:
                     wait = piece
@@ -353,18 +547,20 @@ class Driver(ConnectionAdapter):
             except TimeoutError:
                 if deadline is not None and monotonic() >= deadline:
                     if interval:
-                        # Callers that wait in short slices (Connection.drain_events)
-                        # end every slice here: a read that timed out proves the
-                        # socket was silent, so check for a dead peer first.
                         self.heartbeat_tick()
                     raise
             if interval:
-                # Tick after reading, never before: frames that queued up while
-                # the owner was busy elsewhere must count as signs of life.
                 self.heartbeat_tick()
 
 
 _blocking_read = amqp.Connection.blocking_read
+
+#: Frames one look before a publish reads at most (the rest wait for the next reader).
+_POLL_FRAMES = 64
+
+
+def _nothing() -> None:
+    """Nothing to read (a second look at a channel's inbox)."""
 
 
 def _smaller(server: int, wanted: int | None) -> int:

@@ -37,6 +37,7 @@ from broker.errors import (
     TLSVerificationError,
 )
 from transports._shared.tls import hopeless_handshake
+from transports.amqp.demux import ConnectionLost
 
 __all__ = ["DRIVER_ERRORS", "ErrorTranslator", "display_url", "translate"]
 
@@ -89,6 +90,9 @@ def translate(
     Returns:
         The exception to raise (``raise translate(exc, ...) from exc``).
     """
+    if isinstance(exc, ConnectionLost):
+        # Another thread's read failed while this one waited: the same error, here.
+        return translate(exc.original, where, connection_lost=True, heartbeat=heartbeat)
     if isinstance(exc, amqp_exc.AMQPError):
         return _translate_amqp(exc, where, connecting, connection_lost, heartbeat)
     if isinstance(exc, amqp_exc.MessageNacked):

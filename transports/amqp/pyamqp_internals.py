@@ -12,8 +12,8 @@ them are here, so that an upgrade of py-amqp has one module to check:
   (:class:`ConnectionAdapter`, :class:`ChannelAdapter`,
   :class:`SSLTransportAdapter`; :mod:`transports.amqp.driver` subclasses
   them);
-* :func:`has_unread_input` and :class:`RawWrites` read and swap private
-  attributes of py-amqp's socket transports.
+* :func:`has_unread_input`, :class:`RawReads` and :class:`RawWrites` read
+  and swap private attributes of py-amqp's socket transports.
 
 :data:`PRIVATE_MEMBERS` lists each member with the py-amqp code that uses it;
 :func:`missing_members` names those the installed py-amqp no longer has
@@ -37,6 +37,7 @@ __all__ = [
     "ChannelAdapter",
     "ConnectionAdapter",
     "PrivateMember",
+    "RawReads",
     "RawWrites",
     "SSLTransportAdapter",
     "has_unread_input",
@@ -83,7 +84,11 @@ PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
     ),
     PrivateMember(
         SSLTransport, "_quick_recv", "_read",
-        "the TLS socket's read, set up by _setup_transport",
+        "the TLS socket's read, set up by _setup_transport; replaced by buffered reads",
+    ),
+    PrivateMember(
+        TCPTransport, "_quick_recv", "_read",
+        "the socket's recv, replaced by buffered reads bounded by a deadline",
     ),
 )  # fmt: skip
 
@@ -219,3 +224,32 @@ class RawWrites:
 
     def __repr__(self) -> str:
         return f"<RawWrites of {self._transport!r} to {self._write!r}>"
+
+
+class RawReads:
+    """Sends a py-amqp socket transport's receive calls to ``recv`` until :meth:`restore`.
+
+    py-amqp's ``_read`` receives through the transport's ``_quick_recv``, an
+    instance attribute set when the socket is set up (``sock.recv``, or the
+    TLS socket's ``read``).
+
+    Args:
+        transport: a connected py-amqp socket transport.
+        recv: takes each ``recv(n)`` instead.
+    """
+
+    __slots__ = ("_original", "_recv", "_transport")
+
+    def __init__(self, transport: Any, recv: Callable[[int], bytes]) -> None:
+        self._transport = transport
+        self._recv = recv
+        self._original: Callable[[int], bytes] = transport._quick_recv
+        transport._quick_recv = recv
+
+    def restore(self) -> None:
+        """Give the transport its own receive function back (unless replaced since)."""
+        if self._transport._quick_recv == self._recv:
+            self._transport._quick_recv = self._original
+
+    def __repr__(self) -> str:
+        return f"<RawReads of {self._transport!r} to {self._recv!r}>"

@@ -6,45 +6,50 @@ broker's side. A :class:`WriteBuffer` installed on a connection's py-amqp
 transport collects those frames and sends them in chunks of about
 ``limit`` bytes instead.
 
-What keeps that safe:
+What keeps that safe when threads share the connection:
 
-* Frames enter the buffer whole and in order: py-amqp writes each frame (or
-  each piece of a large one) under its frame-writer lock, and everything the
-  connection sends goes through the buffer while it is installed, so nothing
-  overtakes a buffered publish. Every send, from whichever thread, takes the
-  buffer's lock, so two sends never interleave.
-* A write from any other thread than the owner's (the heartbeat thread) sends
-  what is buffered, then itself, at once: heartbeats are never held back, and
-  they also bound how long buffered frames can wait while the owner is busy.
-* The owner's own writes are sent once ``limit`` bytes are pending or the
+* Frames enter the buffer whole and in order: py-amqp writes the frames of
+  one method (method, header, body) under its frame-writer lock, and
+  everything the connection sends goes through the buffer while it is
+  installed, so nothing overtakes a buffered publish. Every send, from
+  whichever thread, takes the buffer's lock, so two sends never interleave.
+* Only the frames of threads inside a ``buffered_writes()`` block (the
+  *holders*, :meth:`WriteBuffer.hold`) are held. A write from any other
+  thread (a plain publish, an ack, the heartbeat thread) sends what is
+  buffered, then itself, at once: nobody else's frames wait behind a batch,
+  and they bound how long buffered frames can wait.
+* A holder's own writes are sent once ``limit`` bytes are pending or the
   oldest pending byte is ``max_delay`` seconds old (checked on each write).
-* When nobody writes or reads -- the owner publishes once, then spends time
+* When nobody writes or reads -- a holder publishes once, then spends time
   in its own code, with heartbeats off -- an :class:`IdleFlusher` sends what
   is pending once its oldest byte is ``max_delay`` old (see below).
-* The driver calls :meth:`WriteBuffer.flush` before every read
-  (:meth:`transports.amqp.driver.Driver.blocking_read`): nobody ever waits
-  for a reply to frames that are still here.
+* The driver calls :meth:`WriteBuffer.flush` before every read and before a
+  thread starts waiting for an event
+  (:meth:`transports.amqp.driver.Driver.read_frame`): nobody ever waits for
+  a reply to frames that are still here.
 * :meth:`WriteBuffer.close` sends the rest and puts the transport back as it
   was. A failed send marks the transport disconnected (the stream is cut at
   an unknown point) and raises the socket error, which the caller translates.
+* Over TLS every send also holds the transport's I/O lock (``guard``),
+  taken before the buffer's own lock everywhere, because an OpenSSL
+  connection must not be written by one thread while another reads it.
 
 Why a thread per connection for the idle case. Only a thread can send while
-the owner is away in its own code, and the heartbeat thread exists only when
-heartbeats are on. A timer thread per batch would cost a thread start (about
-0.1 ms here) on every ``with producer.confirms():``, as much as a whole
-one-message batch; one process-wide timer would let a broker that stops
-reading one connection (a blocked connection fills its socket) stall the
-flushes of all the others. So each connection gets one :class:`IdleFlusher`
-thread with its first pipelined batch; it sleeps on a condition between
-batches, polls its buffer every ``max_delay`` during one (no cost on the
-publish path, and a pending byte waits at most about ``max_delay``), and ends
-when the connection is torn down or garbage-collected. Over TLS it sends
-under the transport's I/O lock, like the heartbeat thread, because an
-OpenSSL connection must not be written by one thread while another reads it.
+every holder is away in its own code, and the heartbeat thread exists only
+when heartbeats are on. A timer thread per batch would cost a thread start
+(about 0.1 ms here) on every ``with producer.confirms():``, as much as a
+whole one-message batch; one process-wide timer would let a broker that
+stops reading one connection (a blocked connection fills its socket) stall
+the flushes of all the others. So each connection gets one
+:class:`IdleFlusher` thread with its first pipelined batch; it sleeps on a
+condition between batches, polls its buffer every ``max_delay`` during one
+(no cost on the publish path, and a pending byte waits at most about
+``max_delay``), and ends when the connection is torn down or
+garbage-collected.
 
 :class:`HeldWrites` is what ``AmqpChannel.buffered_writes()`` returns (a
 :class:`transports.base.WriteHold`): one holder of a connection's buffer
-(several may share it).
+(several may share it, on one thread or several).
 """
 
 from __future__ import annotations
@@ -75,13 +80,15 @@ class WriteBuffer:
 
     Installing it diverts the transport's raw socket writes (see
     :class:`~transports.amqp.pyamqp_internals.RawWrites`) until :meth:`close`.
+    The installing thread holds it (as one :meth:`hold`); other threads join
+    with :meth:`hold`.
 
     Args:
         transport: a connected py-amqp transport.
         limit: send once this many bytes are pending.
         max_delay: send once the oldest pending byte is this many seconds old.
-        guard: held around a send from a thread that did not come through the
-            transport's ``write`` (:meth:`flush_idle`): the TLS transport's
+        guard: held around a send that did not come through the transport's
+            ``write`` (:meth:`flush`, :meth:`flush_idle`): the TLS transport's
             I/O lock; nothing for plain sockets.
     """
 
@@ -100,7 +107,8 @@ class WriteBuffer:
         self._pending = bytearray()
         self._since = 0.0  # when the oldest pending byte arrived
         self._lock = threading.Lock()
-        self._owner = threading.get_ident()
+        # thread -> open holds; the thread that installs the buffer holds it once
+        self._holders: dict[int, int] = {threading.get_ident(): 1}
         self._closed = False
         self._diverted = RawWrites(transport, self.write)
         self._raw = self._diverted.original
@@ -110,12 +118,29 @@ class WriteBuffer:
         """Bytes waiting to be sent."""
         return len(self._pending)
 
+    def hold(self) -> None:
+        """The calling thread's frames are held from now on (until as many :meth:`unhold`)."""
+        me = threading.get_ident()
+        with self._lock:
+            self._holders[me] = self._holders.get(me, 0) + 1
+
+    def unhold(self) -> None:
+        """End one :meth:`hold` of the calling thread."""
+        me = threading.get_ident()
+        with self._lock:
+            left = self._holders.get(me, 0) - 1
+            if left > 0:
+                self._holders[me] = left
+            else:
+                self._holders.pop(me, None)
+
     def write(self, data: Any) -> None:
         """Take one frame (or a piece of a large one) from py-amqp's frame writer."""
         with self._lock:
             pending = self._pending
-            if self._closed or threading.get_ident() != self._owner:
-                # A heartbeat from its thread: everything goes out now, in order.
+            if self._closed or threading.get_ident() not in self._holders:
+                # Not a holder (a heartbeat, another thread's publish or ack):
+                # everything goes out now, in order.
                 self._send_locked()
                 self._send_raw(data)
                 return
@@ -133,7 +158,7 @@ class WriteBuffer:
             OSError: the send failed; the transport is marked disconnected.
         """
         if self._pending:
-            with self._lock:
+            with self._guard, self._lock:
                 self._send_locked()
 
     def due_in(self) -> float | None:
@@ -148,7 +173,7 @@ class WriteBuffer:
     def flush_idle(self) -> bool:
         """Send what is pending if its oldest byte is ``max_delay`` old; True if it did.
 
-        For a thread other than the owner's (:class:`IdleFlusher`).
+        For the :class:`IdleFlusher` thread.
 
         Raises:
             OSError: the send failed; the transport is marked disconnected.
@@ -178,10 +203,9 @@ class WriteBuffer:
     def _send_locked(self) -> None:
         pending = self._pending
         if pending:
-            try:
-                self._send_raw(pending)
-            finally:
-                pending.clear()
+            # Emptied before the send: what arrived on the other end is no longer pending.
+            self._pending = bytearray()
+            self._send_raw(pending)
 
     def _send_raw(self, data: Any) -> None:
         try:
@@ -194,7 +218,10 @@ class WriteBuffer:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"pending={len(self._pending)}"
-        return f"<WriteBuffer limit={self.limit} {state} sends={self.sends}>"
+        return (
+            f"<WriteBuffer limit={self.limit} {state} holders={len(self._holders)} "
+            f"sends={self.sends}>"
+        )
 
 
 class IdleFlusher:
@@ -242,15 +269,16 @@ class IdleFlusher:
         while (buffer := self._next_due()) is not None:
             # Outside our lock: the send takes the buffer's (and, over TLS, the
             # transport's) lock, which the owner may hold while it calls watch().
+            # Counted before the send, so whoever sees the bytes arrive sees the count.
+            self.flushes += 1
             try:
-                sent = buffer.flush_idle()
+                if not buffer.flush_idle():
+                    self.flushes -= 1  # a holder sent them first
             except OSError as exc:
                 # The transport is marked disconnected: its owner finds out at
                 # its next call. Nothing more to send here.
                 logger.debug("idle flush failed: %r", exc)
                 self.watch(None)
-            else:
-                self.flushes += sent
 
     def _next_due(self) -> WriteBuffer | None:
         """Wait until the watched buffer has a byte due; ``None`` once stopped."""

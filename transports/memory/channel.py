@@ -360,6 +360,9 @@ class MemoryChannel(ChannelCore):
         with self._guard:
             self.confirm_mode = True
 
+    def wait_confirms(self, timeout: float) -> None:
+        """Nothing to wait for: every publish was confirmed when it returned."""
+
     def buffered_writes(self) -> base.WriteHold:
         """Nothing to hold: publishes are routed when :meth:`basic_publish` returns."""
         return UNBUFFERED

@@ -1,12 +1,20 @@
 """A connection of the Redis transport: channels, consumers, deliveries and the lease.
 
 See :mod:`transports.redis.transport` for how AMQP's model maps onto Redis.
+
+Threads may share a connection, a channel each. redis-py serialises the
+commands of the owner's Redis connection; :attr:`RedisConnection.lock`
+guards the consuming bookkeeping (so acks may come from any thread); one
+thread at a time waits for deliveries in :meth:`RedisConnection.drain_events`
+(others wait for it, within their timeout), and consumer callbacks run on
+that thread, outside the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -15,11 +23,14 @@ from typing import Any
 from broker.errors import BrokerConnectionError, ConfirmTimeout, RecoverableConnectionError
 from transports import base
 from transports.redis.channel import RedisChannel
-from transports.redis.consuming import Consumer, Consuming
+from transports.redis.consuming import Consumer, Consuming, Handoff
 from transports.redis.driver import Link
 from transports.redis.options import RedisSettings, replica_wait
 
 __all__ = ["RedisConnection", "server_properties"]
+
+#: Longest single wait for a notification (see RedisConnection._wait).
+_WAIT_SLICE = 0.25
 
 _CAPABILITIES: Mapping[str, bool] = MappingProxyType(
     {
@@ -81,6 +92,9 @@ class RedisConnection(base.TransportConnection):
         self._replica_wait = replica_wait(params, found)
         self._auto_replicas: int | None = None  # min_replicas unset: 1 while the master has one
         self._replicas_counted = 0.0
+        #: Guards channels' consuming bookkeeping and the consumer list (see the module docstring).
+        self.lock = threading.RLock()
+        self._draining = threading.Lock()  # one thread waits for deliveries at a time
 
     # -- facts ----------------------------------------------------------------------
 
@@ -190,27 +204,29 @@ class RedisConnection(base.TransportConnection):
 
     def add_consumer(self, consumer: Consumer) -> None:
         """Start waking up for ``consumer``'s queue."""
-        topic = self._topic(consumer.queue)
-        if not self._subscribed.get(topic):
-            self.link.subscribe(topic)
-        self._subscribed[topic] = self._subscribed.get(topic, 0) + 1
-        self.consumers.append(consumer)
+        with self.lock:
+            topic = self._topic(consumer.queue)
+            if not self._subscribed.get(topic):
+                self.link.subscribe(topic)
+            self._subscribed[topic] = self._subscribed.get(topic, 0) + 1
+            self.consumers.append(consumer)
         self._pending = True
 
     def remove_consumer(self, consumer: Consumer) -> None:
         """Stop delivering to ``consumer``; unsubscribe when it was its queue's last."""
-        if consumer not in self.consumers:
-            return
-        self.consumers.remove(consumer)
-        topic = self._topic(consumer.queue)
-        left = self._subscribed.get(topic, 0) - 1
-        if left > 0:
-            self._subscribed[topic] = left
-            return
-        self._subscribed.pop(topic, None)
-        if self._open:
-            with contextlib.suppress(RecoverableConnectionError):  # the link tore us down
-                self.link.unsubscribe(topic)
+        with self.lock:
+            if consumer not in self.consumers:
+                return
+            self.consumers.remove(consumer)
+            topic = self._topic(consumer.queue)
+            left = self._subscribed.get(topic, 0) - 1
+            if left > 0:
+                self._subscribed[topic] = left
+                return
+            self._subscribed.pop(topic, None)
+            if self._open:
+                with contextlib.suppress(RecoverableConnectionError):  # the link tore us down
+                    self.link.unsubscribe(topic)
 
     def _topic(self, queue: str) -> str:
         return f"{self.prefix}n:{queue}"
@@ -227,6 +243,14 @@ class RedisConnection(base.TransportConnection):
                 Redis did not answer a command within two of them).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._draining.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            raise TimeoutError("timed out")  # another thread drained the whole time
+        try:
+            self._drain(deadline)
+        finally:
+            self._draining.release()
+
+    def _drain(self, deadline: float | None) -> None:
         while True:
             if not self._open:
                 raise self.closed_error()
@@ -251,7 +275,12 @@ class RedisConnection(base.TransportConnection):
         self._pending = True
 
     def _wait(self, seconds: float) -> bool:
-        """Sleep until a notification arrives (True) or ``seconds`` pass (False)."""
+        """Sleep until a notification arrives (True) or ``seconds`` pass (False).
+
+        At most :data:`_WAIT_SLICE` at a time: another thread may subscribe
+        meanwhile (a new consumer), and the pub/sub link is one thread's at a time.
+        """
+        seconds = min(seconds, _WAIT_SLICE)
         if not self._subscribed:
             time.sleep(seconds)
             return False
@@ -262,10 +291,22 @@ class RedisConnection(base.TransportConnection):
         return True
 
     def _deliver(self) -> bool:
-        """One delivery call for every consumer with room; True if anything was dispatched."""
+        """One delivery call for every consumer with room; True if anything was dispatched.
+
+        The callbacks run after the lock is let go: a slow one holds up no ack.
+        """
+        with self.lock:
+            taken, handoffs = self._take()
+        for consumer, message in handoffs:
+            consumer.consuming.hand_over(consumer, message)
+        return taken
+
+    def _take(self) -> tuple[bool, list[Handoff]]:
+        """The delivery call and its bookkeeping (lock held); the callbacks still to make."""
+        handoffs: list[Handoff] = []
         consumers = self.consumers
         if not consumers:
-            return False
+            return False, handoffs
         start = self._rotation % len(consumers)
         self._rotation += 1
         order = consumers[start:] + consumers[:start]
@@ -280,7 +321,7 @@ class RedisConnection(base.TransportConnection):
                 args += [consuming.uid, consumer.queue, room,
                          int(consumer.no_ack), consuming.next_tag]  # fmt: skip
         if not asked:
-            return False
+            return False, handoffs
         taken = self.call("deliver", *args)
         self._renewed = time.monotonic()
         for index in taken[0]:
@@ -290,11 +331,14 @@ class RedisConnection(base.TransportConnection):
         for i in range(1, len(taken), 3):
             consumer = asked[taken[i] - 1]
             consuming = consumer.consuming
-            if not consuming.deliver(consumer, int(taken[i + 1]), taken[i + 2]):
+            kept, handoff = consuming.deliver(consumer, int(taken[i + 1]), taken[i + 2])
+            if not kept:
                 put_back.setdefault(consuming, []).append(int(taken[i + 1]))
+            elif handoff is not None:
+                handoffs.append(handoff)
         for consuming, tags in put_back.items():
             consuming.put_back(tags)
-        return len(taken) > 1 or bool(taken[0])
+        return len(taken) > 1 or bool(taken[0]), handoffs
 
     def heartbeat_tick(self, rate: int = 2) -> None:
         """Renew the lease (and sweep dead connections) if due.

@@ -12,11 +12,18 @@ connection (:class:`ConsumingHost`) are declared below, so this module
 imports neither; the connection drives deliveries through the public
 :meth:`Consuming.room_for`, :meth:`Consuming.deliver`,
 :meth:`Consuming.put_back` and :meth:`Consuming.queue_gone`.
+
+Threads: the bookkeeping is guarded by the connection's lock
+(:attr:`ConsumingHost.lock`), so a worker thread may ack, reject or requeue
+while another thread drains or uses the channel. A consumer callback never
+runs under it: :meth:`Consuming.deliver` hands the call back to the
+connection, which makes it after letting go of the lock.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, Protocol
 
@@ -37,11 +44,15 @@ __all__ = [
     "Consuming",
     "ConsumingChannel",
     "ConsumingHost",
+    "Handoff",
     "allowance",
     "check_qos",
     "flag",
     "settled_tags",
 ]
+
+#: A consumer and a message for its callback, called once the connection's lock is let go.
+Handoff = tuple["Consumer", Message]
 
 
 def flag(value: bool) -> int:
@@ -153,6 +164,11 @@ class ConsumingHost(Protocol):
     """What :class:`Consuming` needs of the connection (a ``RedisConnection``)."""
 
     @property
+    def lock(self) -> threading.RLock:
+        """Guards the consuming bookkeeping of every channel of the connection."""
+        ...
+
+    @property
     def uid(self) -> str:
         """The connection's id in Redis (its lease is kept under it)."""
         ...
@@ -259,6 +275,10 @@ class Consuming:
 
     def get(self, queue: str, no_ack: bool) -> Message | None:
         """``basic_get``: the next ready message, or ``None`` when the queue is empty."""
+        with self.connection.lock:
+            return self._get(queue, no_ack)
+
+    def _get(self, queue: str, no_ack: bool) -> Message | None:
         tag = self.next_tag
         connection = self.connection
         found = self.channel.call("get", queue, self.uid, tag, flag(no_ack), connection.uid,
@@ -280,6 +300,18 @@ class Consuming:
         on_cancel: Callable[[str], None] | None,
     ) -> str:
         """``basic_consume``: start a consumer and return its tag."""
+        with self.connection.lock:
+            return self._consume(queue, consumer_tag, no_ack, exclusive, callback, on_cancel)
+
+    def _consume(
+        self,
+        queue: str,
+        consumer_tag: str,
+        no_ack: bool,
+        exclusive: bool,
+        callback: base.MessageCallback | None,
+        on_cancel: Callable[[str], None] | None,
+    ) -> str:
         tag = consumer_tag or "amq.ctag-" + secrets.token_urlsafe(16)
         if tag in self.consumers:
             reuse = f"NOT_ALLOWED - attempt to reuse consumer tag '{tag}'"
@@ -292,37 +324,42 @@ class Consuming:
 
     def cancel(self, consumer_tag: str) -> None:
         """``basic_cancel``: what the consumer holds unacked stays unacked on the channel."""
-        consumer = self.consumers.pop(consumer_tag, None)
-        if consumer is None:
-            return
-        self.connection.remove_consumer(consumer)
-        self.channel.call("cancel", self.connection.uid, self.uid, consumer.queue, consumer.tag)
+        with self.connection.lock:
+            consumer = self.consumers.pop(consumer_tag, None)
+            if consumer is None:
+                return
+            self.connection.remove_consumer(consumer)
+            self.channel.call("cancel", self.connection.uid, self.uid, consumer.queue, consumer.tag)
 
     def ack(self, delivery_tag: int, multiple: bool) -> None:
-        """``basic_ack``: one delivery, or every one up to ``delivery_tag``."""
-        self._settle(delivery_tag, multiple, "ack")
+        """``basic_ack``: one delivery, or every one up to ``delivery_tag``; from any thread."""
+        with self.connection.lock:
+            self._settle(delivery_tag, multiple, "ack")
 
     def reject(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
         """``basic_reject``/``basic_nack``: back to the queue when ``requeue``, else dropped."""
-        self._settle(delivery_tag, multiple, "requeue" if requeue else "drop")
+        with self.connection.lock:
+            self._settle(delivery_tag, multiple, "requeue" if requeue else "drop")
 
     def qos(self, prefetch_size: int, prefetch_count: int, a_global: bool) -> None:
         """``basic_qos``: limit unacked pushed deliveries, per consumer or per channel."""
         refused = check_qos(prefetch_size, prefetch_count)
         if refused is not None:
             self.channel.fail(refused)
-        self.prefetch_count = prefetch_count
-        self.prefetch_global = a_global
+        with self.connection.lock:
+            self.prefetch_count = prefetch_count
+            self.prefetch_global = a_global
         self.connection.wake()
 
     def recover(self) -> None:
         """``basic_recover``: every unacked message goes back to its queue."""
-        self.channel.call("recover", self.uid)
+        with self.connection.lock:
+            self.channel.call("recover", self.uid)
+            for consumer in self.unacked.values():
+                if consumer is not None:
+                    consumer.unacked -= 1
+            self.unacked.clear()
         self.connection.wake()
-        for consumer in self.unacked.values():
-            if consumer is not None:
-                consumer.unacked -= 1
-        self.unacked.clear()
 
     def clear(self) -> list[Consumer]:
         """Forget every consumer and unacked delivery (the channel is closing).
@@ -330,9 +367,10 @@ class Consuming:
         Returns:
             the consumers that were active, for the caller to detach.
         """
-        consumers = list(self.consumers.values())
-        self.consumers.clear()
-        self.unacked.clear()
+        with self.connection.lock:
+            consumers = list(self.consumers.values())
+            self.consumers.clear()
+            self.unacked.clear()
         return consumers
 
     # -- what the connection's delivery calls use ---------------------------------------------
@@ -353,22 +391,40 @@ class Consuming:
             consumers=len(self.consumers), served=served,
         )  # fmt: skip
 
-    def deliver(self, consumer: Consumer, tag: int, item: bytes) -> bool:
-        """Hand ``consumer`` one message a delivery call took for it.
+    def deliver(self, consumer: Consumer, tag: int, item: bytes) -> tuple[bool, Handoff | None]:
+        """Record one message a delivery call took for ``consumer`` (connection lock held).
 
-        Returns False when the consumer was cancelled meanwhile, or its channel
-        closed (which drops every consumer): an acked-mode message must then
-        be put back.
+        Returns whether it was kept -- False when the consumer was cancelled
+        meanwhile, or its channel closed (which drops every consumer): an
+        acked-mode message must then be put back -- and the callback call for
+        the connection to make once it let go of the lock.
         """
         self.next_tag = max(self.next_tag, tag + 1)
         if self.consumers.get(consumer.tag) is not consumer:
-            return consumer.no_ack
+            return consumer.no_ack, None
         if not consumer.no_ack:
             self.unacked[tag] = consumer
             consumer.unacked += 1
-        if consumer.callback is not None:
-            consumer.callback(Message.delivered(item, self.channel, tag, consumer.tag))
-        return True
+        if consumer.callback is None:
+            return True, None
+        return True, (consumer, Message.delivered(item, self.channel, tag, consumer.tag))
+
+    def hand_over(self, consumer: Consumer, message: Message) -> None:
+        """Call ``consumer``'s callback with a message :meth:`deliver` recorded (no lock held).
+
+        A consumer cancelled (or a channel closed) since, by an earlier
+        callback or another thread, does not get it: it goes back to its queue.
+        """
+        with self.connection.lock:
+            if self.consumers.get(consumer.tag) is not consumer:
+                tag = message.delivery_tag
+                if self.unacked.pop(tag, None) is not None:
+                    consumer.unacked -= 1
+                    self.put_back([tag])
+                return
+        callback = consumer.callback
+        if callback is not None:
+            callback(message)
 
     def put_back(self, tags: list[int]) -> None:
         """Requeue deliveries taken for a consumer that is gone."""

@@ -4,7 +4,8 @@ A :class:`Link` holds three Redis connections to one server, all from one
 redis-py pool with redis-py's own retries turned off (retrying, and moving
 to another server, is brokerpool's job):
 
-* the owner's, for every command of the connection's owning thread;
+* the owner's, for every command of the threads using the connection
+  (redis-py serialises them);
 * the keeper's, opened on first use by :meth:`Link.keeper_call` (the
   heartbeat thread renews the lease through it);
 * a pub/sub connection, opened on the first subscription, on which the owner
@@ -266,6 +267,8 @@ class Link:
         self._keeper: redis.Redis | None = None
         self._keeper_lock = threading.Lock()
         self._pubsub: Subscriber | None = None
+        # redis-py's PubSub is one thread's at a time: subscribing, unsubscribing and waiting.
+        self._pubsub_lock = threading.RLock()
         self._vhost = str(found.db)
         #: Called when the owner's link is found broken (the connection tears down).
         self.on_broken: Callable[[RecoverableConnectionError], None] | None = None
@@ -351,6 +354,10 @@ class Link:
 
     def subscribe(self, channel: str) -> None:
         """Subscribe to a notification channel and wait until the server confirms it."""
+        with self._pubsub_lock:
+            self._subscribe(channel)
+
+    def _subscribe(self, channel: str) -> None:
         try:
             pubsub = self._pubsub
             if pubsub is None:
@@ -371,12 +378,13 @@ class Link:
 
     def unsubscribe(self, channel: str) -> None:
         """Stop notifications of one channel (not waited for)."""
-        if self._pubsub is None:
-            return
-        try:
-            self._pubsub.unsubscribe(channel)
-        except redis.RedisError as exc:
-            raise self._failed(exc) from exc
+        with self._pubsub_lock:
+            if self._pubsub is None:
+                return
+            try:
+                self._pubsub.unsubscribe(channel)
+            except redis.RedisError as exc:
+                raise self._failed(exc) from exc
 
     def wait(self, timeout: float) -> dict[str, Any] | None:
         """The next pub/sub message (a notification or a confirmation), or ``None``.
@@ -384,12 +392,13 @@ class Link:
         Raises:
             broker.errors.RecoverableConnectionError: the link is closed, or broke.
         """
-        if self._pubsub is None:
-            raise RecoverableConnectionError(f"{self.where}: the redis connection is closed")
-        try:
-            message = self._pubsub.get_message(timeout=timeout)
-        except redis.RedisError as exc:
-            raise self._failed(exc) from exc
+        with self._pubsub_lock:
+            if self._pubsub is None:
+                raise RecoverableConnectionError(f"{self.where}: the redis connection is closed")
+            try:
+                message = self._pubsub.get_message(timeout=timeout)
+            except redis.RedisError as exc:
+                raise self._failed(exc) from exc
         return message
 
     def _failed(self, exc: redis.RedisError) -> BrokerError:

@@ -1,0 +1,125 @@
+"""Socket reads of one AMQP connection: buffered, bounded by a deadline, not by a socket timeout.
+
+py-amqp reads a frame with three ``recv`` calls (header, payload, end byte)
+and bounds them by setting the socket's timeout. Once several threads share
+a connection that timeout is shared too: a thread reading with a 0.25 s
+slice would give a publisher's ``sendall`` on the same socket the same
+0.25 s (or none at all, for a poll), and a write that times out cuts the
+stream mid-frame. So the socket stays in blocking mode for everyone, and
+:class:`BufferedReads`, installed as the transport's receive function,
+
+* waits for the socket to become readable with ``poll`` until
+  :attr:`BufferedReads.deadline` (raising :class:`socket.timeout` then, which
+  py-amqp's frame reader handles like a read timeout, keeping a partly read
+  frame for the next read), and only then calls ``recv``, which returns at
+  once;
+* receives up to 64 KB per system call and serves py-amqp's small reads from
+  that buffer: a delivery (three frames, nine reads) usually costs one
+  ``recv``, where py-amqp makes nine;
+* over TLS, holds the transport's I/O lock only for the ``recv`` itself, so a
+  thread writing waits for a read of bytes that have arrived, never for a
+  wait. Bytes TLS has already decrypted count as readable.
+
+Only the thread that leads the reading (see :mod:`transports.amqp.demux`)
+uses it, so its poller is never used by two threads at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+from contextlib import AbstractContextManager
+from time import monotonic
+from typing import Any
+
+from transports.amqp.pyamqp_internals import RawReads
+
+__all__ = ["CHUNK", "BufferedReads"]
+
+#: Bytes asked for per ``recv``.
+CHUNK = 65536
+
+_READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
+
+
+class BufferedReads:
+    """Serves a connected py-amqp transport's reads; see the module docstring.
+
+    Args:
+        transport: a connected py-amqp socket transport.
+        tls: the transport is a TLS one (decrypted bytes may wait in the SSL object).
+        guard: held around each ``recv`` (the TLS transport's I/O lock).
+    """
+
+    def __init__(
+        self,
+        transport: Any,
+        *,
+        tls: bool = False,
+        guard: AbstractContextManager[Any] | None = None,
+    ) -> None:
+        self.deadline: float | None = None
+        self._socket = transport.sock
+        self._tls = tls
+        self._guard: AbstractContextManager[Any] = guard or contextlib.nullcontext()
+        self._data = b""
+        self._pos = 0
+        self.fills = 0  # recv calls made (for tests and repr)
+        # eventlet's monkey patching removes select.poll; select.select remains.
+        make_poller = getattr(select, "poll", None)
+        self._poller = make_poller() if make_poller is not None else None
+        if self._poller is not None:
+            self._poller.register(self._socket, _READABLE)
+        self._diverted = RawReads(transport, self.recv)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet handed to py-amqp."""
+        return len(self._data) - self._pos
+
+    def readable(self, timeout: float | None) -> bool:
+        """Whether a read would find something within ``timeout`` seconds (0: now)."""
+        if self.buffered or (self._tls and self._pending()):
+            return True
+        wait = None if timeout is None else max(timeout, 0.0)
+        if self._poller is None:
+            return bool(select.select([self._socket], [], [], wait)[0])
+        return bool(self._poller.poll(None if wait is None else wait * 1000.0))
+
+    def _pending(self) -> int:
+        with self._guard:
+            return int(self._socket.pending())
+
+    def recv(self, n: int) -> bytes:
+        """Up to ``n`` bytes; ``b''`` at the end of the stream.
+
+        Raises:
+            socket.timeout: nothing arrived by :attr:`deadline`.
+        """
+        data, pos = self._data, self._pos
+        if pos >= len(data):
+            data = self._fill()
+            pos = 0
+            if not data:
+                return b""
+        end = pos + n
+        self._pos = end
+        return data[pos:end] if pos or end < len(data) else data
+
+    def _fill(self) -> bytes:
+        deadline = self.deadline
+        timeout = None if deadline is None else deadline - monotonic()
+        if not self.readable(timeout):
+            raise TimeoutError("timed out")
+        with self._guard:
+            data: bytes = self._socket.recv(CHUNK)
+        self.fills += 1
+        self._data, self._pos = data, 0
+        return data
+
+    def restore(self) -> None:
+        """Give the transport its own reads back (nothing buffered may be left)."""
+        self._diverted.restore()
+
+    def __repr__(self) -> str:
+        return f"<BufferedReads buffered={self.buffered} fills={self.fills}>"
