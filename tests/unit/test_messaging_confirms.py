@@ -158,7 +158,7 @@ def test_tracker_wait_is_bounded_and_says_when_the_connection_was_blocked():
     started = time.monotonic()
     with pytest.raises(ConfirmTimeout, match=r"within 0.1 s \(the broker is blocking"):
         tracker.wait(tag, 0.1, silent_broker, lambda: True)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5  # a hang guard, not a speed check
 
 
 def test_tracker_wait_returns_when_the_ack_arrives():
