@@ -49,7 +49,7 @@ from broker.aio.retry import (
     ensured,
 )
 from broker.aio.simple import SimpleBuffer, SimpleQueue
-from broker.connection.connection import Resolver
+from broker.connection.connection import CONNECT_RETRY_OPTIONS, Resolver
 from broker.connection.failover import Failover, resolve_strategy
 from broker.connection.recovery import Topology
 from broker.errors import ConfigurationError, ConnectionBlockedTimeout
@@ -130,6 +130,8 @@ class Connection:
             raise ConfigurationError(
                 f"transport_options must be a mapping, got {transport_options!r}"
             )
+        self._transport_options: Mapping[str, Any] = MappingProxyType(dict(transport_options or {}))
+        self._connect_retry = _connect_retry(self._transport_options)
         self._hooks: Hooks[Connection] = Hooks(
             on_open=on_open, on_open_error=on_open_error, on_close=on_close,
             on_connect=on_connect, on_blocked=on_blocked, on_unblocked=on_unblocked,
@@ -148,7 +150,6 @@ class Connection:
             "connection_name": connection_name, "client_properties": client_properties,
             "heartbeat_thread": heartbeat_thread, "resolver": resolver,
         }  # fmt: skip
-        self._transport_options: Mapping[str, Any] = MappingProxyType(dict(transport_options or {}))
         self._strategy = resolve_strategy(failover_strategy)
         self._failover = self._make_failover()
         self._transports: dict[type[AsyncTransport], AsyncTransport] = {}
@@ -185,10 +186,16 @@ class Connection:
         self, hostname: str | Sequence[str], alternates: Sequence[str] | None
     ) -> tuple[Target, ...]:
         args = self._init_args
+        # kombu's connect-retry keys are the Connection's own, not the transport's.
+        options = {
+            key: value
+            for key, value in self._transport_options.items()
+            if key not in CONNECT_RETRY_OPTIONS
+        }
         targets = build_targets(
             hostname,
             alternates=alternates,
-            transport_options=self._transport_options,
+            transport_options=options,
             **{k: args[k] for k in _TARGET_KEYWORDS},
         )
         for target in targets:
@@ -242,7 +249,14 @@ class Connection:
 
     @property
     def transport_options(self) -> Mapping[str, Any]:
-        """A read-only copy of the transport options."""
+        """A read-only copy of the transport options.
+
+        kombu's connect-retry settings among them (``max_retries``,
+        ``interval_start``, ``interval_step``, ``interval_max``,
+        ``connect_retries_timeout``) are read by the connection itself, as on
+        the synchronous side: they bound connects that give no budget of their
+        own (``connect()``, implicit connects) on every transport.
+        """
         return self._transport_options
 
     @property
@@ -482,8 +496,10 @@ class Connection:
     ) -> Connection:
         """Connect, retrying and failing over until it works or the budget is spent.
 
-        Same budget and keywords as :meth:`broker.Connection.ensure_connection`.
-        Concurrent callers share one attempt.
+        Same budget and keywords as :meth:`broker.Connection.ensure_connection`
+        (a keyword left out takes kombu's connect-retry setting of the same
+        name from :attr:`transport_options`, when there is one). Concurrent
+        callers share one attempt.
 
         Raises:
             OperationalError: the budget ran out (the last error is ``__cause__``).
@@ -492,8 +508,13 @@ class Connection:
         if self.connected:
             return self
         if policy is None:
+            defaults = self._connect_retry
             policy = RetryPolicy.from_intervals(
-                max_retries, interval_start, interval_step, interval_max, timeout
+                defaults.get("max_retries") if max_retries is None else max_retries,
+                defaults.get("interval_start") if interval_start is None else interval_start,
+                defaults.get("interval_step") if interval_step is None else interval_step,
+                defaults.get("interval_max") if interval_max is None else interval_max,
+                defaults.get("timeout") if timeout is None else timeout,
             )
         if self._connecting is None:
             self._connecting = asyncio.Lock()
@@ -746,3 +767,15 @@ class Connection:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def _connect_retry(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """kombu's connect-retry settings in ``options``, as ``ensure_connection`` keywords.
+
+    Raises:
+        ConfigurationError: a bad value (refused now, not on some later connect).
+    """
+    retry = {keyword: options[key] for key, keyword in CONNECT_RETRY_OPTIONS.items()
+             if key in options}  # fmt: skip
+    RetryPolicy.from_intervals(**retry)
+    return MappingProxyType(retry)
