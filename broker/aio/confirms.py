@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -107,7 +107,8 @@ class ConfirmTracker(ConfirmLedger):
         if tag not in self.pending:
             return
         deadline = time.monotonic() + timeout
-        async with self._waiting():
+        self._waiters += 1
+        try:
             while tag in self.pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -118,6 +119,8 @@ class ConfirmTracker(ConfirmLedger):
                     if tag in self.pending:
                         raise _timeout(1, timeout, is_blocked()) from None
                 self._check_open()
+        finally:
+            await self._stop_waiting()
         if instrumentation.active is not None:
             waited = time.monotonic() - deadline + timeout
             instrumentation.active.confirmed(waited, False, tag in self.nacked)
@@ -127,7 +130,8 @@ class ConfirmTracker(ConfirmLedger):
         pending = self.pending
         if len(pending) <= count:
             return True
-        async with self._waiting():
+        self._waiters += 1
+        try:
             while len(pending) > count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -137,17 +141,14 @@ class ConfirmTracker(ConfirmLedger):
                 except TimeoutError:
                     return len(pending) <= count
                 self._check_open()
+        finally:
+            await self._stop_waiting()
         return True
 
-    @contextlib.asynccontextmanager
-    async def _waiting(self) -> AsyncIterator[None]:
-        self._waiters += 1
-        try:
-            yield
-        finally:
-            self._waiters -= 1
-            if self.retired and not self._waiters:
-                await self._close()
+    async def _stop_waiting(self) -> None:
+        self._waiters -= 1
+        if self.retired and not self._waiters:
+            await self._close()
 
     async def retire(self) -> None:
         """Publish nothing more on this channel; close it once no task waits on it.
