@@ -52,6 +52,11 @@ def test_every_built_in_transport_has_an_asyncio_sibling() -> None:
                 "rediss://h/0"):  # fmt: skip
         conn = broker.aio.Connection(url)
         assert conn.transport.name == broker.Connection(url).transport.name
+    options = {"master_name": "mymaster"}
+    sentinel = broker.aio.Connection("sentinel://h", transport_options=options)
+    assert sentinel.transport.name == "sentinel" and sentinel.info()["port"] == 26379
+    with pytest.raises(ConfigurationError, match="master_name"):  # the synchronous checks
+        broker.aio.Connection("sentinel://h")
 
 
 def test_same_urls_and_options_give_the_same_identity_as_the_synchronous_connection() -> None:
