@@ -55,6 +55,7 @@ _BUILTIN_AIO: dict[str, str] = {
     "memory": "transports.memory.aio:AsyncTransport",
     "redis": "transports.redis.aio.transport:AsyncTransport",
     "rediss": "transports.redis.aio.transport:AsyncTransport",
+    "sentinel": "transports.redis.aio.sentinel:AsyncTransport",
 }
 
 _lock = threading.Lock()

@@ -12,16 +12,23 @@ wait at once rather than at the timeout.
 
 Pipelining needs no write buffering here: the asyncio transport sends
 everything written during one turn of the loop in one ``transport.write``.
+
+After a nack the producer leaves its channel (RabbitMQ 3.10 keeps nacking
+every later publish of a channel whose first publish to a quorum queue fell
+in a leader election): the tracker is *retired* -- nothing more is published
+on it -- and its channel is closed once no task waits for a confirm on it
+any more, so the other tasks' publishes still learn their fate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-from broker.errors import ConfirmTimeout, RecoverableChannelError
+from broker.errors import BrokerError, ConfirmTimeout, RecoverableChannelError
 from broker.instrumentation import hooks as instrumentation
 from broker.messaging.confirms import (
     DEFAULT_CONFIRM_TIMEOUT,
@@ -51,11 +58,17 @@ class ConfirmTracker(ConfirmLedger):
 
     Make one with :meth:`attach` (it puts the channel in confirm mode and
     becomes its confirm listener and return handler).
+
+    Attributes:
+        retired: nothing more is published on the channel; it closes once no
+            task waits on it (see :meth:`retire`).
     """
 
     def __init__(self, channel: AsyncConfirmingChannel) -> None:
         super().__init__(channel.confirms_synchronously)
         self.channel = channel
+        self.retired = False
+        self._waiters = 0  # tasks inside wait() or wait_below()
 
     @classmethod
     async def attach(cls, channel: AsyncConfirmingChannel) -> ConfirmTracker:
@@ -94,16 +107,20 @@ class ConfirmTracker(ConfirmLedger):
         if tag not in self.pending:
             return
         deadline = time.monotonic() + timeout
-        while tag in self.pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _timeout(1, timeout, is_blocked())
-            try:
-                await drain(remaining)
-            except TimeoutError:
-                if tag in self.pending:
-                    raise _timeout(1, timeout, is_blocked()) from None
-            self._check_open()
+        self._waiters += 1
+        try:
+            while tag in self.pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _timeout(1, timeout, is_blocked())
+                try:
+                    await drain(remaining)
+                except TimeoutError:
+                    if tag in self.pending:
+                        raise _timeout(1, timeout, is_blocked()) from None
+                self._check_open()
+        finally:
+            await self._stop_waiting()
         if instrumentation.active is not None:
             waited = time.monotonic() - deadline + timeout
             instrumentation.active.confirmed(waited, False, tag in self.nacked)
@@ -111,16 +128,43 @@ class ConfirmTracker(ConfirmLedger):
     async def wait_below(self, count: int, deadline: float, drain: Drain) -> bool:
         """Wait until at most ``count`` publishes are outstanding; False at ``deadline``."""
         pending = self.pending
-        while len(pending) > count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            try:
-                await drain(remaining)
-            except TimeoutError:
-                return len(pending) <= count
-            self._check_open()
+        if len(pending) <= count:
+            return True
+        self._waiters += 1
+        try:
+            while len(pending) > count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                try:
+                    await drain(remaining)
+                except TimeoutError:
+                    return len(pending) <= count
+                self._check_open()
+        finally:
+            await self._stop_waiting()
         return True
+
+    async def _stop_waiting(self) -> None:
+        self._waiters -= 1
+        if self.retired and not self._waiters:
+            await self._close()
+
+    async def retire(self) -> None:
+        """Publish nothing more on this channel; close it once no task waits on it.
+
+        The producer calls this after a nack on a channel of its own. Tasks
+        still waiting for confirms on it keep listening until they are done;
+        the last one closes the channel.
+        """
+        self.retired = True
+        if not self._waiters:
+            await self._close()
+
+    async def _close(self) -> None:
+        self.detach()
+        with contextlib.suppress(BrokerError):  # already closed, or its link is gone
+            await self.channel.close()
 
     def _check_open(self) -> None:
         # The broker closed the channel (say, a publish to a missing exchange):
@@ -141,9 +185,10 @@ class ConfirmTracker(ConfirmLedger):
             channel.on_return = None
 
     def __repr__(self) -> str:
+        retired = " retired" if self.retired else ""
         return (
             f"<aio.ConfirmTracker chan:{self.channel.channel_id} published={self.last_tag} "
-            f"pending={len(self.pending)} nacked={len(self.nacked)}>"
+            f"pending={len(self.pending)} nacked={len(self.nacked)}{retired}>"
         )
 
 
@@ -161,13 +206,18 @@ class BatchingProducer(Protocol):
 
     async def drain_confirms(self, timeout: float) -> None: ...
 
+    async def discard_channel(self, tracker: ConfirmTracker | None = None) -> None:
+        """Publish on a new channel from now on (called when the broker nacked some)."""
+        ...
+
 
 class ConfirmBatch(BatchOutcome):
     """Pipelined confirms: ``async with producer.confirms(timeout=30) as batch: ...``.
 
     Publishes inside the block do not wait for their confirm; leaving the
     block waits (at most ``timeout`` seconds from entry) until every one is
-    settled, then raises like the synchronous
+    settled. If any was nacked, the producer moves to a new channel
+    (:meth:`BatchingProducer.discard_channel`). Then it raises like the synchronous
     :class:`~broker.messaging.confirms.ConfirmBatch`: ``MessageNacked``,
     ``ConfirmTimeout`` (unconfirmed: timed out or the link was lost), or
     ``MessageUnroutable`` (returned, and the producer has no ``on_return``).
@@ -205,6 +255,8 @@ class ConfirmBatch(BatchOutcome):
                 await tracker.wait_below(0, self._deadline, self.producer.drain_confirms)
         finally:
             self._settle()
+        if self.nacked and tracker is not None:
+            await self.producer.discard_channel(tracker)
         if exc_type is not None:
             return
         if instrumentation.active is not None:

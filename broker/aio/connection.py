@@ -18,6 +18,12 @@ loops of :mod:`broker.aio.retry`), recovery record
 * Lifecycle hooks may be plain functions or coroutine functions
   (:mod:`broker.aio.hooks`).
 * A connection and its channels belong to the event loop they were opened on.
+
+Alternates may come from a ``resolver`` as on the synchronous side (the
+:class:`~broker.connection.failover.Failover` asks it before the first
+connect and after each full pass); it is called on the event loop, so it
+should answer from memory -- say, a list a task of the application keeps
+fresh.
 """
 
 from __future__ import annotations
@@ -43,11 +49,18 @@ from broker.aio.retry import (
     ensured,
 )
 from broker.aio.simple import SimpleBuffer, SimpleQueue
+from broker.connection.connection import CONNECT_RETRY_OPTIONS, Resolver
 from broker.connection.failover import Failover, resolve_strategy
 from broker.connection.recovery import Topology
 from broker.errors import ConfigurationError, ConnectionBlockedTimeout
 from broker.retry.policy import RetryPolicy
-from broker.url.targets import build_targets, target_identity, unknown_keywords_message
+from broker.url.targets import (
+    Target,
+    build_targets,
+    host_of,
+    target_identity,
+    unknown_keywords_message,
+)
 from transports.base import Transport
 from transports.base_aio import AsyncChannel, AsyncTransport, AsyncTransportConnection
 
@@ -72,8 +85,10 @@ class Connection:
 
     Takes exactly the arguments of :class:`broker.Connection` (see there);
     ``heartbeat_thread`` is accepted and has no effect: heartbeats run on
-    the event loop. Hooks may be coroutine functions. Constructing a
-    Connection performs no I/O and needs no running loop.
+    the event loop. Hooks may be coroutine functions. ``resolver`` is a plain
+    callable, asked on the event loop before the first connect and after
+    each full pass over its last answer (see :mod:`broker.connection.failover`).
+    Constructing a Connection performs no I/O and needs no running loop.
     """
 
     def __init__(
@@ -102,14 +117,21 @@ class Connection:
         connection_name: str | None = None,
         client_properties: Mapping[str, Any] | None = None,
         heartbeat_thread: bool = True,
+        resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise ConfigurationError(unknown_keywords_message(kwargs))
+        if resolver is not None and not callable(resolver):
+            raise ConfigurationError(
+                f"resolver must be a callable returning broker URLs, got {resolver!r}"
+            )
         if transport_options is not None and not isinstance(transport_options, Mapping):
             raise ConfigurationError(
                 f"transport_options must be a mapping, got {transport_options!r}"
             )
+        self._transport_options: Mapping[str, Any] = MappingProxyType(dict(transport_options or {}))
+        self._connect_retry = _connect_retry(self._transport_options)
         self._hooks: Hooks[Connection] = Hooks(
             on_open=on_open, on_open_error=on_open_error, on_close=on_close,
             on_connect=on_connect, on_blocked=on_blocked, on_unblocked=on_unblocked,
@@ -126,13 +148,13 @@ class Connection:
             "on_connect": on_connect, "on_blocked": on_blocked, "on_unblocked": on_unblocked,
             "blocked_connection_timeout": blocked_connection_timeout,
             "connection_name": connection_name, "client_properties": client_properties,
-            "heartbeat_thread": heartbeat_thread,
+            "heartbeat_thread": heartbeat_thread, "resolver": resolver,
         }  # fmt: skip
-        self._transport_options: Mapping[str, Any] = MappingProxyType(dict(transport_options or {}))
         self._strategy = resolve_strategy(failover_strategy)
         self._failover = self._make_failover()
         self._transports: dict[type[AsyncTransport], AsyncTransport] = {}
         self._conn: AsyncTransportConnection | None = None
+        self._node: str | None = None  # host:port the live link reached
         self._default_channel: AsyncChannel | None = None
         self._connecting: asyncio.Lock | None = None
         self._topology = Topology()
@@ -145,15 +167,40 @@ class Connection:
 
     def _make_failover(self) -> Failover:
         args = self._init_args
+        targets = self._targets(args["hostname"], args["alternates"])
+        resolver: Resolver | None = args["resolver"]
+        # As on the synchronous side: keyed by what was given, not by what the
+        # resolver answers later, so a pool group finds this connection's pools all its life.
+        identity = tuple(target_identity(t) for t in targets)
+        self._identity = identity if resolver is None else (*identity, ("resolver", resolver))
+        if resolver is None:
+            return Failover(targets, self._strategy)
+
+        def resolve() -> tuple[Target, ...]:
+            urls = resolver()
+            return self._targets(urls, None) if urls else ()
+
+        return Failover(targets, self._strategy, resolve)
+
+    def _targets(
+        self, hostname: str | Sequence[str], alternates: Sequence[str] | None
+    ) -> tuple[Target, ...]:
+        args = self._init_args
+        # kombu's connect-retry keys are the Connection's own, not the transport's.
+        options = {
+            key: value
+            for key, value in self._transport_options.items()
+            if key not in CONNECT_RETRY_OPTIONS
+        }
         targets = build_targets(
-            args["hostname"],
-            alternates=args["alternates"],
-            transport_options=self._transport_options,
+            hostname,
+            alternates=alternates,
+            transport_options=options,
             **{k: args[k] for k in _TARGET_KEYWORDS},
         )
         for target in targets:
             transports.resolve_async(target.url.scheme)  # fail early: no asyncio transport
-        return Failover(targets, self._strategy)
+        return targets
 
     # -- state and description ------------------------------------------------------
 
@@ -197,12 +244,19 @@ class Connection:
 
     @property
     def identity(self) -> tuple[Any, ...]:
-        """Hashable key: equal for equal URLs and options; holds no password."""
-        return tuple(target_identity(t) for t in self._failover.targets)
+        """Hashable key: equal for equal URLs, options and resolver; holds no password."""
+        return self._identity
 
     @property
     def transport_options(self) -> Mapping[str, Any]:
-        """A read-only copy of the transport options."""
+        """A read-only copy of the transport options.
+
+        kombu's connect-retry settings among them (``max_retries``,
+        ``interval_start``, ``interval_step``, ``interval_max``,
+        ``connect_retries_timeout``) are read by the connection itself, as on
+        the synchronous side: they bound connects that give no budget of their
+        own (``connect()``, implicit connects) on every transport.
+        """
         return self._transport_options
 
     @property
@@ -285,7 +339,12 @@ class Connection:
         return self._capability("exchange_exchange_bindings")
 
     def info(self) -> dict[str, Any]:
-        """Connection facts for display; the password is masked."""
+        """Connection facts for display; the password is masked.
+
+        ``node`` is the ``host:port`` of the broker this connection reached
+        (for ``sentinel://``, the master the Sentinel named), ``None`` while
+        not connected; the other entries describe the current alternate.
+        """
         p = self._failover.current.params
         return {
             "hostname": p.hostname, "port": p.port, "userid": p.userid,
@@ -296,6 +355,7 @@ class Connection:
             "alternates": [t.as_uri() for t in self._failover.targets],
             "failover_strategy": self._init_args["failover_strategy"],
             "transport_options": dict(self._transport_options), "connected": self.connected,
+            "node": self._node if self.connected else None,
         }  # fmt: skip
 
     def __repr__(self) -> str:
@@ -322,7 +382,7 @@ class Connection:
     async def switch(self, url: str) -> None:
         """Close the current connection and use ``url`` (and only it) from now on."""
         await self.close()
-        self._init_args = dict(self._init_args, hostname=url, alternates=None)
+        self._init_args = dict(self._init_args, hostname=url, alternates=None, resolver=None)
         self._failover = self._make_failover()
 
     def add_callback_threadsafe(self, fn: Callable[[], Any]) -> None:
@@ -436,8 +496,10 @@ class Connection:
     ) -> Connection:
         """Connect, retrying and failing over until it works or the budget is spent.
 
-        Same budget and keywords as :meth:`broker.Connection.ensure_connection`.
-        Concurrent callers share one attempt.
+        Same budget and keywords as :meth:`broker.Connection.ensure_connection`
+        (a keyword left out takes kombu's connect-retry setting of the same
+        name from :attr:`transport_options`, when there is one). Concurrent
+        callers share one attempt.
 
         Raises:
             OperationalError: the budget ran out (the last error is ``__cause__``).
@@ -446,8 +508,13 @@ class Connection:
         if self.connected:
             return self
         if policy is None:
+            defaults = self._connect_retry
             policy = RetryPolicy.from_intervals(
-                max_retries, interval_start, interval_step, interval_max, timeout
+                defaults.get("max_retries") if max_retries is None else max_retries,
+                defaults.get("interval_start") if interval_start is None else interval_start,
+                defaults.get("interval_step") if interval_step is None else interval_step,
+                defaults.get("interval_max") if interval_max is None else interval_max,
+                defaults.get("timeout") if timeout is None else timeout,
             )
         if self._connecting is None:
             self._connecting = asyncio.Lock()
@@ -468,6 +535,7 @@ class Connection:
         replayed (on a reconnect, consumers included) and the ``on_connect``
         hooks run; if any of that fails, the link is dropped and the error raised.
         """
+        self._failover.refresh()
         target = self._failover.current
         params = target.params
         if timeout is not None and (
@@ -479,6 +547,8 @@ class Connection:
             on_lost=self._link_lost,
         )  # fmt: skip
         self._conn, self._closing = conn, False
+        # Where the transport actually got to (a Sentinel names the master).
+        self._node = host_of(conn.params)
         self._loop = asyncio.get_running_loop()
         reconnect = self._connect_count > 0
         self._connect_count += 1
@@ -697,3 +767,15 @@ class Connection:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def _connect_retry(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """kombu's connect-retry settings in ``options``, as ``ensure_connection`` keywords.
+
+    Raises:
+        ConfigurationError: a bad value (refused now, not on some later connect).
+    """
+    retry = {keyword: options[key] for key, keyword in CONNECT_RETRY_OPTIONS.items()
+             if key in options}  # fmt: skip
+    RetryPolicy.from_intervals(**retry)
+    return MappingProxyType(retry)

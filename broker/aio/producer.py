@@ -12,6 +12,11 @@ Many tasks may publish through one producer at once: a publish's frames are
 written whole, and its delivery tag is counted in the same step as the write.
 Cancelling a publish leaves the producer usable: a cancelled publish either
 wrote nothing or was written whole (and, confirming, is counted).
+
+A nack means the broker did not take responsibility for the message: with
+``retry=True`` it is published again within the retry policy, as after a
+lost connection, and either way the producer moves to a new confirm channel
+of its own (:meth:`Producer.discard_channel`), as the synchronous one does.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from broker.aio.declare import maybe_declare
 from broker.entities.base import PERSISTENT, normalize_delivery_mode
 from broker.entities.exchange import Exchange
 from broker.entities.queue import Queue
-from broker.errors import BrokerError, ConfigurationError, MessageUnroutable
+from broker.errors import BrokerError, ConfigurationError, MessageNacked, MessageUnroutable
 from broker.instrumentation import hooks as instrumentation
 from broker.messaging.confirms import DEFAULT_CONFIRM_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, Returned
 from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
@@ -43,6 +48,9 @@ _RETRY_KEYS = frozenset(
     {"max_retries", "interval_start", "interval_step", "interval_max", "errback", "timeout",
      "on_revive", "retry_errors", "policy"}
 )  # fmt: skip
+
+#: What ``publish(retry=True)`` retries besides the policy's errors.
+_NACKED: tuple[type[BaseException], ...] = (MessageNacked,)
 
 #: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
 OnReturn = Callable[[MessageUnroutable, str, str, Any], Any]
@@ -222,6 +230,11 @@ class Producer:
     ) -> None:
         """Publish one message; the arguments are those of :meth:`broker.Producer.publish`.
 
+        With ``retry=True`` a confirming producer also publishes again, after
+        the policy's backoff, when the broker nacks (a quorum queue electing a
+        leader does); once the policy is spent, ``OperationalError`` is raised
+        with the ``MessageNacked`` as its cause. May publish twice.
+
         Raises:
             MessageNacked, MessageUnroutable, ConfirmTimeout: confirming producers.
             SerializationError: the body cannot be encoded.
@@ -262,15 +275,19 @@ class Producer:
                       confirm_timeout)  # fmt: skip
 
     def _retry_options(self, retry_policy: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        # A nack means the broker did not take responsibility for the message:
+        # like a lost connection, it is worth another try within the policy.
         if not retry_policy:
-            return {}
+            return {"retry_errors": _NACKED}
         unknown = set(retry_policy) - _RETRY_KEYS
         if unknown:
             raise ConfigurationError(
                 f"unknown retry_policy key(s) {', '.join(sorted(map(repr, unknown)))}; "
                 f"allowed: {', '.join(sorted(_RETRY_KEYS))}"
             )
-        return retry_policy
+        options = dict(retry_policy)
+        options["retry_errors"] = tuple(options.get("retry_errors") or ()) + _NACKED
+        return options
 
     async def _publish(
         self,
@@ -309,6 +326,7 @@ class Producer:
                 raise outcome.error()
             self.on_return(outcome.error(), outcome.exchange, outcome.routing_key, outcome.message)
         elif outcome is not None:
+            await self.discard_channel(tracker)
             raise outcome
 
     async def drain_confirms(self, timeout: float) -> None:
@@ -352,6 +370,28 @@ class Producer:
         """Stop routing publishes through ``batch``."""
         if self._batch is batch:
             self._batch = None
+
+    async def discard_channel(self, tracker: ConfirmTracker | None = None) -> None:
+        """Publish on a new channel from now on, if the current one is the producer's own.
+
+        Called after a nack: RabbitMQ (3.10) keeps nacking every later publish
+        on a channel whose first publish to a quorum queue fell in a leader
+        election, while a new channel is accepted at once. A channel the
+        producer was given is kept. The old channel closes once no task waits
+        for a confirm on it (:meth:`ConfirmTracker.retire
+        <broker.aio.confirms.ConfirmTracker.retire>`).
+
+        Args:
+            tracker: the confirm tracker of the channel that was nacked; when
+                another task already moved the producer on, nothing changes.
+        """
+        current = self._tracker
+        if not self._owns_channel or current is None:
+            return
+        if tracker is not None and tracker is not current:
+            return
+        self._tracker, self._channel, self._owns_channel = None, None, False
+        await current.retire()
 
     # -- lifecycle ----------------------------------------------------------------
 

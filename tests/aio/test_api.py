@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 
 import broker
 import broker.aio
 import transports
-from broker.errors import ConfigurationError, TransportNotFound
+from broker.errors import ConfigurationError, OperationalError, TransportNotFound
 
 
 def test_connection_takes_exactly_the_synchronous_connections_arguments() -> None:
@@ -51,8 +52,40 @@ def test_every_built_in_transport_has_an_asyncio_sibling() -> None:
                 "rediss://h/0"):  # fmt: skip
         conn = broker.aio.Connection(url)
         assert conn.transport.name == broker.Connection(url).transport.name
+    options = {"master_name": "mymaster"}
+    sentinel = broker.aio.Connection("sentinel://h", transport_options=options)
+    assert sentinel.transport.name == "sentinel" and sentinel.info()["port"] == 26379
+    with pytest.raises(ConfigurationError, match="master_name"):  # the synchronous checks
+        broker.aio.Connection("sentinel://h")
 
 
 def test_same_urls_and_options_give_the_same_identity_as_the_synchronous_connection() -> None:
     url = "amqp://u:p@h:5672/v?heartbeat=5"
     assert broker.aio.Connection(url).identity == broker.Connection(url).identity
+
+
+@pytest.mark.parametrize("url", ["memory://", "amqp://h//", "redis://h:6379/0"])
+def test_kombus_connect_retry_options_are_accepted_by_every_transport(url: str) -> None:
+    options = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1,
+               "connect_retries_timeout": 5}  # fmt: skip
+    conn = broker.aio.Connection(url, transport_options=options)
+    assert conn.transport_options == options == conn.info()["transport_options"]
+    assert conn.identity == broker.Connection(url, transport_options=options).identity
+
+
+@pytest.mark.parametrize(
+    "bad", [{"max_retries": "x"}, {"interval_start": -1}, {"connect_retries_timeout": float("nan")}]
+)
+def test_a_bad_connect_retry_option_is_refused_at_once(bad: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        broker.aio.Connection("memory://", transport_options=bad)
+
+
+@pytest.mark.asyncio
+async def test_connect_retry_options_bound_connects_that_give_no_budget() -> None:
+    options = {"max_retries": 1, "interval_start": 0}
+    conn = broker.aio.Connection(
+        "amqp://127.0.0.1:1//", connect_timeout=1, transport_options=options
+    )
+    with pytest.raises(OperationalError, match="after 2 attempts"):
+        await conn.channel()  # an implicit connect: two attempts, not the default 15 s

@@ -49,6 +49,7 @@ from tests.reliability.test_redis_tls import tls_redis
 from tests.support.faultproxy import FaultProxy
 from tests.support.redisnode import RedisNode
 from tests.support.tls import TestPKI
+from transports.redis.options import keyspace
 
 # The reliability tier's node fixtures, shared (not copied).
 __all__ = ["redis_node_factory", "redis_nodes", "tls_redis"]
@@ -58,6 +59,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.extra_nodes, pytest.mark.timeout(
 CHILD = Path(__file__).with_name("redis_consumer_child.py")
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "bp-aio-rel:"
+KEYS = keyspace(PREFIX, 0)  # what the transport's keys start with in db 0 (hash-tagged)
 VT = 2.0  # visibility_timeout of the lease tests, in seconds
 
 
@@ -93,7 +95,7 @@ async def drain(url: str, queue: str) -> list[int]:
 def lease_expiry_ms(node: RedisNode, pid: int) -> float:
     """When the lease of process ``pid``'s connection runs out (Redis server time, ms)."""
     with raw(node) as client:
-        leases = client.zrange(f"{PREFIX}leases", 0, -1, withscores=True)
+        leases = client.zrange(f"{KEYS}leases", 0, -1, withscores=True)
     mine = [score for member, score in leases if f":{pid}:" in member.decode()]
     assert len(mine) == 1, leases
     return float(mine[0])
@@ -145,8 +147,8 @@ async def test_a_killed_asyncio_consumer_loses_nothing_and_its_messages_return_a
             child.kill()
             await child.wait()
     with raw(a) as client:
-        assert list(client.scan_iter(match=f"{PREFIX}u:*")) == []  # nothing left unacked
-        assert client.zcard(f"{PREFIX}leases") == 0  # the dead child's lease was swept
+        assert list(client.scan_iter(match=f"{KEYS}u:*")) == []  # nothing left unacked
+        assert client.zcard(f"{KEYS}leases") == 0  # the dead child's lease was swept
 
 
 async def test_no_confirmed_message_is_lost_when_a_node_is_killed_during_publishing(

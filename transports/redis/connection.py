@@ -20,12 +20,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from broker.errors import BrokerConnectionError, ConfirmTimeout, RecoverableConnectionError
+from broker.errors import BrokerConnectionError, RecoverableConnectionError
 from transports import base
 from transports.redis.channel import RedisChannel
 from transports.redis.consuming import Consumer, Consuming, Handoff
 from transports.redis.driver import Link
 from transports.redis.options import RedisSettings, replica_wait
+from transports.redis.replicas import ReplicaTarget, too_few_replicas
 
 __all__ = ["RedisConnection", "server_properties"]
 
@@ -90,8 +91,7 @@ class RedisConnection(base.TransportConnection):
         self._pending = False  # set when there may be deliveries to take (see drain_events)
         self._server_properties: Mapping[str, Any] | None = None
         self._replica_wait = replica_wait(params, found)
-        self._auto_replicas: int | None = None  # min_replicas unset: 1 while the master has one
-        self._replicas_counted = 0.0
+        self._replicas = ReplicaTarget(found.min_replicas, self._interval)
         #: Guards channels' consuming bookkeeping and the consumer list (see the module docstring).
         self.lock = threading.RLock()
         self._draining = threading.Lock()  # one thread waits for deliveries at a time
@@ -153,27 +153,19 @@ class RedisConnection(base.TransportConnection):
                 it fails before a replica copies them.
             broker.errors.RecoverableConnectionError: the link broke.
         """
-        needed = self._replicas_needed(recount=False)
+        target = self._replicas
+        if target.stale():
+            target.counted(self.link.replicas())
+        needed = target.needed
         if not needed:
             return
         got = self.link.wait_for_replicas(needed, self._replica_wait)
-        if got >= needed or not self._replicas_needed(recount=True):
+        if got >= needed:
             return
-        raise ConfirmTimeout(
-            f"{self.link.where}: {got} of the {needed} replica(s) that min_replicas asks for "
-            f"acknowledged the write within {self._replica_wait:g} s; it is on the master only "
-            f"and lost if the master fails before a replica copies it (fate unknown)"
-        )
-
-    def _replicas_needed(self, recount: bool) -> int:
-        wanted = self.settings.min_replicas
-        if wanted is not None:
-            return wanted
-        now = time.monotonic()
-        if recount or self._auto_replicas is None or now - self._replicas_counted > self._interval:
-            self._auto_replicas = 1 if self.link.replicas() else 0
-            self._replicas_counted = now
-        return self._auto_replicas
+        if target.stale(shortfall=True):
+            target.counted(self.link.replicas())
+        if target.needed:
+            raise too_few_replicas(self.link.where, got, needed, self._replica_wait)
 
     def lease_lost(self) -> RecoverableConnectionError:
         """Close after finding the lease gone (acks could no longer be honoured)."""

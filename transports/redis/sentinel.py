@@ -28,6 +28,10 @@ Transport options beside the Redis transport's:
 
 TLS is not supported on ``sentinel://`` (neither to the Sentinels nor to the
 master).
+
+The asyncio transport (:mod:`transports.redis.aio.sentinel`) asks the same
+question with ``redis.asyncio`` and shares the rest: :func:`asker_kwargs`,
+:func:`sentinel_error`, :func:`master_address` and :func:`master_target`.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ except ImportError as missing:  # the registry reports this when resolving 'sent
     ) from missing
 
 from broker.errors import (
+    BrokerError,
     ConfigurationError,
     IrrecoverableConnectionError,
     RecoverableConnectionError,
@@ -59,7 +64,19 @@ from transports.redis.driver import Link, translate
 from transports.redis.options import check, settings
 from transports.redis.transport import Transport as RedisTransport
 
-__all__ = ["OPTIONS", "SentinelSettings", "Transport", "ask_master", "sentinel_settings"]
+__all__ = [
+    "OPTIONS",
+    "MasterTarget",
+    "SentinelSettings",
+    "Transport",
+    "ask_master",
+    "asker_kwargs",
+    "master_address",
+    "master_target",
+    "sentinel_error",
+    "sentinel_settings",
+    "sentinel_where",
+]
 
 #: Transport options of ``sentinel://`` beside the Redis transport's.
 OPTIONS = ("master_name", "sentinel_kwargs")
@@ -149,34 +166,62 @@ def ask_master(
         broker.errors.IrrecoverableConnectionError: the Sentinel monitors no
             master of that name.
     """
-    where = f"sentinel {_host(params.hostname)}:{params.port}"
+    where = sentinel_where(params)
+    asker: _Asker = redis.Redis(**asker_kwargs(params, found, timeout), retry=Retry(NoBackoff(), 0))
+    try:
+        reply = asker.execute_command("SENTINEL", "MASTER", found.master_name)
+    except redis.RedisError as exc:
+        raise sentinel_error(exc, where, found) from exc
+    finally:
+        asker.close()
+    return master_address(reply, where, found)
+
+
+def sentinel_where(params: base.ConnectionParams) -> str:
+    """``sentinel host:port`` of the alternate ``params``, for messages."""
+    return f"sentinel {_host(params.hostname)}:{params.port}"
+
+
+def asker_kwargs(
+    params: base.ConnectionParams, found: SentinelSettings, timeout: float | None
+) -> dict[str, Any]:
+    """redis-py client arguments for asking the Sentinel (each client adds its own ``retry=``).
+
+    ``timeout`` bounds the connect; an answer waits at most that long too, or
+    ``sentinel_kwargs['socket_timeout']`` when it is shorter.
+    """
     answer_timeout = timeout
     if found.socket_timeout is not None:
         answer_timeout = min(found.socket_timeout, timeout or found.socket_timeout)
-    asker: _Asker = redis.Redis(
-        host=params.hostname,
-        port=params.port,
-        username=found.username,
-        password=found.password,
-        socket_connect_timeout=timeout,
-        socket_timeout=answer_timeout,
-        retry=Retry(NoBackoff(), 0),
-        driver_info=None,
-        protocol=2,
-    )
-    try:
-        reply = asker.execute_command("SENTINEL", "MASTER", found.master_name)
-    except redis.ResponseError as exc:
-        if "no such master" in str(exc).lower():
-            raise IrrecoverableConnectionError(
-                f"{where} monitors no master named {found.master_name!r} "
-                f"(transport option 'master_name')"
-            ) from exc
-        raise translate(exc, where) from exc
-    except redis.RedisError as exc:
-        raise translate(exc, where) from exc
-    finally:
-        asker.close()
+    return {
+        "host": params.hostname,
+        "port": params.port,
+        "username": found.username,
+        "password": found.password,
+        "socket_connect_timeout": timeout,
+        "socket_timeout": answer_timeout,
+        "driver_info": None,
+        "protocol": 2,
+    }
+
+
+def sentinel_error(exc: redis.RedisError, where: str, found: SentinelSettings) -> BrokerError:
+    """The brokerpool error for a failed ``SENTINEL MASTER`` (raise it ``from exc``)."""
+    if isinstance(exc, redis.ResponseError) and "no such master" in str(exc).lower():
+        return IrrecoverableConnectionError(
+            f"{where} monitors no master named {found.master_name!r} "
+            f"(transport option 'master_name')"
+        )
+    return translate(exc, where)
+
+
+def master_address(reply: Any, where: str, found: SentinelSettings) -> tuple[str, int]:
+    """The master's ``(host, port)`` from a ``SENTINEL MASTER`` reply.
+
+    Raises:
+        broker.errors.RecoverableConnectionError: the Sentinel takes the master
+            for down (a failover may be under way).
+    """
     state = {_text(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply) - 1, 2)}
     host, port = state["ip"], int(state["port"])
     down = _DOWN_FLAGS & set(state.get("flags", "").split(","))
@@ -186,6 +231,61 @@ def ask_master(
             f"({', '.join(sorted(down))}); a failover may be under way"
         )
     return host, port
+
+
+@dataclass(frozen=True, slots=True)
+class MasterTarget:
+    """Where a ``sentinel://`` connect goes once the Sentinel answered.
+
+    Attributes:
+        params: the master's parameters (what the connection reports, so the
+            façade's ``info()['node']`` names the master).
+        link_params: the same, with what is left of ``connect_timeout``.
+        where: how messages name the master.
+    """
+
+    params: base.ConnectionParams
+    link_params: base.ConnectionParams
+    where: str
+
+
+def master_target(
+    params: base.ConnectionParams,
+    asking: SentinelSettings,
+    db: int,
+    master: tuple[str, int],
+    started: float,
+) -> MasterTarget:
+    """The master ``master`` a Sentinel named, to be reached within the connect timeout left.
+
+    Args:
+        params: the alternate (the Sentinel's host and port; the login and
+            options are the master's).
+        asking: the Sentinel options.
+        db: the database number.
+        master: the master's ``(host, port)``.
+        started: when the connect began (:func:`time.monotonic`).
+
+    Raises:
+        broker.errors.RecoverableConnectionError: asking took all of ``connect_timeout``.
+    """
+    host, port = master
+    reached = replace(params, hostname=host, port=port)
+    link_params = reached
+    if params.connect_timeout is not None:
+        left = params.connect_timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise RecoverableConnectionError(
+                f"could not connect to master {asking.master_name!r} within "
+                f"connect_timeout={params.connect_timeout:g} s (asking the Sentinel took "
+                "all of it)"
+            )
+        link_params = replace(reached, connect_timeout=left)
+    where = (
+        f"redis master {asking.master_name!r} at {_host(host)}:{port}/{db} "
+        f"(named by sentinel {_host(params.hostname)}:{params.port})"
+    )
+    return MasterTarget(reached, link_params, where)
 
 
 def _text(value: Any) -> str:
@@ -240,20 +340,6 @@ class Transport(RedisTransport):
         found = settings(params, OPTIONS)
         asking = sentinel_settings(params)
         started = time.monotonic()
-        host, port = ask_master(params, asking, params.connect_timeout)
-        master = replace(params, hostname=host, port=port)
-        link_params = master
-        if params.connect_timeout is not None:
-            left = params.connect_timeout - (time.monotonic() - started)
-            if left <= 0:
-                raise RecoverableConnectionError(
-                    f"could not connect to master {asking.master_name!r} within "
-                    f"connect_timeout={params.connect_timeout:g} s (asking the Sentinel took "
-                    "all of it)"
-                )
-            link_params = replace(master, connect_timeout=left)
-        where = (
-            f"redis master {asking.master_name!r} at {_host(host)}:{port}/{found.db} "
-            f"(named by sentinel {_host(params.hostname)}:{params.port})"
-        )
-        return RedisConnection(master, found, Link(link_params, found, where))
+        master = ask_master(params, asking, params.connect_timeout)
+        target = master_target(params, asking, found.db, master, started)
+        return RedisConnection(target.params, found, Link(target.link_params, found, target.where))

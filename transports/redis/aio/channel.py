@@ -54,12 +54,21 @@ class ChannelHost(ConsumingHost, Protocol):
         """The channel is closed: stop counting it among the connection's channels."""
         ...
 
+    async def replicate(self) -> None:
+        """Wait until the writes so far reached the replicas ``min_replicas`` asks for.
+
+        Raises ``ConfirmTimeout`` when fewer acknowledged them in time.
+        """
+        ...
+
 
 class AsyncRedisChannel:
     """A channel on an :class:`~transports.redis.aio.connection.AsyncRedisConnection`.
 
     Implements :class:`transports.base_aio.AsyncConfirmingChannel`: a publish
-    is confirmed when the broker script returns.
+    is confirmed when the broker script returns -- in confirm mode, and when
+    the master has replicas (or ``min_replicas`` says so), once they
+    acknowledged it too (``WAIT``).
 
     Attributes:
         on_return: called as ``on_return(reply_code, reply_text, exchange,
@@ -81,6 +90,7 @@ class AsyncRedisChannel:
         self._consuming = AsyncConsuming(self, connection)
         self._open = True
         self._why: str | None = None
+        self._confirming = False
 
     # -- state ------------------------------------------------------------------------
 
@@ -293,7 +303,8 @@ class AsyncRedisChannel:
         return Message(body, **properties)
 
     async def confirm_select(self, nowait: bool = False) -> None:
-        """Accepted: a publish is confirmed when the script returns."""
+        """From now on a publish returns once stored, and copied to the replicas asked for."""
+        self._confirming = True
 
     async def basic_publish(
         self,
@@ -307,10 +318,14 @@ class AsyncRedisChannel:
 
         Returns once Redis ran the publish: the message is stored (or was
         returned). A cancelled publish either was stored whole or not at all.
+        In confirm mode a stored message is also waited for on the replicas
+        (see :meth:`~transports.redis.aio.connection.AsyncRedisConnection.replicate`).
 
         Raises:
             broker.errors.ConfigurationError: ``exchange`` or ``routing_key`` is
                 not a str of at most 255 bytes; nothing was stored.
+            broker.errors.ConfirmTimeout: in confirm mode, too few replicas
+                acknowledged the message in time (it is on the master only).
         """
         check_route(exchange, routing_key)
         if immediate:
@@ -321,6 +336,8 @@ class AsyncRedisChannel:
         routed = await self.call("publish", exchange, routing_key, item,
                                  headers_json(properties),
                                  properties.get("priority") or 0)  # fmt: skip
+        if routed and self._confirming:
+            await self.connection.replicate()
         if not routed and mandatory and self.on_return is not None:
             returned = Message(body, **properties)
             returned.channel = self

@@ -21,6 +21,10 @@ open:
 
 A broken link tears the connection down and calls ``on_lost(exc)``, unless
 :meth:`AsyncRedisConnection.close` was called.
+
+In confirm mode a channel's publish also waits for the replicas
+(:meth:`AsyncRedisConnection.replicate`, one ``WAIT`` shared by the tasks
+that need it: :mod:`transports.redis.aio.replicas`).
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from transports._shared.events import NextEvent
 from transports.redis.aio.channel import AsyncRedisChannel
 from transports.redis.aio.consuming import AsyncConsumer, AsyncConsuming
 from transports.redis.aio.link import AsyncLink, Orphan
+from transports.redis.aio.replicas import AsyncReplication
 from transports.redis.connection import server_properties
-from transports.redis.options import RedisSettings
+from transports.redis.options import RedisSettings, replica_wait
+from transports.redis.replicas import ReplicaTarget
 
 __all__ = ["AsyncRedisConnection"]
 
@@ -84,6 +90,9 @@ class AsyncRedisConnection(base_aio.AsyncTransportConnection):
         self._server_properties: Mapping[str, Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closer: asyncio.Task[None] | None = None
+        self._replication = AsyncReplication(
+            link, ReplicaTarget(found.min_replicas, self._interval), replica_wait(params, found)
+        )
         link.on_broken = self._fail
         link.on_notified = self.wake
 
@@ -147,6 +156,25 @@ class AsyncRedisConnection(base_aio.AsyncTransportConnection):
         if not self._open:
             raise self.closed_error()
         return await self.link.hdel(key, *fields)
+
+    async def replicate(self) -> None:
+        """Wait until this connection's writes so far reached the replicas ``min_replicas`` asks.
+
+        With ``min_replicas`` unset that is 1 while the master has a replica
+        connected (counted on first use, then at most once per heartbeat
+        interval, and again when a wait falls short), else 0: nothing to wait
+        for. Tasks waiting at once share one ``WAIT``.
+
+        Raises:
+            broker.errors.ConfirmTimeout: fewer replicas acknowledged within the
+                replica timeout; the writes are on the master only, and lost if
+                it fails before a replica copies them.
+            broker.errors.RecoverableConnectionError: the connection is closed, or
+                the link broke.
+        """
+        if not self._open:
+            raise self.closed_error()
+        await self._replication.replicate()
 
     def lease_lost(self) -> RecoverableConnectionError:
         """Close after finding the lease gone (acks could no longer be honoured)."""

@@ -172,6 +172,22 @@ class AsyncLink:
         """HDEL under the key prefix (the fast path of a single ack)."""
         return int(await self._translated(self.client.hdel(self.prefix + key, *fields)))
 
+    async def replicas(self) -> int:
+        """How many replicas are connected to this server now (``INFO replication``)."""
+        info: dict[str, Any] = await self._translated(self.client.info("replication"))
+        return int(info.get("connected_slaves", 0))
+
+    async def wait_for_replicas(self, count: int, timeout: float) -> int:
+        """``WAIT``: until the owner's writes so far reached ``count`` replicas, at most
+        ``timeout`` seconds; how many replicas acknowledged them.
+
+        Sent on the owner's connection, whose writes it waits for: every other
+        call of the connection waits behind it (``timeout`` is at most half
+        the command timeout, so none is taken for a dead server).
+        """
+        request = self.client.wait(count, max(1, round(timeout * 1000)))
+        return int(await self._translated(request))
+
     async def _translated(self, request: Any) -> Any:
         """``request``'s result within the command timeout; redis-py's errors translated."""
         try:
@@ -182,6 +198,14 @@ class AsyncLink:
         except TimeoutError:  # the loop's timeout: redis-py dropped the connection under it
             late = redis.TimeoutError(f"no reply within {self._command_timeout:g} s")
             raise self.failed(late) from None
+        except Exception as exc:
+            if not self._broken:
+                raise
+            # Closed under this call (the connection tore down): redis-py may then fail
+            # in its own bookkeeping, e.g. a KeyError releasing a connection its pool dropped.
+            raise RecoverableConnectionError(
+                f"{self.where}: the redis connection is closed"
+            ) from exc
 
     async def _read(self, request: Any) -> Any:
         """``request``'s result, however long it takes; redis-py's errors translated."""
