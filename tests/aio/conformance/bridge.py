@@ -118,6 +118,11 @@ class BlockingChannel:
     def confirm_select(self, nowait: bool = False) -> None:
         self._loop.run(self._channel.confirm_select(nowait))
 
+    def wait_confirms(self, timeout: float) -> None:
+        """Let the loop dispatch what arrived: asyncio channels settle confirms on the loop."""
+        if not self.confirms_synchronously:
+            self._loop.run(asyncio.sleep(min(timeout, 0.01)))
+
     def exchange_declare(
         self,
         exchange: str,
