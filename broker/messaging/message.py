@@ -208,7 +208,13 @@ class Message(Received):
         accept: frozenset[str] = DEFAULT_ACCEPT,
         no_ack: bool = False,
     ) -> None:
-        super().__init__(raw, accept, no_ack)
+        # Received.__init__, inlined: a consumer makes one of these per delivery.
+        self.raw = raw
+        self.accept = accept
+        self.no_ack = no_ack
+        self._body = _NOTHING
+        self._payload = _NOTHING
+        self._state = ACK if no_ack else RECEIVED
         self.channel = channel
 
     def ack(self, multiple: bool = False) -> None:

@@ -50,6 +50,9 @@ from transports.memory.vhost import VHost
 
 __all__ = ["MemoryChannel"]
 
+#: How many accepted (exchange, routing key) pairs a channel remembers.
+_ROUTES_KEPT = 64
+
 
 _new_message = Message.__new__
 
@@ -92,7 +95,15 @@ class MemoryChannel(ChannelCore):
         vhost: the virtual host its exchanges and queues live in.
     """
 
-    __slots__ = ("_guard", "confirm_listener", "confirm_mode", "on_return", "owner", "vhost")
+    __slots__ = (
+        "_guard",
+        "_routes",
+        "confirm_listener",
+        "confirm_mode",
+        "on_return",
+        "owner",
+        "vhost",
+    )
 
     def __init__(
         self, vhost: VHost, session: Session, channel_id: int, owner: object | None = None
@@ -104,6 +115,8 @@ class MemoryChannel(ChannelCore):
         self.on_return: base.ReturnCallback | None = None
         self.confirm_mode = False
         self.confirm_listener: base.ConfirmListener | None = None
+        # Routes check_route accepted: a producer publishes to few, many times.
+        self._routes: set[tuple[str, str]] = set()
 
     @property
     def is_open(self) -> bool:
@@ -304,7 +317,16 @@ class MemoryChannel(ChannelCore):
             broker.errors.ConfigurationError: ``exchange`` or ``routing_key`` is
                 not a str of at most 255 bytes; nothing was routed.
         """
-        check_route(exchange, routing_key)
+        route = (exchange, routing_key)
+        try:
+            known = route in self._routes
+        except TypeError:  # an unhashable exchange or routing key: check_route says which
+            known = False
+        if not known:
+            check_route(exchange, routing_key)
+            if len(self._routes) >= _ROUTES_KEPT:
+                self._routes.clear()
+            self._routes.add(route)
         if immediate:
             with self._guard:
                 raise not_implemented("immediate=true")
