@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.cases import all_cases
-from bench.harness import BROKERPOOL, KOMBU, RAW, Case, CaseResult, Env, Runner, Spread
+from bench.harness import AIO_PIKA, BROKERPOOL, KOMBU, RAW, Case, CaseResult, Env, Runner, Spread
 from bench.readme import BEGIN, END, main, parse_results, render_block, replace_block
 from bench.report import DASH, render_markdown
 
@@ -122,7 +122,7 @@ def test_parse_reads_what_the_report_writes() -> None:
     (row,) = parsed.rows
     assert (row.case, row.unit, row.higher_is_better) == ("connect", "ms", False)
     assert row.brokerpool == f"2.50 (2.00{DASH}3.00)"
-    assert row.ratios == {"kombu": f"1.25x (1.25{DASH}2.00)", "py-amqp": "—"}
+    assert row.ratios == {"kombu": f"1.25x (1.25{DASH}2.00)", "py-amqp": "—", "aio-pika": "—"}
 
 
 def test_a_time_ratio_becomes_times_faster_with_its_range_flipped() -> None:
@@ -131,7 +131,7 @@ def test_a_time_ratio_becomes_times_faster_with_its_range_flipped() -> None:
     rows = block_rows(render_block(parse_results(render_markdown([res], {"date": "d"}))))
 
     # bp ÷ kombu is 1.25 (1.25-2.00) in ms: brokerpool is slower, 0.80x (0.50-0.80).
-    assert rows["connect"] == ["2.50 ms", f"0.80x (0.50{DASH}0.80)", "—"]
+    assert rows["connect"] == ["2.50 ms", f"0.80x (0.50{DASH}0.80)", "—", "—"]
 
 
 def test_a_throughput_ratio_is_shown_as_it_is() -> None:
@@ -141,7 +141,12 @@ def test_a_throughput_ratio_is_shown_as_it_is() -> None:
 
     rows = block_rows(render_block(parse_results(render_markdown([res], {"date": "d"}))))
 
-    assert rows["publish"] == ["25 msg/s", f"2.50x (2.00{DASH}3.00)", f"1.25x (1.00{DASH}1.50)"]
+    assert rows["publish"] == [
+        "25 msg/s",
+        f"2.50x (2.00{DASH}3.00)",
+        f"1.25x (1.00{DASH}1.50)",
+        "—",
+    ]
 
 
 def test_a_library_that_did_not_run_says_so() -> None:
@@ -152,7 +157,7 @@ def test_a_library_that_did_not_run_says_so() -> None:
 
     rows = block_rows(render_block(parse_results(render_markdown([res], {"date": "d"}))))
 
-    assert rows["redis"] == ["5 ops/s", "kombu FAILED", "—"]
+    assert rows["redis"] == ["5 ops/s", "kombu FAILED", "—", "—"]
 
 
 def test_the_intro_names_the_run() -> None:
@@ -201,3 +206,13 @@ def test_every_publish_case_counts_delivery_on_the_broker() -> None:
     for key in ("publish", "confirm", "pipelined", "pipelined-raw"):
         assert "broker holds" in cases[key].method, key
         assert "x-max-length" not in cases[key].method, key
+
+
+def test_the_asyncio_cases_are_compared_with_aio_pika() -> None:
+    runners: dict[str, Runner] = {lib: never_run for lib in (BROKERPOOL, AIO_PIKA)}
+    case = Case("aio-publish", "aio publish", "msg/s", True, runners, method="m")
+    res = CaseResult(case, samples={BROKERPOOL: [90.0, 100.0], AIO_PIKA: [10.0, 10.0]})
+
+    rows = block_rows(render_block(parse_results(render_markdown([res], {"date": "today"}))))
+
+    assert rows["aio publish"] == ["95 msg/s", "—", "—", f"9.50x (9.00{DASH}10.00)"]
