@@ -43,8 +43,11 @@ def check_timeout(value: object, name: str = "timeout") -> float | None:
         ConfigurationError: ``value`` is ``nan``, negative, a ``bool`` or not a number.
     """
     # The common case without the ABC check: drain_events runs this for every message.
-    if isinstance(value, float | int) and value.__class__ is not bool and value >= 0:
-        return float(value)  # nan fails ``>= 0``
+    if isinstance(value, float):
+        if value >= 0:  # nan fails ``>= 0``
+            return value
+    elif isinstance(value, int) and value.__class__ is not bool and value >= 0:
+        return float(value)
     return _seconds(value, name, none_ok=True, positive=False, finite=False)
 
 

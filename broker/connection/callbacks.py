@@ -129,11 +129,18 @@ class LifecycleCallbacks(Generic[C]):
         """Whether callbacks are queued."""
         return bool(self._pending)
 
-    def drained_here(self) -> None:
-        """The calling thread drains the connection: queued callbacks run on it from now on."""
+    def drain_starting(self) -> bool:
+        """The calling thread drains the connection: queued callbacks run on it from now on.
+
+        Returns:
+            Whether the drain has more to do than read: callbacks are queued, or
+            the broker blocks the connection (one call where a drain would
+            otherwise ask :attr:`has_pending` and :attr:`is_blocked`).
+        """
         me = threading.get_ident()
         if self._owner != me:
             self._owner = me
+        return bool(self._pending) or self._blocked_since is not None
 
     def run_pending(self) -> None:
         """Run the queued callbacks, in order, if called on the owning thread."""

@@ -808,8 +808,7 @@ class Connection(ChannelOwner):
         conn = self._conn
         if conn is None or not conn.is_open:
             conn = self._connection()
-        self._callbacks.drained_here()
-        self._drain(conn, conn.drain_events, timeout)
+        self._drain(conn, conn.drain_events, timeout, self._callbacks.drain_starting())
 
     def wait_confirms(self, channel: ConfirmingChannel, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for ``channel``'s next confirms and dispatch them here.
@@ -830,9 +829,18 @@ class Connection(ChannelOwner):
         self._drain(conn, channel.wait_confirms, seconds)
 
     def _drain(
-        self, conn: TransportConnection, read: Callable[[float], None], timeout: float | None
+        self,
+        conn: TransportConnection,
+        read: Callable[[float], None],
+        timeout: float | None,
+        attention: bool = True,
     ) -> None:
-        """Call ``read(seconds)`` in slices until it returns, or ``timeout`` passes."""
+        """Call ``read(seconds)`` in slices until it returns, or ``timeout`` passes.
+
+        ``attention=False`` says no callback was queued and the connection was
+        not blocked a moment ago, so the first slice reads at once; later
+        slices look again.
+        """
         callbacks = self._callbacks
         # Waits are sliced so callbacks queued from other threads run and a
         # blocked connection is noticed; the first slice needs no clock read.
@@ -843,18 +851,20 @@ class Connection(ChannelOwner):
             if timeout < wait:
                 wait = timeout
         while True:
-            if callbacks.has_pending:
-                callbacks.run_pending()
-                if deadline is not None:  # the time they took counts
-                    wait = min(_DRAIN_SLICE, deadline - time.monotonic())
-            if callbacks.is_blocked:
-                self._check_blocked()
+            if attention:
+                if callbacks.has_pending:
+                    callbacks.run_pending()
+                    if deadline is not None:  # the time they took counts
+                        wait = min(_DRAIN_SLICE, deadline - time.monotonic())
+                if callbacks.is_blocked:
+                    self._check_blocked()
             if wait <= 0:
                 raise TimeoutError("timed out")
             try:
                 read(wait)
                 return
             except TimeoutError:
+                attention = True
                 if deadline is not None:
                     wait = min(_DRAIN_SLICE, deadline - time.monotonic())
             except self.recoverable_connection_errors as exc:

@@ -83,15 +83,33 @@ class ConnectionLost(ConnectionError):
 
 
 class _Waiter:
-    """A sleeping thread: woken when it may have something to take, or may lead."""
+    """A sleeping thread: woken when it may have something to take, or may lead.
 
-    __slots__ = ("event", "ident", "scope", "signaled")
+    One sleep's worth: a fresh waiter per sleep. It sleeps on a bare lock,
+    held from the start, that :meth:`wake` releases: a hand-over costs two C
+    calls, where a ``threading.Event`` runs a condition variable in Python on
+    both sides (and every confirm a thread waits for is such a hand-over).
+    """
+
+    __slots__ = ("_gate", "ident", "scope", "signaled")
 
     def __init__(self, ident: int, scope: int) -> None:
         self.ident = ident
         self.scope = scope
-        self.event = threading.Event()
         self.signaled = False
+        self._gate = threading.Lock()  # looked up per call: gevent patches it
+        self._gate.acquire()
+
+    def wake(self) -> None:
+        """Let the sleeper go (from any thread; again is harmless)."""
+        try:  # noqa: SIM105 (suppress() costs a context manager per hand-over)
+            self._gate.release()
+        except RuntimeError:  # already woken
+            pass
+
+    def sleep(self, timeout: float) -> None:
+        """Sleep until :meth:`wake`, at most ``timeout`` seconds (once per waiter)."""
+        self._gate.acquire(True, timeout)
 
 
 class _Slot:
@@ -166,7 +184,7 @@ class Demux:
             if slot.inbox:
                 wake = self._drainer_for_locked(slot)
         if wake is not None:
-            wake.event.set()
+            wake.wake()
 
     def has_events(self, channel_id: int) -> bool:
         """Whether the channel's inbox holds something (no lock: a hint)."""
@@ -195,7 +213,7 @@ class Demux:
             elif wake is not None:
                 wake.signaled = True
         if wake is not None:
-            wake.event.set()
+            wake.wake()
 
     def connection_event(self) -> None:
         """The leader dispatched a connection-level method: wake who waits for one."""
@@ -205,7 +223,7 @@ class Demux:
             for waiter in waiting:
                 waiter.signaled = True
         for waiter in waiting:
-            waiter.event.set()
+            waiter.wake()
 
     def fail(self, exc: BaseException) -> None:
         """The connection failed (or was torn down): every waiting thread raises, now and later."""
@@ -214,7 +232,7 @@ class Demux:
                 self._failure = exc
             waiting = list(self._sleepers.values())
         for waiter in waiting:
-            waiter.event.set()
+            waiter.wake()
 
     @property
     def failure(self) -> BaseException | None:
@@ -278,7 +296,7 @@ class Demux:
                 if not self._lead.locked():
                     self._forget(waiter, scope)  # the reader stepped down meanwhile: lead
                     continue
-                waiter.event.wait(
+                waiter.sleep(
                     FOLLOWER_SLICE if remaining is None else min(remaining, FOLLOWER_SLICE)
                 )
                 self._forget(waiter, scope)
@@ -311,7 +329,7 @@ class Demux:
                 # may have been the one woken to do it).
                 wake = self._promote_locked()
         if wake is not None:
-            wake.event.set()
+            wake.wake()
         if failure is not None:
             raise ConnectionLost(failure)
         return found, done, waiter
@@ -414,7 +432,7 @@ class Demux:
         with self._mutex:
             wake = None if self._lead.locked() else self._promote_locked()
         if wake is not None:
-            wake.event.set()
+            wake.wake()
 
     def _forget(self, waiter: _Waiter, scope: int) -> None:
         with self._mutex:
