@@ -32,7 +32,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, TypeVar
 
 import transports
@@ -49,16 +49,13 @@ from broker.aio.retry import (
     ensured,
 )
 from broker.aio.simple import SimpleBuffer, SimpleQueue
-from broker.connection.connection import CONNECT_RETRY_OPTIONS, Resolver
-from broker.connection.failover import Failover, resolve_strategy
+from broker.connection.facts import ConnectionFacts, Resolver
 from broker.connection.recovery import Topology
 from broker.errors import ConfigurationError, ConnectionBlockedTimeout
 from broker.retry.policy import RetryPolicy
 from broker.url.targets import (
     Target,
-    build_targets,
     host_of,
-    target_identity,
     unknown_keywords_message,
 )
 from transports.base import Transport
@@ -74,13 +71,8 @@ ConnectionHook = Callable[["Connection"], Any]
 #: How long ``close()`` waits for the broker's close-ok before tearing down.
 CLOSE_TIMEOUT = 2.0
 
-_TARGET_KEYWORDS = (
-    "transport", "userid", "password", "virtual_host", "port", "ssl", "connect_timeout",
-    "heartbeat", "login_method", "connection_name", "client_properties",
-)  # fmt: skip
 
-
-class Connection:
+class Connection(ConnectionFacts[AsyncTransportConnection]):
     """A lazy, failover-aware asyncio connection to a message broker.
 
     Takes exactly the arguments of :class:`broker.Connection` (see there);
@@ -122,23 +114,13 @@ class Connection:
     ) -> None:
         if kwargs:
             raise ConfigurationError(unknown_keywords_message(kwargs))
-        if resolver is not None and not callable(resolver):
-            raise ConfigurationError(
-                f"resolver must be a callable returning broker URLs, got {resolver!r}"
-            )
-        if transport_options is not None and not isinstance(transport_options, Mapping):
-            raise ConfigurationError(
-                f"transport_options must be a mapping, got {transport_options!r}"
-            )
-        self._transport_options: Mapping[str, Any] = MappingProxyType(dict(transport_options or {}))
-        self._connect_retry = _connect_retry(self._transport_options)
         self._hooks: Hooks[Connection] = Hooks(
             on_open=on_open, on_open_error=on_open_error, on_close=on_close,
             on_connect=on_connect, on_blocked=on_blocked, on_unblocked=on_unblocked,
             blocked_timeout=blocked_connection_timeout,
             on_blocked_too_long=self._blocked_for_too_long,
         )  # fmt: skip
-        self._init_args: dict[str, Any] = {
+        super().__init__({
             "hostname": hostname, "userid": userid, "password": password,
             "virtual_host": virtual_host, "port": port, "ssl": ssl, "transport": transport,
             "connect_timeout": connect_timeout, "transport_options": transport_options,
@@ -149,115 +131,31 @@ class Connection:
             "blocked_connection_timeout": blocked_connection_timeout,
             "connection_name": connection_name, "client_properties": client_properties,
             "heartbeat_thread": heartbeat_thread, "resolver": resolver,
-        }  # fmt: skip
-        self._strategy = resolve_strategy(failover_strategy)
-        self._failover = self._make_failover()
+        })  # fmt: skip
         self._transports: dict[type[AsyncTransport], AsyncTransport] = {}
-        self._conn: AsyncTransportConnection | None = None
-        self._node: str | None = None  # host:port the live link reached
         self._default_channel: AsyncChannel | None = None
         self._connecting: asyncio.Lock | None = None
         self._topology = Topology()
         self._consumers: dict[int, RevivableConsumer] = {}
         self._declared: set[Any] = set()
-        self._closing = False
         self._connect_count = 0
         self._recovery: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the one it connected on
 
-    def _make_failover(self) -> Failover:
-        args = self._init_args
-        targets = self._targets(args["hostname"], args["alternates"])
-        resolver: Resolver | None = args["resolver"]
-        # As on the synchronous side: keyed by what was given, not by what the
-        # resolver answers later, so a pool group finds this connection's pools all its life.
-        identity = tuple(target_identity(t) for t in targets)
-        self._identity = identity if resolver is None else (*identity, ("resolver", resolver))
-        if resolver is None:
-            return Failover(targets, self._strategy)
-
-        def resolve() -> tuple[Target, ...]:
-            urls = resolver()
-            return self._targets(urls, None) if urls else ()
-
-        return Failover(targets, self._strategy, resolve)
-
     def _targets(
         self, hostname: str | Sequence[str], alternates: Sequence[str] | None
     ) -> tuple[Target, ...]:
-        args = self._init_args
-        # kombu's connect-retry keys are the Connection's own, not the transport's.
-        options = {
-            key: value
-            for key, value in self._transport_options.items()
-            if key not in CONNECT_RETRY_OPTIONS
-        }
-        targets = build_targets(
-            hostname,
-            alternates=alternates,
-            transport_options=options,
-            **{k: args[k] for k in _TARGET_KEYWORDS},
-        )
+        """The brokers named, as on the synchronous side; each must have an asyncio transport."""
+        targets = super()._targets(hostname, alternates)
         for target in targets:
             transports.resolve_async(target.url.scheme)  # fail early: no asyncio transport
         return targets
 
     # -- state and description ------------------------------------------------------
 
-    @property
-    def connected(self) -> bool:
-        """Whether a live transport connection exists."""
-        return self._conn is not None and self._conn.is_open
-
-    @property
-    def is_open(self) -> bool:
-        """Open and usable."""
-        return self.connected and not self._closing
-
-    @property
-    def is_closing(self) -> bool:
-        """Inside :meth:`close`."""
-        return self._closing
-
-    @property
-    def is_closed(self) -> bool:
-        """Not open and not closing (also before the first connect)."""
-        return not self.connected and not self._closing
-
     def verify(self) -> bool:
         """Liveness check without I/O: False when closed or known broken."""
         return self._conn is not None and self._conn.verify()
-
-    @property
-    def host(self) -> str:
-        """``hostname:port`` of the current alternate."""
-        return self._failover.current.host
-
-    @property
-    def hostname(self) -> str:
-        """Host name of the current alternate."""
-        return self._failover.current.params.hostname
-
-    def as_uri(self, include_password: bool = False, mask: str = "**") -> str:
-        """The current alternate's URL with defaults filled in (password masked)."""
-        return self._failover.current.as_uri(include_password=include_password, mask=mask)
-
-    @property
-    def identity(self) -> tuple[Any, ...]:
-        """Hashable key: equal for equal URLs, options and resolver; holds no password."""
-        return self._identity
-
-    @property
-    def transport_options(self) -> Mapping[str, Any]:
-        """A read-only copy of the transport options.
-
-        kombu's connect-retry settings among them (``max_retries``,
-        ``interval_start``, ``interval_step``, ``interval_max``,
-        ``connect_retries_timeout``) are read by the connection itself, as on
-        the synchronous side: they bound connects that give no budget of their
-        own (``connect()``, implicit connects) on every transport.
-        """
-        return self._transport_options
 
     @property
     def transport(self) -> AsyncTransport:
@@ -273,91 +171,6 @@ class Connection:
         """The live transport-level connection, if any."""
         return self._conn
 
-    def get_heartbeat_interval(self) -> float:
-        """The negotiated heartbeat interval (the requested one before connecting)."""
-        if self._conn is not None:
-            return self._conn.heartbeat
-        return self._failover.current.params.heartbeat
-
-    @property
-    def heartbeat(self) -> float:
-        """Alias of :meth:`get_heartbeat_interval`."""
-        return self.get_heartbeat_interval()
-
-    @property
-    def supports_heartbeats(self) -> bool:
-        """Whether the current transport has heartbeats."""
-        return self._failover.current.transport_cls.capabilities.heartbeats
-
-    @property
-    def recoverable_connection_errors(self) -> tuple[type[BaseException], ...]:
-        """Connection errors that a reconnect can fix (the same classes as the sync side)."""
-        return self._failover.current.transport_cls.recoverable_connection_errors
-
-    @property
-    def recoverable_channel_errors(self) -> tuple[type[BaseException], ...]:
-        """Channel errors that a new channel can fix."""
-        return self._failover.current.transport_cls.recoverable_channel_errors
-
-    @property
-    def connection_errors(self) -> tuple[type[BaseException], ...]:
-        """Errors meaning the connection failed."""
-        return self._failover.current.transport_cls.connection_errors
-
-    @property
-    def channel_errors(self) -> tuple[type[BaseException], ...]:
-        """Errors meaning a channel failed."""
-        return self._failover.current.transport_cls.channel_errors
-
-    @property
-    def server_properties(self) -> Mapping[str, Any]:
-        """What the broker announced (empty before connecting)."""
-        return self._conn.server_properties if self._conn is not None else {}
-
-    def _capability(self, name: str) -> bool:
-        caps = self.server_properties.get("capabilities") or {}
-        return bool(caps.get(name, False))
-
-    @property
-    def publisher_confirms(self) -> bool:
-        """The broker supports publisher confirms."""
-        return self._capability("publisher_confirms")
-
-    @property
-    def basic_nack(self) -> bool:
-        """The broker supports ``basic.nack``."""
-        return self._capability("basic.nack")
-
-    @property
-    def consumer_cancel_notify(self) -> bool:
-        """The broker notifies consumers it cancels."""
-        return self._capability("consumer_cancel_notify")
-
-    @property
-    def exchange_exchange_bindings(self) -> bool:
-        """The broker supports exchange-to-exchange bindings."""
-        return self._capability("exchange_exchange_bindings")
-
-    def info(self) -> dict[str, Any]:
-        """Connection facts for display; the password is masked.
-
-        ``node`` is the ``host:port`` of the broker this connection reached
-        (for ``sentinel://``, the master the Sentinel named), ``None`` while
-        not connected; the other entries describe the current alternate.
-        """
-        p = self._failover.current.params
-        return {
-            "hostname": p.hostname, "port": p.port, "userid": p.userid,
-            "password": "**" if p.password else None, "virtual_host": p.virtual_host,
-            "ssl": bool(p.ssl), "transport": self._failover.current.transport_cls.name,
-            "connect_timeout": p.connect_timeout, "heartbeat": p.heartbeat,
-            "login_method": p.login_method, "uri": self.as_uri(),
-            "alternates": [t.as_uri() for t in self._failover.targets],
-            "failover_strategy": self._init_args["failover_strategy"],
-            "transport_options": dict(self._transport_options), "connected": self.connected,
-            "node": self._node if self.connected else None,
-        }  # fmt: skip
-
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closing" if self._closing else "closed"
         count = len(self._failover)
@@ -365,19 +178,6 @@ class Connection:
         return f"<aio.Connection {self.as_uri()} {state}{extra} at {id(self):#x}>"
 
     # -- alternates -----------------------------------------------------------------
-
-    @property
-    def alternate_count(self) -> int:
-        """How many brokers this connection can fail over between."""
-        return len(self._failover)
-
-    def describe_alternates(self) -> str:
-        """Every alternate's URL, passwords masked, separated by ``;``."""
-        return self._failover.describe()
-
-    def maybe_switch_next(self) -> None:
-        """Move to the next alternate (per the failover strategy), if there is one."""
-        self._failover.advance()
 
     async def switch(self, url: str) -> None:
         """Close the current connection and use ``url`` (and only it) from now on."""
@@ -756,10 +556,6 @@ class Connection:
         if conn is not None:
             conn.teardown()
 
-    def clone(self, **kwargs: Any) -> Connection:
-        """A new, unconnected Connection with the same arguments, some overridden."""
-        return type(self)(**{**self._init_args, **kwargs})
-
     async def __aenter__(self) -> Connection:
         return self
 
@@ -767,15 +563,3 @@ class Connection:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-def _connect_retry(options: Mapping[str, Any]) -> Mapping[str, Any]:
-    """kombu's connect-retry settings in ``options``, as ``ensure_connection`` keywords.
-
-    Raises:
-        ConfigurationError: a bad value (refused now, not on some later connect).
-    """
-    retry = {keyword: options[key] for key, keyword in CONNECT_RETRY_OPTIONS.items()
-             if key in options}  # fmt: skip
-    RetryPolicy.from_intervals(**retry)
-    return MappingProxyType(retry)

@@ -133,9 +133,9 @@ class LifecycleCallbacks(Generic[C]):
         """The calling thread drains the connection: queued callbacks run on it from now on.
 
         Returns:
-            Whether the drain has more to do than read: callbacks are queued, or
-            the broker blocks the connection (one call where a drain would
-            otherwise ask :attr:`has_pending` and :attr:`is_blocked`).
+            bool: whether the drain has more to do than read (callbacks are
+            queued, or the broker blocks the connection); one call where a drain
+            would otherwise ask :attr:`has_pending` and :attr:`is_blocked`.
         """
         me = threading.get_ident()
         if self._owner != me:

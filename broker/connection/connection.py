@@ -35,11 +35,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from broker.connection.callbacks import LifecycleCallbacks
-from broker.connection.failover import Failover, resolve_strategy
+from broker.connection.facts import ConnectionFacts, Resolver
 from broker.connection.heartbeat import HeartbeatDriver
 from broker.connection.recovery import Topology
 from broker.entities.owner import ChannelOwner
@@ -48,10 +48,7 @@ from broker.retry import ensure as _ensure
 from broker.retry.policy import RetryPolicy
 from broker.timeouts import check_timeout
 from broker.url.targets import (
-    Target,
-    build_targets,
     host_of,
-    target_identity,
     unknown_keywords_message,
 )
 from transports.base import Channel, ConfirmingChannel, Transport, TransportConnection
@@ -68,45 +65,14 @@ logger = logging.getLogger("broker.connection")
 
 R = TypeVar("R")
 ConnectionHook = Callable[["Connection"], Any]
-#: ``resolver()`` returns the current broker URLs: ``'url1;url2'`` or a list of URLs.
-Resolver = Callable[[], str | Sequence[str]]
-
 #: How long ``close()`` waits for the broker's close-ok before tearing down.
 CLOSE_TIMEOUT = 2.0
 #: Longest single wait inside ``drain_events``, so that callbacks queued with
 #: ``add_callback_threadsafe`` and the blocked-connection deadline are served.
 _DRAIN_SLICE = 0.25
 
-#: kombu's connect-retry settings, read from ``transport_options`` by the
-#: Connection itself (never passed to a transport): the loose keywords of
-#: :meth:`Connection.ensure_connection` for connects that give none of their own.
-CONNECT_RETRY_OPTIONS: Mapping[str, str] = MappingProxyType(
-    {
-        "max_retries": "max_retries",
-        "interval_start": "interval_start",
-        "interval_step": "interval_step",
-        "interval_max": "interval_max",
-        "connect_retries_timeout": "timeout",
-    }
-)
 
-# Constructor keywords that describe a broker (passed on to build_targets).
-_TARGET_KEYWORDS = (
-    "transport",
-    "userid",
-    "password",
-    "virtual_host",
-    "port",
-    "ssl",
-    "connect_timeout",
-    "heartbeat",
-    "login_method",
-    "connection_name",
-    "client_properties",
-)
-
-
-class Connection(ChannelOwner):
+class Connection(ConnectionFacts[TransportConnection], ChannelOwner):
     """A lazy, failover-aware connection to a message broker.
 
     Args:
@@ -171,16 +137,12 @@ class Connection(ChannelOwner):
     ) -> None:
         if kwargs:
             raise ConfigurationError(unknown_keywords_message(kwargs))
-        if resolver is not None and not callable(resolver):
-            raise ConfigurationError(
-                f"resolver must be a callable returning broker URLs, got {resolver!r}"
-            )
         self._callbacks: LifecycleCallbacks[Connection] = LifecycleCallbacks(
             on_open=on_open, on_open_error=on_open_error, on_close=on_close,
             on_connect=on_connect, on_blocked=on_blocked, on_unblocked=on_unblocked,
             blocked_timeout=blocked_connection_timeout,
         )  # fmt: skip
-        self._init_args: dict[str, Any] = {
+        super().__init__({
             "hostname": hostname, "userid": userid, "password": password,
             "virtual_host": virtual_host, "port": port, "ssl": ssl, "transport": transport,
             "connect_timeout": connect_timeout, "transport_options": transport_options,
@@ -191,17 +153,11 @@ class Connection(ChannelOwner):
             "blocked_connection_timeout": blocked_connection_timeout,
             "connection_name": connection_name, "client_properties": client_properties,
             "heartbeat_thread": heartbeat_thread, "resolver": resolver,
-        }  # fmt: skip
-        self._transport_options, self._connect_retry = _split_transport_options(transport_options)
-        self._strategy = resolve_strategy(failover_strategy)
-        self._failover = self._make_failover()
+        })  # fmt: skip
         self._heartbeats = HeartbeatDriver(enabled=heartbeat_thread)
         self._topology: Topology | None = None
         self._transports: dict[type[Transport], Transport] = {}
-        self._conn: TransportConnection | None = None
-        self._node: str | None = None
         self._default_channel: Channel | None = None
-        self._closing = False
         # Set by close(), cleared by the next connect: ``.connection`` is then None
         # rather than connecting again (kombu's rule).
         self._released = False
@@ -210,155 +166,15 @@ class Connection(ChannelOwner):
         self._link_lock = threading.RLock()
         self._attempts = threading.local()  # .link: the link this thread's attempt started on
 
-    def _make_failover(self) -> Failover:
-        args = self._init_args
-        targets = self._targets(args["hostname"], args["alternates"])
-        resolver: Resolver | None = args["resolver"]
-        # Keyed by what was given, not by what the resolver answers later, so that
-        # a pool group finds the same pools for this connection all its life.
-        identity = tuple(target_identity(t) for t in targets)
-        self._identity = identity if resolver is None else (*identity, ("resolver", resolver))
-        if resolver is None:
-            return Failover(targets, self._strategy)
-
-        def resolve() -> tuple[Target, ...]:
-            urls = resolver()
-            return self._targets(urls, None) if urls else ()
-
-        return Failover(targets, self._strategy, resolve)
-
-    def _targets(
-        self, hostname: str | Sequence[str], alternates: Sequence[str] | None
-    ) -> tuple[Target, ...]:
-        args = self._init_args
-        # kombu's connect-retry keys are the Connection's own, not the transport's.
-        options = {
-            key: value
-            for key, value in self._transport_options.items()
-            if key not in CONNECT_RETRY_OPTIONS
-        }
-        return build_targets(
-            hostname,
-            alternates=alternates,
-            transport_options=options,
-            **{k: args[k] for k in _TARGET_KEYWORDS},
-        )
-
     # -- state and description -------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        """Whether a live transport connection exists."""
-        return self._conn is not None and self._conn.is_open
-
-    @property
-    def is_open(self) -> bool:
-        """Open and usable."""
-        return self.connected and not self._closing
-
-    @property
-    def is_closing(self) -> bool:
-        """Inside :meth:`close`."""
-        return self._closing
-
-    @property
-    def is_closed(self) -> bool:
-        """Not open and not closing (also before the first connect)."""
-        return not self.connected and not self._closing
 
     def verify(self) -> bool:
         """Non-blocking liveness check: False when closed or known broken."""
         conn = self._conn
         return conn is not None and conn.verify()
 
-    @property
-    def host(self) -> str:
-        """``hostname:port`` of the current alternate."""
-        return self._failover.current.host
-
-    @property
-    def hostname(self) -> str:
-        """Host name of the current alternate."""
-        return self._failover.current.params.hostname
-
     # kombu's attributes; like ``hostname`` they describe the current alternate,
     # with the transport's defaults filled in.
-
-    @property
-    def port(self) -> int:
-        """Port of the current alternate."""
-        return self._failover.current.params.port
-
-    @property
-    def userid(self) -> str | None:
-        """User name of the current alternate."""
-        return self._failover.current.params.userid
-
-    @property
-    def password(self) -> str | None:
-        """Password of the current alternate (never shown by ``repr``, ``as_uri`` or ``info``)."""
-        return self._failover.current.params.password
-
-    @property
-    def virtual_host(self) -> str:
-        """Virtual host of the current alternate (the database number on Redis)."""
-        return self._failover.current.params.virtual_host
-
-    @property
-    def ssl(self) -> Any:
-        """TLS setting of the current alternate: ``False``, ``True``, a dict or an SSLContext."""
-        return self._failover.current.params.ssl
-
-    @property
-    def transport_cls(self) -> type[Transport]:
-        """Transport class of the current alternate (its registry name is ``.name``)."""
-        return self._failover.current.transport_cls
-
-    def as_uri(self, include_password: bool = False, mask: str = "**") -> str:
-        """The current alternate's URL with defaults filled in (password masked)."""
-        return self._failover.current.as_uri(include_password=include_password, mask=mask)
-
-    @property
-    def identity(self) -> tuple[Any, ...]:
-        """Hashable key: equal for equal URLs, options and resolver; holds no password."""
-        return self._identity
-
-    @property
-    def transport_options(self) -> Mapping[str, Any]:
-        """A read-only copy of the transport options.
-
-        Assignable, as in kombu: ``conn.transport_options = {...}`` replaces
-        them (a copy is kept; the mapping given is never changed). They are
-        checked at once and take effect on the next connect; a live link is
-        left as it is. kombu's connect-retry settings (``max_retries``,
-        ``interval_start``, ``interval_step``, ``interval_max``,
-        ``connect_retries_timeout``) are read by the connection itself: they
-        bound connects that give no budget of their own (``connect()``,
-        implicit connects such as ``default_channel``) on every transport.
-
-        Raises:
-            ConfigurationError: (on assignment) not a mapping, an option the
-                transport does not know, or a bad value.
-        """
-        return self._transport_options
-
-    @transport_options.setter
-    def transport_options(self, options: Mapping[str, Any] | None) -> None:
-        current = self._failover.current.url.as_uri(include_password=True)
-        previous = self._transport_options, self._connect_retry
-        self._transport_options, self._connect_retry = _split_transport_options(options)
-        try:
-            failover = self._make_failover()
-        except BaseException:
-            self._transport_options, self._connect_retry = previous
-            raise
-        # Stay on the alternate in use: a live link keeps describing itself right.
-        for _ in range(2 * len(failover)):
-            if failover.current.url.as_uri(include_password=True) == current:
-                break
-            failover.advance()
-        self._failover = failover
-        self._init_args = dict(self._init_args, transport_options=dict(self._transport_options))
 
     @property
     def transport(self) -> Transport:
@@ -392,91 +208,6 @@ class Connection(ChannelOwner):
             return None
         return self._connection()
 
-    def get_heartbeat_interval(self) -> float:
-        """The negotiated heartbeat interval (the requested one before connecting)."""
-        if self._conn is not None:
-            return self._conn.heartbeat
-        return self._failover.current.params.heartbeat
-
-    @property
-    def heartbeat(self) -> float:
-        """Alias of :meth:`get_heartbeat_interval`."""
-        return self.get_heartbeat_interval()
-
-    @property
-    def supports_heartbeats(self) -> bool:
-        """Whether the current transport has heartbeats."""
-        return self._failover.current.transport_cls.capabilities.heartbeats
-
-    @property
-    def connection_errors(self) -> tuple[type[BaseException], ...]:
-        """Errors meaning the connection failed."""
-        return self._failover.current.transport_cls.connection_errors
-
-    @property
-    def channel_errors(self) -> tuple[type[BaseException], ...]:
-        """Errors meaning a channel failed."""
-        return self._failover.current.transport_cls.channel_errors
-
-    @property
-    def recoverable_connection_errors(self) -> tuple[type[BaseException], ...]:
-        """Connection errors that a reconnect can fix."""
-        return self._failover.current.transport_cls.recoverable_connection_errors
-
-    @property
-    def recoverable_channel_errors(self) -> tuple[type[BaseException], ...]:
-        """Channel errors that a new channel can fix."""
-        return self._failover.current.transport_cls.recoverable_channel_errors
-
-    @property
-    def server_properties(self) -> Mapping[str, Any]:
-        """What the broker announced (empty before connecting)."""
-        return self._conn.server_properties if self._conn is not None else {}
-
-    def _capability(self, name: str) -> bool:
-        caps = self.server_properties.get("capabilities") or {}
-        return bool(caps.get(name, False))
-
-    @property
-    def publisher_confirms(self) -> bool:
-        """The broker supports publisher confirms."""
-        return self._capability("publisher_confirms")
-
-    @property
-    def basic_nack(self) -> bool:
-        """The broker supports ``basic.nack``."""
-        return self._capability("basic.nack")
-
-    @property
-    def consumer_cancel_notify(self) -> bool:
-        """The broker notifies consumers it cancels."""
-        return self._capability("consumer_cancel_notify")
-
-    @property
-    def exchange_exchange_bindings(self) -> bool:
-        """The broker supports exchange-to-exchange bindings."""
-        return self._capability("exchange_exchange_bindings")
-
-    def info(self) -> dict[str, Any]:
-        """Connection facts for display; the password is masked.
-
-        ``node`` is the ``host:port`` of the broker this connection reached
-        (for ``sentinel://``, the master the Sentinel named), ``None`` while
-        not connected; the other entries describe the current alternate.
-        """
-        p = self._failover.current.params
-        return {
-            "hostname": p.hostname, "port": p.port, "userid": p.userid,
-            "password": "**" if p.password else None, "virtual_host": p.virtual_host,
-            "ssl": bool(p.ssl), "transport": self._failover.current.transport_cls.name,
-            "connect_timeout": p.connect_timeout, "heartbeat": p.heartbeat,
-            "login_method": p.login_method, "uri": self.as_uri(),
-            "alternates": [t.as_uri() for t in self._failover.targets],
-            "failover_strategy": self._init_args["failover_strategy"],
-            "transport_options": dict(self._transport_options), "connected": self.connected,
-            "node": self._node if self.connected else None,
-        }  # fmt: skip
-
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closing" if self._closing else "closed"
         count = len(self._failover)
@@ -484,19 +215,6 @@ class Connection(ChannelOwner):
         return f"<Connection {self.as_uri()} {state}{extra} at {id(self):#x}>"
 
     # -- alternates -------------------------------------------------------------------
-
-    @property
-    def alternate_count(self) -> int:
-        """How many brokers this connection can fail over between."""
-        return len(self._failover)
-
-    def describe_alternates(self) -> str:
-        """Every alternate's URL, passwords masked, separated by ``;``."""
-        return self._failover.describe()
-
-    def maybe_switch_next(self) -> None:
-        """Move to the next alternate (per the failover strategy), if there is one."""
-        self._failover.advance()
 
     def switch(self, url: str) -> None:
         """Close the current connection and use ``url`` (and only it) from now on."""
@@ -1039,10 +757,6 @@ class Connection(ChannelOwner):
         """Drop the connection at once without any handshake (for broken links)."""
         self._drop(None)
 
-    def clone(self, **kwargs: Any) -> Connection:
-        """A new, unconnected Connection with the same arguments, some overridden."""
-        return type(self)(**{**self._init_args, **kwargs})
-
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the constructor arguments: the copy is equivalent and unconnected.
 
@@ -1063,24 +777,6 @@ class Connection(ChannelOwner):
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
-
-
-def _split_transport_options(
-    options: Mapping[str, Any] | None,
-) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """A read-only copy of ``options``, and the connect-retry keywords taken from them.
-
-    Raises:
-        ConfigurationError: ``options`` is not a mapping, or a retry setting is bad.
-    """
-    if options is not None and not isinstance(options, Mapping):
-        raise ConfigurationError(f"transport_options must be a mapping, got {options!r}")
-    copied = MappingProxyType(dict(options or {}))
-    retry = {
-        keyword: copied[key] for key, keyword in CONNECT_RETRY_OPTIONS.items() if key in copied
-    }
-    RetryPolicy.from_intervals(**retry)  # refuse a bad value now, not on some later connect
-    return copied, MappingProxyType(retry)
 
 
 def _picklable(hooks: Sequence[Any]) -> list[Any]:
