@@ -33,62 +33,25 @@ from broker.aio.declare import maybe_declare
 from broker.entities.base import PERSISTENT, normalize_delivery_mode
 from broker.entities.exchange import Exchange
 from broker.entities.queue import Queue
-from broker.errors import BrokerError, ConfigurationError, MessageNacked, MessageUnroutable
+from broker.errors import BrokerError, ConfigurationError, MessageUnroutable
 from broker.instrumentation import hooks as instrumentation
 from broker.messaging.confirms import DEFAULT_CONFIRM_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, Returned
-from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
+from broker.messaging.publishing import (
+    check_property_keywords,
+    encode,
+    expiration_ms,
+    retry_options,
+)
+from broker.timeouts import check_seconds
 from transports.base_aio import AsyncChannel, AsyncConfirmingChannel
 
 if TYPE_CHECKING:
     from broker.aio.connection import Connection
 
-__all__ = ["Producer", "encode"]
-
-_RETRY_KEYS = frozenset(
-    {"max_retries", "interval_start", "interval_step", "interval_max", "errback", "timeout",
-     "on_revive", "retry_errors", "policy"}
-)  # fmt: skip
-
-#: What ``publish(retry=True)`` retries besides the policy's errors.
-_NACKED: tuple[type[BaseException], ...] = (MessageNacked,)
+__all__ = ["Producer"]
 
 #: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
 OnReturn = Callable[[MessageUnroutable, str, str, Any], Any]
-
-
-def encode(
-    body: Any,
-    serializer: str | None,
-    content_type: str | None,
-    content_encoding: str | None,
-    compression: str | None,
-    headers: Mapping[str, Any] | None,
-) -> tuple[bytes, dict[str, Any]]:
-    """A publish's body as bytes and its content properties, as :class:`broker.Producer` sends them.
-
-    Bytes go as they are (``application/data``), text given a content type
-    is encoded, anything else goes through the serializer; then the optional
-    compression, named in a header (never modifying the caller's headers).
-    """
-    if content_type is None:
-        if type(body) is bytes and serializer is None:
-            content_type, content_encoding = "application/data", "binary"
-        else:
-            content_type, content_encoding, body = dumps(body, serializer)
-    elif isinstance(body, str):
-        content_encoding = content_encoding or "utf-8"
-        body = body.encode(content_encoding)
-    elif content_encoding is None:
-        content_encoding = "binary"
-    properties: dict[str, Any] = {
-        "content_type": content_type, "content_encoding": content_encoding
-    }  # fmt: skip
-    if compression:
-        body, method = compress(body, compression)
-        headers = {**(headers or {}), COMPRESSION_HEADER: method}
-    if headers:
-        properties["application_headers"] = headers
-    return body, properties
 
 
 class Producer:
@@ -240,6 +203,10 @@ class Producer:
             SerializationError: the body cannot be encoded.
             BrokerConnectionError, ChannelError: the publish failed.
         """
+        if properties:
+            check_property_keywords(properties)
+        if confirm_timeout is not None:
+            confirm_timeout = check_seconds(confirm_timeout, "confirm_timeout")
         body, content = encode(
             body, serializer or self.serializer, content_type, content_encoding,
             compression if compression is not None else self.compression, headers,
@@ -248,7 +215,7 @@ class Producer:
         if priority:
             properties["priority"] = priority
         if expiration is not None:
-            properties["expiration"] = str(int(expiration * 1000))
+            properties["expiration"] = expiration_ms(expiration)
         if isinstance(properties.get("reply_to"), Queue):
             properties["reply_to"] = properties["reply_to"].name
         if isinstance(exchange, str):
@@ -261,9 +228,7 @@ class Producer:
         if routing_key is None:
             routing_key = self.routing_key
         if retry:
-            publish = self.connection.ensure(
-                self, self._publish, **self._retry_options(retry_policy)
-            )
+            publish = self.connection.ensure(self, self._publish, **retry_options(retry_policy))
         else:
             publish = self._publish
         if instrumentation.active is not None:
@@ -273,21 +238,6 @@ class Producer:
             return
         await publish(body, properties, exchange_name, routing_key, mandatory, declare,
                       confirm_timeout)  # fmt: skip
-
-    def _retry_options(self, retry_policy: Mapping[str, Any] | None) -> Mapping[str, Any]:
-        # A nack means the broker did not take responsibility for the message:
-        # like a lost connection, it is worth another try within the policy.
-        if not retry_policy:
-            return {"retry_errors": _NACKED}
-        unknown = set(retry_policy) - _RETRY_KEYS
-        if unknown:
-            raise ConfigurationError(
-                f"unknown retry_policy key(s) {', '.join(sorted(map(repr, unknown)))}; "
-                f"allowed: {', '.join(sorted(_RETRY_KEYS))}"
-            )
-        options = dict(retry_policy)
-        options["retry_errors"] = tuple(options.get("retry_errors") or ()) + _NACKED
-        return options
 
     async def _publish(
         self,

@@ -14,9 +14,7 @@ Publisher confirms, per message (``confirm_publish=True``) or pipelined
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
-import math
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -39,7 +37,12 @@ from broker.messaging.confirms import (
     ConfirmTracker,
 )
 from broker.messaging.consumer import Consumer
-from broker.messaging.serialization import COMPRESSION_HEADER, compress, dumps
+from broker.messaging.publishing import (
+    check_property_keywords,
+    encode,
+    expiration_ms,
+    retry_options,
+)
 from broker.timeouts import check_seconds
 
 if TYPE_CHECKING:
@@ -47,42 +50,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Consumer", "Producer"]
 
-_RETRY_KEYS = frozenset(
-    {"max_retries", "interval_start", "interval_step", "interval_max", "errback", "timeout",
-     "on_revive", "retry_errors", "policy"}
-)  # fmt: skip
-
-#: The AMQP 0-9-1 basic properties ``publish`` takes as extra keywords (those it does
-#: not name itself); any other keyword is a mistake, reported instead of dropped.
-_PROPERTY_KEYWORDS = frozenset(
-    {"application_headers", "correlation_id", "reply_to", "message_id", "timestamp", "type",
-     "user_id", "app_id", "cluster_id"}
-)  # fmt: skip
-
-#: What ``publish(retry=True)`` retries besides the policy's errors.
-_NACKED: tuple[type[BaseException], ...] = (MessageNacked,)
-
 #: ``on_return(exception, exchange, routing_key, message)`` (kombu's signature).
 OnReturn = Callable[[MessageUnroutable, str, str, Any], Any]
-
-
-def _expiration_ms(seconds: Any) -> str:
-    """A TTL in seconds as AMQP's ``expiration``: whole milliseconds, as text."""
-    if isinstance(seconds, str):
-        # Not guessed: pika and py-amqp users pass AMQP's own millisecond string.
-        raise ConfigurationError(
-            f"expiration is a TTL in seconds, a non-negative number; got the str {seconds!r} "
-            f"(pass seconds as a number, e.g. 5 or 0.5; it is sent in milliseconds)"
-        )
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
-        # (not nan >= 0) is true too.
-        raise ConfigurationError(
-            f"expiration is a TTL in seconds, a non-negative number; got "
-            f"{type(seconds).__name__} {seconds!r}"
-        )
-    if seconds == math.inf:
-        raise ConfigurationError("expiration must be finite; leave it out for no TTL")
-    return str(round(seconds * 1000))
 
 
 class Producer:
@@ -305,35 +274,36 @@ class Producer:
             SerializationError: the body cannot be encoded.
             BrokerConnectionError, ChannelError: the publish failed.
         """
-        if properties and not _PROPERTY_KEYWORDS.issuperset(properties):
-            raise ConfigurationError(_unknown_keywords(properties))
+        if properties:
+            check_property_keywords(properties)
         if confirm_timeout is not None:
             confirm_timeout = check_seconds(confirm_timeout, "confirm_timeout")
-        if content_type is None:
-            if body.__class__ is bytes and serializer is None and self.serializer is None:
-                content_type, content_encoding = "application/data", "binary"
-            else:
-                content_type, content_encoding, body = dumps(body, serializer or self.serializer)
-        elif body.__class__ is str:
-            content_encoding = content_encoding or "utf-8"
-            body = body.encode(content_encoding)
-        elif content_encoding is None:
-            content_encoding = "binary"
         if compression is None:
             compression = self.compression
-        if compression:
-            body, method = compress(body, compression)
-            headers = (
-                {**headers, COMPRESSION_HEADER: method} if headers else {COMPRESSION_HEADER: method}
-            )
-        properties["content_type"] = content_type
-        properties["content_encoding"] = content_encoding
-        if headers:
-            properties["application_headers"] = headers
+        if (
+            content_type is None
+            and body.__class__ is bytes
+            and serializer is None
+            and self.serializer is None
+            and not compression
+        ):
+            # encode() of the usual body, inlined: bytes are sent as they are.
+            content_type, content_encoding = "application/data", "binary"
+            properties["content_type"] = content_type
+            properties["content_encoding"] = content_encoding
+            if headers:
+                properties["application_headers"] = headers
+        else:
+            body, content = encode(
+                body, serializer or self.serializer, content_type, content_encoding,
+                compression, headers,
+            )  # fmt: skip
+            properties.update(content)
+            content_type, content_encoding = content["content_type"], content["content_encoding"]
         if priority:
             properties["priority"] = priority
         if expiration is not None:
-            properties["expiration"] = _expiration_ms(expiration)
+            properties["expiration"] = expiration_ms(expiration)
         if "reply_to" in properties and isinstance(properties["reply_to"], Queue):
             properties["reply_to"] = properties["reply_to"].name
         if exchange is None:
@@ -452,21 +422,11 @@ class Producer:
         conn = self._connection
         if conn is None:
             raise ConfigurationError("publish(retry=True) needs the producer's broker.Connection")
-        # A nack means the broker did not take responsibility for the message:
-        # like a lost connection, it is worth another try within the policy.
         if retry_policy is None:
             if self._retry_publish is None:
-                self._retry_publish = conn.ensure(self, self._publish, retry_errors=_NACKED)
+                self._retry_publish = conn.ensure(self, self._publish, **retry_options(None))
             return self._retry_publish
-        unknown = set(retry_policy) - _RETRY_KEYS
-        if unknown:
-            raise ConfigurationError(
-                f"unknown retry_policy key(s) {', '.join(sorted(map(repr, unknown)))}; "
-                f"allowed: {', '.join(sorted(_RETRY_KEYS))}"
-            )
-        options = dict(retry_policy)
-        options["retry_errors"] = tuple(options.get("retry_errors") or ()) + _NACKED
-        return conn.ensure(self, self._publish, **options)
+        return conn.ensure(self, self._publish, **retry_options(retry_policy))
 
     def drain_confirms(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for this producer's confirms, dispatched on this thread.
@@ -605,15 +565,3 @@ class Producer:
 def _underlying(channel: Any) -> Any:
     """The channel itself when ``channel`` is a pool's lease of it (its state is set there)."""
     return channel.resource if isinstance(channel, Lent) else channel
-
-
-def _unknown_keywords(properties: Mapping[str, Any]) -> str:
-    """The error text for ``publish`` keywords that are not AMQP properties."""
-    parts = []
-    for key in sorted(set(properties) - _PROPERTY_KEYWORDS):
-        close = difflib.get_close_matches(key, sorted(_PROPERTY_KEYWORDS), n=1)
-        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return (
-        f"publish() got unknown keyword argument(s) {', '.join(parts)}; besides its "
-        f"parameters it takes the AMQP properties {', '.join(sorted(_PROPERTY_KEYWORDS))}"
-    )
