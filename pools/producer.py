@@ -9,13 +9,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from broker.errors import BrokerConnectionError, ChannelError, OperationalError
+from broker.errors import BrokerConnectionError, BrokerError, ChannelError, OperationalError
 from pools.connection import ConnectionPool, PooledConnection
 from pools.lease import Lease, LeaseOwner
 from pools.resource import ResourcePool
 from pools.waiting import GateFactory, closed_gate
 
 if TYPE_CHECKING:
+    from broker.connection.connection import Connection
     from broker.messaging.producer import Producer
     from pools.decide import Entry
 
@@ -97,6 +98,9 @@ class PooledProducer(Lease["Producer"]):
             if connection_broken:
                 conn.discard()
             else:
+                pool = self._pool
+                assert isinstance(pool, ProducerPool)
+                pool.park_channel(self.resource, conn.resource)  # before another may take conn
                 conn.release()
         super().release()  # the producer itself is kept either way
 
@@ -112,8 +116,16 @@ class ProducerPool(ResourcePool["Producer"]):
     connection; a channel error makes the producer drop its channel. The
     producer itself is kept either way.
 
+    A confirming producer's channel stays with the connection, not the
+    producer: released, the producer leaves it parked here for whichever
+    producer rides that connection next, so that a producer and a connection
+    paired anew (two pools hand them out independently) cost no
+    ``channel.open`` and ``confirm.select``. At most one channel per
+    connection is parked (a connection is lent to one producer at a time);
+    :meth:`close` closes them.
+
     Disposing of a producer closes it, which closes only a confirm channel it
-    opened for itself; it never closes the pooled connection.
+    holds; it never closes the pooled connection.
 
     Args:
         connections: the connection pool to draw connections from.
@@ -139,6 +151,10 @@ class ProducerPool(ResourcePool["Producer"]):
         self.producer_options = producer_options
         self._now = clock  # for the deadline shared by both waits
         self._making = threading.local()  # the connection a new producer is made on
+        # Confirm channels left by released producers: id(connection) -> (connection, channel).
+        self._parked: dict[int, tuple[Connection, Any]] = {}
+        self._parking = threading.Lock()
+        self._closed = False
         super().__init__(limit, clock=clock, gate_factory=gate_factory)
 
     def acquire(self, block: bool = False, timeout: float | None = None) -> PooledProducer:
@@ -167,12 +183,55 @@ class ProducerPool(ResourcePool["Producer"]):
         lease._ride(conn)
         try:
             producer, connection = lease.resource, conn.resource
-            if producer.connection is not connection:
+            parked = self._unpark(connection) if producer.confirm_publish else None
+            if parked is not None:
+                producer.adopt_channel(parked)
+            elif producer.connection is not connection:
                 producer.revive(connection)
         except BaseException as exc:
             lease.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return lease
+
+    def park_channel(self, producer: Producer, connection: Connection) -> None:
+        """Keep ``producer``'s confirm channel on ``connection`` for the next producer there.
+
+        Called as a borrowed producer is returned, before its connection is.
+        """
+        if not producer.confirm_publish:
+            return
+        channel = producer.detach_channel()
+        if channel is None:
+            return
+        with self._parking:
+            if not self._closed:
+                if len(self._parked) >= self.connections.limit:
+                    self._forget_closed_locked()  # of connections the pool has let go
+                self._parked[id(connection)] = (connection, channel)
+                return
+        _close_quietly(channel)  # the pool closed meanwhile
+
+    def _unpark(self, connection: Connection) -> Any:
+        with self._parking:
+            parked = self._parked.pop(id(connection), None)
+        if parked is None or parked[0] is not connection:
+            return None
+        channel = parked[1]
+        return channel if channel.is_open else None
+
+    def _forget_closed_locked(self) -> None:
+        for key, (_, channel) in list(self._parked.items()):
+            if not channel.is_open:
+                del self._parked[key]
+
+    def close(self) -> None:
+        """Close the pool (see :meth:`ResourcePool.close`) and the confirm channels parked in it."""
+        with self._parking:
+            self._closed = True
+            parked, self._parked = list(self._parked.values()), {}
+        for _, channel in parked:
+            _close_quietly(channel)
+        super().close()
 
     # -- hooks ----------------------------------------------------------------
 
@@ -185,3 +244,16 @@ class ProducerPool(ResourcePool["Producer"]):
 
     def is_broken_error(self, exc: BaseException) -> bool:
         return isinstance(exc, _CONNECTION_BROKEN)
+
+    def after_fork(self) -> None:
+        # The parked channels are on the parent's connections: forgotten, never
+        # closed. A fresh lock: a parent thread may have held the old one at the fork.
+        self._parking = threading.Lock()
+        self._parked = {}
+
+
+def _close_quietly(channel: Any) -> None:
+    try:
+        channel.close()
+    except BrokerError:
+        logger.debug("could not close the parked channel %r", channel, exc_info=True)

@@ -529,6 +529,34 @@ class Producer:
         if channel is not None and (not private or not self._is_shared(channel)):
             self._attach(channel)
 
+    def detach_channel(self) -> Any:
+        """Let go of the producer's own channel without closing it, and return it.
+
+        For a pool that keeps a connection's confirm channel for the next
+        producer to ride that connection (see :meth:`adopt_channel`): opening
+        one costs two round trips (``channel.open``, ``confirm.select``). The
+        channel keeps its confirm count, which the adopter takes over. Returns
+        ``None``, after closing it, when the channel is not the producer's own,
+        is closed, or its confirm count became unreliable.
+        """
+        channel, tracker = self._channel, self._tracker
+        if not self._owns_channel or channel is None:
+            return None
+        if not channel.is_open or (tracker is not None and tracker.broken):
+            self._release_channel()
+            return None
+        self._channel, self._tracker, self._owns_channel = None, None, False
+        return channel
+
+    def adopt_channel(self, channel: Any) -> None:
+        """Publish on ``channel`` from now on, as the producer's own (from :meth:`detach_channel`).
+
+        Unlike :meth:`revive` with a channel, the producer treats it as one it
+        opened: it closes it on :meth:`close` and replaces it after a nack.
+        """
+        self.revive(channel)
+        self._owns_channel = self._channel is channel
+
     def _release_channel(self) -> None:
         tracker, self._tracker = self._tracker, None
         if tracker is not None:

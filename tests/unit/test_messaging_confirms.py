@@ -92,6 +92,32 @@ def test_confirms_blocks_do_not_nest(conn):
         producer.confirms().__enter__()
 
 
+def test_a_detached_confirm_channel_carries_its_count_to_the_producer_that_adopts_it(conn):
+    first, second = Producer(conn, confirm_publish=True), Producer(conn, confirm_publish=True)
+    first.publish(b"1", routing_key="q", declare=[Queue("q")])
+    channel = first.detach_channel()
+    assert channel is not None and channel.is_open and first.detach_channel() is None
+    count = channel.confirm_listener
+    second.adopt_channel(channel)
+    second.publish(b"2", routing_key="q")
+    assert second.channel is channel and channel.confirm_listener is count
+    assert count.last_tag == 2  # one count per channel, whichever producer published
+    second.close()
+    assert not channel.is_open  # adopted as its own: closed with the producer
+    first.publish(b"3", routing_key="q")  # the first one opens a channel of its own again
+    assert first.channel is not channel and inspect()[0]["q"].messages == 3
+
+
+def test_only_a_producers_own_open_channel_is_detached(conn):
+    given = conn.channel()
+    producer = Producer(given, confirm_publish=True, connection=conn)
+    assert producer.detach_channel() is None and producer.channel is given and given.is_open
+    own = Producer(conn, confirm_publish=True)
+    closed = own.channel
+    closed.close()
+    assert own.detach_channel() is None
+
+
 # -- confirm bookkeeping (pure logic, with a channel that records publishes) ---------
 
 

@@ -343,6 +343,67 @@ def test_producer_pool_drops_a_channel_the_broker_closed(connection: Connection)
     assert producers.idle == 1
 
 
+def _publish_on(
+    target: Connection, connections: ConnectionPool, producers: pools.ProducerPool
+) -> object:
+    """Publish once through ``producers`` riding ``target`` (the other connection is held)."""
+    first, second = connections.acquire(), connections.acquire()
+    free, held = (first, second) if first.resource is target else (second, first)
+    assert free.resource is target
+    free.release()
+    with held, producers.acquire() as producer:
+        assert producer.connection.resource is target
+        producer.publish(b"x", routing_key="q-parked")
+        return producer.channel
+
+
+def test_a_confirm_channel_stays_with_its_connection_for_the_next_producer() -> None:
+    confirming = Connection("memory://", transport_options={"confirm_publish": True})
+    connections = pools.connections[confirming]
+    with connections.acquire_channel() as (_, channel):
+        channel.queue_declare(queue="q-parked", auto_delete=False)
+    first, second = connections.acquire(), connections.acquire()
+    a, b = first.resource, second.resource
+    first.release()
+    second.release()
+    producers = pools.producers[confirming]
+    # One producer rides A, then B, then A again: each time it takes over the
+    # confirm channel the last producer there left.
+    used = [_publish_on(conn, connections, producers) for conn in (a, b, a, b)]
+    assert producers.idle == 1 and producers.in_use == 0
+    assert used[2] is used[0] and used[3] is used[1]  # no new channel.open, no confirm.select
+    assert used[0] is not used[1]
+    with connections.acquire_channel() as (_, channel):
+        assert channel.queue_declare(queue="q-parked", passive=True).message_count == 4
+    producers.close()
+    assert not any(channel.is_open for channel in used)  # the pool closed what it kept
+    confirming.close()
+
+
+def test_a_broken_confirm_channel_is_not_left_for_the_next_producer(connection: Connection) -> None:
+    confirming = Connection("memory://", transport_options={"confirm_publish": True})
+    producers = pools.producers[confirming]
+    with pytest.raises(NotFound), producers.acquire() as producer:
+        broken = producer.channel
+        producer.publish(b"lost", exchange="no-such-exchange", routing_key="k")
+    assert not broken.is_open  # the broker closed it (404)
+    with producers.acquire() as producer:
+        producer.publish(b"kept", routing_key="")
+        assert producer.channel is not broken and producer.channel.is_open
+    producers.close()
+    confirming.close()
+
+
+def test_a_producer_pool_without_confirms_parks_nothing(connection: Connection) -> None:
+    producers = pools.producers[connection]
+    with producers.acquire() as producer:
+        producer.publish(b"x", routing_key="")
+        default = producer.connection.default_channel
+        assert producer.channel is default  # plain producers ride the default channel
+    producers.close()
+    assert default.is_open  # not the producer pool's to close
+
+
 # -- threads -----------------------------------------------------------------------------
 
 
