@@ -64,17 +64,42 @@ def encode(
     return b"".join(frames)
 
 
+#: Encoded property lists by ``tuple(properties.items())``: a producer sends the
+#: same few properties with message after message. Bounded; emptied when full.
+_ENCODED: dict[tuple[tuple[str, Any], ...], bytes] = {}
+_ENCODED_MAX = 256
+
+
 def _properties(content: Any) -> bytes:
     """A message's property flags and list, as its content header frame carries them.
 
-    Every 15 properties take a 16-bit word of flags (bit 15 first; bit 0 says
+    Looked up first among the lists encoded before: equal properties encode
+    equally, and most publishes repeat the last one's (``content_type``,
+    ``content_encoding``, ``delivery_mode``). Properties holding a table
+    (``application_headers``) cannot be a key and are encoded every time.
+    """
+    present = content.properties
+    try:
+        key = tuple(present.items())
+        found = _ENCODED.get(key)
+    except TypeError:  # an unhashable value: a headers table
+        return _encode_properties(content.PROPERTIES, present)
+    if found is None:
+        found = _encode_properties(content.PROPERTIES, present)
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        _ENCODED[key] = found
+    return found
+
+
+def _encode_properties(kinds: Any, present: dict[str, Any]) -> bytes:
+    """Every 15 properties take a 16-bit word of flags (bit 15 first; bit 0 says
     another word follows); the values of the present ones follow in order.
     """
     shift, bits, words = 15, 0, []
     formats: list[str] = []
     values: list[Any] = []
-    present = content.properties
-    for name, kind in content.PROPERTIES:
+    for name, kind in kinds:
         value = present.get(name)
         if value is not None:
             if shift == 0:
