@@ -1,12 +1,15 @@
 """The AMQP transport's read side shared by threads (transports/amqp/demux.py), without a broker.
 
 A scripted reader stands for the socket: ``read(timeout)`` routes the next
-scripted frame through the demux, as the driver's ``read_frame`` does.
+scripted frame through the demux, as the driver's ``read_frame`` does. Also
+the frame writer threads share (``framing.py``) and the driver's own dispatch
+of ``basic.ack``, each checked against py-amqp's encoding.
 """
 
 from __future__ import annotations
 
 import queue as queues
+import struct
 import threading
 from collections.abc import Callable
 from time import monotonic
@@ -14,8 +17,10 @@ from typing import Any
 
 import amqp
 import pytest
+from amqp import spec
 
 from transports.amqp.demux import DRAIN, ConnectionLost, Demux
+from transports.amqp.driver import DriverChannel
 from transports.amqp.framing import encode
 
 HANG = 10.0
@@ -193,3 +198,20 @@ def test_a_property_list_encoded_before_is_not_taken_for_a_different_one() -> No
     other = encode(4096, 1, 1, (60, 40), args, amqp.Message(b"x", **{**_PLAIN, "priority": 1}))
     assert first != other
     assert encode(4096, 1, 1, (60, 40), args, amqp.Message(b"x", **_PLAIN)) == first
+
+
+@pytest.mark.parametrize(("tag", "multiple"), [(1, False), (7, True), (2**63 + 5, False)])
+def test_a_basic_ack_reaches_the_listeners_as_py_amqp_decodes_it(tag: int, multiple: bool) -> None:
+    heard: list[tuple[int, bool]] = []
+    channel = DriverChannel.__new__(DriverChannel)  # only what dispatching an ack reads
+    channel.is_closing, channel.channel_id = False, 1
+    channel.events = {"basic_ack": {lambda *args: heard.append(args)}}
+    payload = struct.pack(">HH", *spec.Basic.Ack) + amqp.serialization.dumps("Lb", (tag, multiple))
+    assert amqp.serialization.loads("Lb", payload, 4)[0] == [tag, multiple]
+
+    channel.dispatch_method(spec.Basic.Ack, payload, None)
+    assert heard == [(tag, multiple)]
+
+    channel.is_closing = True  # py-amqp ignores it, as every method but close and close-ok
+    channel.dispatch_method(spec.Basic.Ack, payload, None)
+    assert heard == [(tag, multiple)]

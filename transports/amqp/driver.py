@@ -45,6 +45,7 @@ Only the AMQP transport modules import this; nothing here translates errors.
 from __future__ import annotations
 
 import ssl
+import struct
 import threading
 import weakref
 from time import monotonic
@@ -65,6 +66,10 @@ from transports.amqp.reading import BufferedReads
 from transports.amqp.writes import IdleFlusher, WriteBuffer
 
 __all__ = ["Driver", "DriverChannel", "TLSSocketTransport"]
+
+_BASIC_ACK = spec.Basic.Ack
+#: ``basic.ack``'s arguments after the class and method ids: delivery-tag, then the multiple bit.
+_ACK_ARGUMENTS = struct.Struct(">QB")
 
 #: Protocol extensions announced to the broker (enabled when it supports them).
 NEGOTIATE_CAPABILITIES = {
@@ -185,7 +190,21 @@ class DriverChannel(ChannelAdapter):
         super().collect()
 
     def dispatch_method(self, method_sig: Any, payload: Any, content: Any) -> Any:
-        """Dispatch one incoming method; an empty message body is ``b''``, never ``''``."""
+        """Dispatch one incoming method; an empty message body is ``b''``, never ``''``.
+
+        A ``basic.ack``, what a confirm-mode channel gets for every publish, is
+        decoded and handed to the ``basic_ack`` listeners here, as py-amqp
+        would, without its generic path (a table lookup, a ``KeyError`` caught,
+        a field-by-field decoder). Nobody waits for one through py-amqp's
+        ``wait()``: its own publisher confirms are off (see :class:`Driver`).
+        A closing channel leaves it to py-amqp, which ignores it.
+        """
+        if method_sig == _BASIC_ACK and not self.is_closing:
+            delivery_tag, bits = _ACK_ARGUMENTS.unpack_from(payload, 4)
+            multiple = bool(bits & 1)
+            for listener in self.events["basic_ack"]:
+                listener(delivery_tag, multiple)
+            return None
         if content is not None and not content.body_size:
             content.body = b""
         return super().dispatch_method(method_sig, payload, content)
@@ -234,6 +253,10 @@ class Driver(ConnectionAdapter):
     ) -> None:
         # Frames encoded apart and sent by whichever thread is free (see framing).
         kwargs.setdefault("frame_writer", frame_writer)
+        # Publisher confirms are brokerpool's (broker.messaging.confirms): py-amqp's
+        # own, which waits for basic.ack inside basic_publish, is never on, so every
+        # basic.ack goes to the channel's listeners (see DriverChannel.dispatch_method).
+        kwargs["confirm_publish"] = False
         super().__init__(**kwargs)
         self.tls_context = tls_context
         self.server_hostname = server_hostname
