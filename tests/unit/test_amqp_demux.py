@@ -9,19 +9,23 @@ of ``basic.ack``, each checked against py-amqp's encoding.
 from __future__ import annotations
 
 import queue as queues
+import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from time import monotonic
+from types import SimpleNamespace
 from typing import Any
 
 import amqp
 import pytest
 from amqp import spec
+from amqp.exceptions import UnexpectedFrame
 
 from transports.amqp.demux import DRAIN, ConnectionLost, Demux
 from transports.amqp.driver import DriverChannel
 from transports.amqp.framing import encode
+from transports.amqp.reading import BufferedReads
 
 HANG = 10.0
 
@@ -215,3 +219,68 @@ def test_a_basic_ack_reaches_the_listeners_as_py_amqp_decodes_it(tag: int, multi
     channel.is_closing = True  # py-amqp ignores it, as every method but close and close-ok
     channel.dispatch_method(spec.Basic.Ack, payload, None)
     assert heard == [(tag, multiple)]
+
+
+def _frame(kind: int, channel: int, payload: bytes, end: bytes = b"\xce") -> bytes:
+    return struct.pack(">BHI", kind, channel, len(payload)) + payload + end
+
+
+@pytest.fixture
+def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, peer = socket.socketpair()
+    yield ours, peer
+    ours.close()
+    peer.close()
+
+
+def _reads(sock: socket.socket, within: float) -> BufferedReads:
+    reads = BufferedReads(SimpleNamespace(sock=sock, _quick_recv=sock.recv))
+    reads.deadline = monotonic() + within
+    return reads
+
+
+def test_buffered_reads_cut_frames_and_keep_a_partial_one_across_a_timeout(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = socket_pair
+    second = _frame(3, 7, b"body")
+    peer.sendall(_frame(1, 5, b"abc") + second[:5])
+    reads = _reads(ours, 1)
+    assert reads.read_frame() == (1, 5, b"abc")
+    reads.deadline = monotonic() + 0.05
+    with pytest.raises(TimeoutError):  # half a frame is not a frame
+        reads.read_frame()
+    peer.sendall(second[5:])
+    reads.deadline = monotonic() + 1
+    assert reads.read_frame() == (3, 7, b"body")
+    assert reads.fills == 2 and reads.buffered == 0
+
+
+def test_buffered_reads_assemble_a_frame_larger_than_one_receive(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = socket_pair
+    payload = bytes(range(256)) * 300  # 76,800 bytes: more than one recv of CHUNK
+    sender = threading.Thread(target=peer.sendall, args=(_frame(3, 1, payload) * 2,))
+    sender.start()
+    reads = _reads(ours, 5)
+    assert reads.read_frame() == (3, 1, payload)
+    assert reads.read_frame() == (3, 1, payload)
+    sender.join()
+    assert reads.fills >= 3
+
+
+def test_buffered_reads_refuse_a_frame_without_its_end_octet_and_a_closed_stream(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = socket_pair
+    peer.sendall(_frame(8, 0, b"", end=b"\x00"))
+    reads = _reads(ours, 1)
+    with pytest.raises(UnexpectedFrame, match="0x00"):
+        reads.read_frame()
+    other, closing = socket.socketpair()
+    closing.sendall(_frame(1, 1, b"x")[:4])
+    closing.close()
+    with pytest.raises(OSError, match="closed"):
+        _reads(other, 1).read_frame()
+    other.close()

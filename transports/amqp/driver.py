@@ -44,6 +44,7 @@ Only the AMQP transport modules import this; nothing here translates errors.
 
 from __future__ import annotations
 
+import errno
 import ssl
 import struct
 import threading
@@ -68,6 +69,8 @@ from transports.amqp.writes import IdleFlusher, WriteBuffer
 __all__ = ["Driver", "DriverChannel", "TLSSocketTransport"]
 
 _BASIC_ACK = spec.Basic.Ack
+#: Socket errors after which py-amqp's frame reader keeps the transport connected.
+_TRANSIENT = frozenset({errno.EAGAIN, errno.EINTR, errno.ENOENT, errno.EWOULDBLOCK})
 #: ``basic.ack``'s arguments after the class and method ids: delivery-tag, then the multiple bit.
 _ACK_ARGUMENTS = struct.Struct(">QB")
 
@@ -446,11 +449,17 @@ class Driver(ConnectionAdapter):
         reads = self.reads
         assert reads is not None
         reads.deadline = None if timeout is None else monotonic() + timeout
+        transport = self.transport
         try:
-            frame = self.transport.read_frame()
+            # py-amqp finishes a frame it began (during the handshake, say).
+            frame = transport.read_frame() if has_unread_input(transport) else reads.read_frame()
         except TimeoutError:
             if self.heartbeat:
                 self.heartbeat_tick()
+            raise
+        except OSError as exc:
+            if exc.errno not in _TRANSIENT:  # as py-amqp's reader: the link is gone
+                transport.connected = False
             raise
         self.on_inbound_frame(frame)
         if self.heartbeat:

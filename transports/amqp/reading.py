@@ -13,9 +13,12 @@ stream mid-frame. So the socket stays in blocking mode for everyone, and
   py-amqp's frame reader handles like a read timeout, keeping a partly read
   frame for the next read), and only then calls ``recv``, which returns at
   once;
-* receives up to 64 KB per system call and serves py-amqp's small reads from
-  that buffer: a delivery (three frames, nine reads) usually costs one
-  ``recv``, where py-amqp makes nine;
+* receives up to 64 KB per system call and cuts whole frames out of that
+  buffer (:meth:`BufferedReads.read_frame`, which the driver reads with
+  instead of py-amqp's frame reader: one call per frame, where py-amqp makes
+  three reads of the socket or of its own buffer): a delivery (three frames)
+  usually costs one ``recv``, where py-amqp makes nine. py-amqp's own reads,
+  if any, are served from the same buffer (:meth:`BufferedReads.recv`);
 * over TLS, holds the transport's I/O lock only for the ``recv`` itself, so a
   thread writing waits for a read of bytes that have arrived, never for a
   wait. Bytes TLS has already decrypted count as readable.
@@ -28,16 +31,25 @@ from __future__ import annotations
 
 import contextlib
 import select
+import struct
 from contextlib import AbstractContextManager
 from time import monotonic
 from typing import Any
 
+from amqp.exceptions import UnexpectedFrame
+
 from transports.amqp.pyamqp_internals import RawReads
 
-__all__ = ["CHUNK", "BufferedReads"]
+__all__ = ["CHUNK", "BufferedReads", "Frame"]
 
 #: Bytes asked for per ``recv``.
 CHUNK = 65536
+
+#: ``(frame type, channel, payload)``, as py-amqp's frame reader returns a frame.
+Frame = tuple[int, int, bytes]
+
+_FRAME_HEADER = struct.Struct(">BHI")  # type, channel, payload size
+_FRAME_END = 0xCE
 
 _READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
 
@@ -79,7 +91,11 @@ class BufferedReads:
 
     def readable(self, timeout: float | None) -> bool:
         """Whether a read would find something within ``timeout`` seconds (0: now)."""
-        if self.buffered or (self._tls and self._pending()):
+        return bool(self.buffered) or self._arrived(timeout)
+
+    def _arrived(self, timeout: float | None) -> bool:
+        """Whether the socket has bytes for ``recv`` within ``timeout`` seconds (0: now)."""
+        if self._tls and self._pending():
             return True
         wait = None if timeout is None else max(timeout, 0.0)
         if self._poller is None:
@@ -106,15 +122,50 @@ class BufferedReads:
         self._pos = end
         return data[pos:end] if pos or end < len(data) else data
 
+    def read_frame(self) -> Frame:
+        """The next frame, waiting for its bytes until :attr:`deadline`.
+
+        Raises:
+            socket.timeout: the frame is not all here by :attr:`deadline`;
+                what arrived of it is kept for the next call.
+            OSError: the peer closed the stream (``recv`` returned nothing),
+                or the socket failed.
+            amqp.exceptions.UnexpectedFrame: the frame does not end with the
+                frame-end octet (the stream is out of step).
+        """
+        data, pos = self._data, self._pos
+        while True:
+            if len(data) - pos >= 7:
+                kind, channel, size = _FRAME_HEADER.unpack_from(data, pos)
+                end = pos + 7 + size
+                if end < len(data):
+                    if data[end] != _FRAME_END:
+                        raise UnexpectedFrame(
+                            f"Received frame_end {data[end]:#04x} while expecting 0xce"
+                        )
+                    self._pos = end + 1
+                    return kind, channel, data[pos + 7 : end]
+            more = self._receive()
+            if not more:
+                raise OSError("Server unexpectedly closed connection")
+            data = data[pos:] + more if pos < len(data) else more
+            pos = 0
+            self._data, self._pos = data, 0
+
     def _fill(self) -> bytes:
+        data = self._receive()
+        self._data, self._pos = data, 0
+        return data
+
+    def _receive(self) -> bytes:
+        """Bytes from the socket, after waiting until :attr:`deadline` for some."""
         deadline = self.deadline
         timeout = None if deadline is None else deadline - monotonic()
-        if not self.readable(timeout):
+        if not self._arrived(timeout):  # what is buffered (part of a frame) is not enough
             raise TimeoutError("timed out")
         with self._guard:
             data: bytes = self._socket.recv(CHUNK)
         self.fills += 1
-        self._data, self._pos = data, 0
         return data
 
     def restore(self) -> None:
