@@ -67,6 +67,7 @@ from transports._shared.properties import coerce_body, posix_seconds
 from transports._shared.validation import check_properties, check_route
 from transports.amqp.driver import Driver
 from transports.amqp.errors import DRIVER_ERRORS, ErrorTranslator
+from transports.amqp.pyamqp_internals import outgoing_message
 from transports.amqp.usage import ChannelUse
 from transports.amqp.writes import DEFAULT_LIMIT, HeldWrites
 from transports.base import (
@@ -288,7 +289,7 @@ class AmqpChannel:
             body = coerce_body(body, properties)
         if "timestamp" in properties and isinstance(properties["timestamp"], datetime.datetime):
             properties["timestamp"] = posix_seconds(properties["timestamp"])
-        return amqp.Message(body, **properties)
+        return outgoing_message(body, properties)
 
     def basic_publish(
         self,

@@ -50,17 +50,26 @@ def encode(
     if isinstance(args, str):
         args = args.encode("latin-1")
     payload = b"".join((_METHOD.pack(*method_sig), args or b"")) if kind == 1 else b""
-    frames = [_frame(kind, channel, payload)]
-    if content is not None:
-        body = content.body
-        if isinstance(body, str):
-            encoding = content.properties.setdefault("content_encoding", "utf-8")
-            body = body.encode(encoding)
-        header = _CONTENT_HEADER.pack(method_sig[0], 0, len(body)) + _properties(content)
-        frames.append(_frame(2, channel, header))
-        chunk = frame_max - 8
-        for start in range(0, len(body), chunk):
-            frames.append(_frame(3, channel, body[start : start + chunk]))
+    if content is None:
+        return _frame(kind, channel, payload)
+    body = content.body
+    if isinstance(body, str):
+        encoding = content.properties.setdefault("content_encoding", "utf-8")
+        body = body.encode(encoding)
+    header = _CONTENT_HEADER.pack(method_sig[0], 0, len(body)) + _properties(content)
+    size = len(body)
+    if 0 < size <= frame_max - 8:
+        # A publish's usual shape, in one join: method, header and one body frame.
+        pack = _FRAME_HEADER.pack
+        return b"".join((
+            pack(kind, channel, len(payload)), payload, _END,
+            pack(2, channel, len(header)), header, _END,
+            pack(3, channel, size), body, _END,
+        ))  # fmt: skip
+    frames = [_frame(kind, channel, payload), _frame(2, channel, header)]
+    chunk = frame_max - 8
+    for start in range(0, size, chunk):
+        frames.append(_frame(3, channel, body[start : start + chunk]))
     return b"".join(frames)
 
 

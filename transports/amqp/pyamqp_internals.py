@@ -13,7 +13,9 @@ them are here, so that an upgrade of py-amqp has one module to check:
   :class:`SSLTransportAdapter`; :mod:`transports.amqp.driver` subclasses
   them);
 * :func:`has_unread_input`, :class:`RawReads` and :class:`RawWrites` read
-  and swap private attributes of py-amqp's socket transports.
+  and swap private attributes of py-amqp's socket transports;
+* :func:`outgoing_message` makes a py-amqp message, setting what its
+  constructors would.
 
 :data:`PRIVATE_MEMBERS` lists each member with the py-amqp code that uses it;
 :func:`missing_members` names those the installed py-amqp no longer has
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import amqp
+from amqp.serialization import GenericContent
 from amqp.transport import SSLTransport, TCPTransport
 
 from transports._shared.fence import PrivateMember
@@ -42,6 +45,7 @@ __all__ = [
     "SSLTransportAdapter",
     "has_unread_input",
     "missing_members",
+    "outgoing_message",
 ]
 
 
@@ -89,6 +93,10 @@ PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
     PrivateMember(
         TCPTransport, "_quick_recv", "_read",
         "the socket's recv, replaced by buffered reads bounded by a deadline",
+    ),
+    PrivateMember(
+        GenericContent, "_pending_chunks", "__init__",
+        "set when a message is made without its constructors' keyword passing",
     ),
 )  # fmt: skip
 
@@ -181,6 +189,29 @@ class SSLTransportAdapter(SSLTransport):
 
 
 # -- socket transports ---------------------------------------------------------------------
+
+
+_new_message = amqp.Message.__new__
+
+
+def outgoing_message(body: bytes, properties: dict[str, Any]) -> amqp.Message:
+    """``amqp.Message(body, **properties)``, taking ``properties`` as it is (the caller's own dict).
+
+    The two constructors, with a keyword dict unpacked and packed again on the
+    way, cost about as much as encoding the message's frames.
+    """
+    message = _new_message(amqp.Message)
+    message.frame_method = None
+    message.frame_args = None
+    message.properties = properties
+    message._pending_chunks = []
+    message.body_received = 0
+    message.body_size = 0
+    message.ready = False
+    message.delivery_info = None
+    message.body = body
+    message.channel = None
+    return message
 
 
 def has_unread_input(transport: Any) -> bool:
