@@ -13,7 +13,7 @@ from broker.errors import (
     ChannelLimitExceeded,
     OperationalError,
 )
-from pools.lease import Lease
+from pools.lease import Lease, forwarded
 from pools.resource import ResourcePool
 from pools.waiting import GateFactory, closed_gate
 
@@ -35,6 +35,12 @@ class PooledChannel(Lease["Channel"]):
     """
 
     __slots__ = ()
+
+    # What a producer or consumer touches per message, read without __getattr__.
+    is_open = forwarded("is_open")
+    prepare_message = forwarded("prepare_message")
+    basic_publish = forwarded("basic_publish")
+    basic_ack = forwarded("basic_ack")
 
 
 class ChannelPool(ResourcePool["Channel"]):

@@ -11,7 +11,7 @@ from broker.errors import BrokerError
 if TYPE_CHECKING:
     from pools.decide import Entry
 
-__all__ = ["Lease", "LeaseOwner", "PoolClosed", "ResourceReleased"]
+__all__ = ["Lease", "LeaseOwner", "PoolClosed", "ResourceReleased", "forwarded"]
 
 T = TypeVar("T")
 L = TypeVar("L", bound="Lease[Any]")
@@ -158,3 +158,24 @@ class Lease(Generic[T]):
         except (AttributeError, IndexError):
             return f"<{type(self).__name__} released>"
         return f"<{type(self).__name__} of {entry.obj!r}>"
+
+
+def forwarded(name: str) -> property:
+    """A lease attribute reading the item's ``name`` directly: for what is used per message.
+
+    Every other attribute reaches the item through ``Lease.__getattr__``,
+    which Python calls only after the normal lookup failed, an
+    ``AttributeError`` made and dropped on every access. Released, the lease
+    raises :class:`ResourceReleased` here too.
+    """
+
+    def get(self: Lease[Any]) -> Any:
+        try:
+            obj = self._held[0].obj
+        except IndexError:
+            raise ResourceReleased(
+                f"cannot use {name!r}: {self!r} was released; acquire a new one from the pool"
+            ) from None
+        return getattr(obj, name)
+
+    return property(get, doc=f"The leased item's ``{name}``.")

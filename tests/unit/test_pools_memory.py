@@ -19,7 +19,7 @@ from broker.errors import (
     NotFound,
     RecoverableConnectionError,
 )
-from pools import ChannelPool, ConnectionPool, PooledChannel, PooledConnection
+from pools import ChannelPool, ConnectionPool, PooledChannel, PooledConnection, ResourceReleased
 from pools.connection import VERIFY_AFTER
 from tests.support.fake_pools import FakeClock, FakeGates
 
@@ -238,6 +238,21 @@ def test_a_channel_closed_while_the_error_was_swallowed_is_dropped_on_return(
     assert (pool.in_use, pool.idle) == (0, 0)
     with pool.acquire() as channel:
         assert channel.resource is not closed
+
+
+def test_a_pooled_channel_forwards_what_is_used_per_message_until_released(
+    connection: Connection,
+) -> None:
+    pool = connection.ChannelPool(1)
+    lease = pool.acquire()
+    channel = lease.resource
+    assert lease.is_open and lease.prepare_message == channel.prepare_message
+    assert lease.basic_publish == channel.basic_publish and lease.basic_ack == channel.basic_ack
+    lease.release()
+    for name in ("is_open", "prepare_message", "basic_publish", "basic_ack", "queue_declare"):
+        with pytest.raises(ResourceReleased, match=name):
+            getattr(lease, name)
+    pool.close()
 
 
 def test_channel_pool_preload_and_reuse(connection: Connection) -> None:
