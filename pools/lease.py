@@ -144,6 +144,10 @@ class Lease(Generic[T]):
         # probe for dunders; an unset slot must not recurse into forwarding).
         if name[0] == "_":
             raise AttributeError(name)
+        return self._forward(name)
+
+    def _forward(self, name: str) -> Any:
+        """The leased item's ``name``; :class:`ResourceReleased` once the lease ended."""
         try:
             obj = self._held[0].obj
         except IndexError:
@@ -170,12 +174,6 @@ def forwarded(name: str) -> property:
     """
 
     def get(self: Lease[Any]) -> Any:
-        try:
-            obj = self._held[0].obj
-        except IndexError:
-            raise ResourceReleased(
-                f"cannot use {name!r}: {self!r} was released; acquire a new one from the pool"
-            ) from None
-        return getattr(obj, name)
+        return self._forward(name)
 
     return property(get, doc=f"The leased item's ``{name}``.")
