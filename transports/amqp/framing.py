@@ -15,6 +15,9 @@ go of the lock, so nothing queued is left behind. Frames of one method stay
 together and each thread's stay in order. A failed send raises in the thread
 that made it and marks the transport disconnected, as py-amqp's does; the
 others find the connection broken on their next call.
+
+:func:`encode` is also what the asyncio transport writes a publish with, and
+:func:`property_list` the one cache of encoded property lists both share.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from collections.abc import Callable
 from struct import Struct
 from typing import Any
 
+from amqp.basic_message import Message
 from amqp.serialization import dumps
 
-__all__ = ["FrameWrite", "encode", "frame_writer"]
+__all__ = ["FrameWrite", "encode", "frame_writer", "property_list"]
 
 #: ``write(type, channel, method_sig, args, content)``, as py-amqp calls its frame writer.
 FrameWrite = Callable[[int, int, Any, Any, Any], None]
@@ -56,7 +60,8 @@ def encode(
     if isinstance(body, str):
         encoding = content.properties.setdefault("content_encoding", "utf-8")
         body = body.encode(encoding)
-    header = _CONTENT_HEADER.pack(method_sig[0], 0, len(body)) + _properties(content)
+    listed = property_list(content.properties)
+    header = _CONTENT_HEADER.pack(method_sig[0], 0, len(body)) + listed
     size = len(body)
     if 0 < size <= frame_max - 8:
         # A publish's usual shape, in one join: method, header and one body frame.
@@ -77,38 +82,42 @@ def encode(
 #: same few properties with message after message. Bounded; emptied when full.
 _ENCODED: dict[tuple[tuple[str, Any], ...], bytes] = {}
 _ENCODED_MAX = 256
+#: Property values a kept list may hold (a table cannot be a key; a datetime
+#: timestamp differs with every message).
+_PLAIN = (str, int, float, bytes, type(None))
+_KINDS = Message.PROPERTIES
 
 
-def _properties(content: Any) -> bytes:
-    """A message's property flags and list, as its content header frame carries them.
+def property_list(properties: dict[str, Any]) -> bytes:
+    """Basic properties as a content header frame carries them: flags, then values.
 
     Looked up first among the lists encoded before: equal properties encode
     equally, and most publishes repeat the last one's (``content_type``,
-    ``content_encoding``, ``delivery_mode``). Properties holding a table
-    (``application_headers``) cannot be a key and are encoded every time.
+    ``content_encoding``, ``delivery_mode``). Lists holding anything but
+    plain values are encoded every time.
     """
-    present = content.properties
     try:
-        key = tuple(present.items())
+        key = tuple(properties.items())
         found = _ENCODED.get(key)
     except TypeError:  # an unhashable value: a headers table
-        return _encode_properties(content.PROPERTIES, present)
+        return _encode_properties(properties)
     if found is None:
-        found = _encode_properties(content.PROPERTIES, present)
-        if len(_ENCODED) >= _ENCODED_MAX:
-            _ENCODED.clear()
-        _ENCODED[key] = found
+        found = _encode_properties(properties)
+        if all(type(value) in _PLAIN for value in properties.values()):
+            if len(_ENCODED) >= _ENCODED_MAX:
+                _ENCODED.clear()
+            _ENCODED[key] = found
     return found
 
 
-def _encode_properties(kinds: Any, present: dict[str, Any]) -> bytes:
+def _encode_properties(present: dict[str, Any]) -> bytes:
     """Every 15 properties take a 16-bit word of flags (bit 15 first; bit 0 says
     another word follows); the values of the present ones follow in order.
     """
     shift, bits, words = 15, 0, []
     formats: list[str] = []
     values: list[Any] = []
-    for name, kind in kinds:
+    for name, kind in _KINDS:
         value = present.get(name)
         if value is not None:
             if shift == 0:

@@ -6,16 +6,13 @@ and body frames into one ``amqp.Message`` and calls back with
 ``(channel_id, method_sig, args_buffer, message)``; :func:`arguments` decodes
 a method's arguments by the format of :data:`INCOMING`.
 
-Encoding: :class:`FrameEncoder` packs a method frame itself and wraps
-py-amqp's ``frame_writer`` for methods with content, which packs the method
-and its content into one buffer and writes it in one call: the frames of one
-publish are never split by another task's frames. That writer owns a buffer
-of ``frame_max`` bytes (128 KB), so it is made on the first content method:
-a connection that never publishes (an idle one in a pool) never holds it.
-Publishing is the hot path, and most of py-amqp's cost there is encoding the
-same few properties again for every message; :meth:`FrameEncoder.publish`
-keeps the encoded property list of each set of plain properties (encoded once
-by ``frame_writer`` itself) and packs the three frames around it.
+Encoding: :class:`FrameEncoder` packs a method frame itself, and a publish
+(method, header and body frames) with the synchronous transport's
+:func:`transports.amqp.framing.encode`, in one write: the frames of one
+publish are never split by another task's frames. Publishing is the hot
+path, and most of py-amqp's cost there is encoding the same few properties
+again for every message; :func:`~transports.amqp.framing.property_list`
+keeps the encoded list of each set of plain properties, for both transports.
 
 Only public py-amqp functions are used (``amqp.method_framing``,
 ``amqp.serialization``, ``amqp.spec``).
@@ -28,9 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from amqp import spec
-from amqp.basic_message import Message
-from amqp.method_framing import frame_handler, frame_writer
+from amqp.method_framing import frame_handler
 from amqp.serialization import dumps, loads
+
+from transports.amqp.framing import encode
 
 __all__ = [
     "FRAME_END",
@@ -92,17 +90,8 @@ INCOMING: dict[tuple[int, int], str] = {
 }
 
 _HEADER = struct.Struct(">BHI")
-_CONTENT_HEADER = struct.Struct(">HHQ")
 _FRAME_END = bytes([FRAME_END])
-_BASIC_CLASS = spec.Basic.CLASS_ID
-_PUBLISH_METHOD = struct.pack(">HH", *spec.Basic.Publish)
 _METHOD_ID = struct.Struct(">HH")  # class id, method id: what a method frame's payload starts with
-#: frame_max of the throw-away writer that encodes a property list (its buffer's size).
-_SMALL_FRAME_MAX = 4096
-#: Encoded property lists kept (one per distinct set of plain properties, mostly a handful).
-_PROPERTIES_CACHE_SIZE = 256
-#: Property values that can be part of a cache key (a table cannot).
-_PLAIN = (str, int, float, bytes, type(None))
 
 
 _NAMES = {
@@ -195,37 +184,18 @@ class OutgoingMessage:
         return f"<OutgoingMessage size={len(self.body)} properties={self.properties!r}>"
 
 
-class _Capture:
-    """A ``transport`` for ``frame_writer`` that keeps what it writes."""
-
-    __slots__ = ("data",)
-
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write(self, data: Any) -> None:
-        self.data += bytes(data)
-
-
 class FrameEncoder:
-    """Methods and messages in, frames out: ``write(data)`` gets each method's frames at once."""
+    """Methods and messages in, frames out: ``write(data)`` gets each method's frames at once.
 
-    __slots__ = ("_counters", "_properties", "_write_frame", "write")
+    Attributes:
+        frame_max: the largest frame written, as tuned with the broker.
+    """
+
+    __slots__ = ("frame_max", "write")
 
     def __init__(self, write: Callable[[Any], None], frame_max: int) -> None:
         self.write = write
-        self._counters = _Counters(frame_max)
-        self._write_frame: Callable[..., Any] | None = None  # made on the first content method
-        self._properties: dict[tuple[tuple[str, Any], ...], bytes] = {}
-
-    @property
-    def frame_max(self) -> int:
-        """The largest frame written, as tuned with the broker."""
-        return self._counters.frame_max
-
-    @frame_max.setter
-    def frame_max(self, value: int) -> None:
-        self._counters.frame_max = value
+        self.frame_max = frame_max
 
     def method(
         self, channel: int, method_sig: tuple[int, int], fmt: str = "", values: Any = ()
@@ -234,60 +204,6 @@ class FrameEncoder:
         payload = _METHOD_ID.pack(*method_sig) + (dumps(fmt, values) if fmt else b"")
         self.write(b"".join((_HEADER.pack(1, channel, len(payload)), payload, _FRAME_END)))
 
-    def content(self, channel: int, method_sig: tuple[int, int], args: bytes, message: Any) -> None:
-        """Write a method with content (method, header and body frames) in one write."""
-        write_frame = self._write_frame
-        if write_frame is None:
-            write_frame = self._write_frame = frame_writer(self._counters, self)
-        write_frame(1, channel, method_sig, args, message)
-
     def publish(self, channel: int, args: bytes, message: OutgoingMessage) -> None:
         """Write a ``basic.publish`` of ``message`` (``args``: its encoded arguments) at once."""
-        body, properties = message.body, message.properties
-        key = tuple(properties.items())
-        try:
-            encoded = self._properties.get(key)
-        except TypeError:  # a table (headers) among the values: not cacheable
-            encoded = None
-        if encoded is None:
-            if not all(type(value) in _PLAIN for value in properties.values()):
-                self.content(channel, spec.Basic.Publish, args, _py_amqp_message(message))
-                return
-            encoded = self._encode_properties(properties)
-            if len(self._properties) >= _PROPERTIES_CACHE_SIZE:
-                self._properties.clear()
-            self._properties[key] = encoded
-        size = len(body)
-        if size + len(args) + len(encoded) + 64 > self._counters.frame_max:
-            # Several body frames: py-amqp's writer splits them.
-            self.content(channel, spec.Basic.Publish, args, _py_amqp_message(message))
-            return
-        method = _PUBLISH_METHOD + args
-        header = _CONTENT_HEADER.pack(_BASIC_CLASS, 0, size) + encoded
-        pack = _HEADER.pack
-        self.write(
-            b"".join((
-                pack(1, channel, len(method)), method, _FRAME_END,
-                pack(2, channel, len(header)), header, _FRAME_END,
-                pack(3, channel, size), body, _FRAME_END,
-            ))
-        )  # fmt: skip
-
-    def _encode_properties(self, properties: dict[str, Any]) -> bytes:
-        """py-amqp's encoding of a property list: what its own writer puts in a header frame."""
-        capture = _Capture()
-        # A small frame_max keeps the writer's buffer small; a property list longer
-        # than it is written the same, as separate frames.
-        frame_writer(_Counters(_SMALL_FRAME_MAX), capture)(
-            1, 0, spec.Basic.Publish, b"", _py_amqp_message(OutgoingMessage(b"", properties))
-        )
-        data = capture.data
-        _, _, method_size = _HEADER.unpack_from(data, 0)
-        header_at = 8 + method_size
-        _, _, header_size = _HEADER.unpack_from(data, header_at)
-        # A header frame's payload: class id, weight, body size (12 bytes), then the list.
-        return data[header_at + 7 + 12 : header_at + 7 + header_size]
-
-
-def _py_amqp_message(message: OutgoingMessage) -> Message:
-    return Message(message.body, **message.properties)
+        self.write(encode(self.frame_max, 1, channel, spec.Basic.Publish, args, message))
