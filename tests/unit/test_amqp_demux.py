@@ -233,8 +233,11 @@ def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     peer.close()
 
 
-def _reads(sock: socket.socket, within: float) -> BufferedReads:
-    reads = BufferedReads(SimpleNamespace(sock=sock, _quick_recv=sock.recv))
+def _reads(sock: socket.socket, within: float, unread: bytes = b"") -> BufferedReads:
+    """Reads of a stand-in py-amqp transport on ``sock`` holding ``unread`` of a frame begun."""
+    transport = SimpleNamespace(sock=sock, _quick_recv=sock.recv, _read_buffer=unread)
+    reads = BufferedReads(transport)
+    assert transport._read_buffer == b""  # taken over
     reads.deadline = monotonic() + within
     return reads
 
@@ -254,6 +257,15 @@ def test_buffered_reads_cut_frames_and_keep_a_partial_one_across_a_timeout(
     reads.deadline = monotonic() + 1
     assert reads.read_frame() == (3, 7, b"body")
     assert reads.fills == 2 and reads.buffered == 0
+
+
+def test_buffered_reads_finish_a_frame_py_amqp_began_reading(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = socket_pair
+    frame = _frame(1, 2, b"begun")
+    peer.sendall(frame[4:])
+    assert _reads(ours, 1, unread=frame[:4]).read_frame() == (1, 2, b"begun")
 
 
 def test_buffered_reads_assemble_a_frame_larger_than_one_receive(

@@ -61,7 +61,6 @@ from transports.amqp.pyamqp_internals import (
     ChannelAdapter,
     ConnectionAdapter,
     SSLTransportAdapter,
-    has_unread_input,
 )
 from transports.amqp.reading import BufferedReads
 from transports.amqp.writes import IdleFlusher, WriteBuffer
@@ -449,17 +448,15 @@ class Driver(ConnectionAdapter):
         reads = self.reads
         assert reads is not None
         reads.deadline = None if timeout is None else monotonic() + timeout
-        transport = self.transport
         try:
-            # py-amqp finishes a frame it began (during the handshake, say).
-            frame = transport.read_frame() if has_unread_input(transport) else reads.read_frame()
+            frame = reads.read_frame()
         except TimeoutError:
             if self.heartbeat:
                 self.heartbeat_tick()
             raise
         except OSError as exc:
             if exc.errno not in _TRANSIENT:  # as py-amqp's reader: the link is gone
-                transport.connected = False
+                self.transport.connected = False
             raise
         self.on_inbound_frame(frame)
         if self.heartbeat:
@@ -469,10 +466,9 @@ class Driver(ConnectionAdapter):
         """Read the frames that have arrived, without waiting (at most a bounded number)."""
         reads = self.reads
         assert reads is not None
-        transport = self.transport
         for _ in range(_POLL_FRAMES):
-            # A partial frame read earlier is invisible to poll: read the usual way.
-            if not has_unread_input(transport) and not reads.readable(0):
+            # Buffered bytes count (a frame read in part is invisible to poll).
+            if not reads.readable(0):
                 return
             try:
                 self.read_frame(0)

@@ -12,7 +12,7 @@ them are here, so that an upgrade of py-amqp has one module to check:
   (:class:`ConnectionAdapter`, :class:`ChannelAdapter`,
   :class:`SSLTransportAdapter`; :mod:`transports.amqp.driver` subclasses
   them);
-* :func:`has_unread_input`, :class:`RawReads` and :class:`RawWrites` read
+* :func:`take_unread_input`, :class:`RawReads` and :class:`RawWrites` read
   and swap private attributes of py-amqp's socket transports;
 * :func:`outgoing_message` makes a py-amqp message, setting what its
   constructors would.
@@ -43,9 +43,9 @@ __all__ = [
     "RawReads",
     "RawWrites",
     "SSLTransportAdapter",
-    "has_unread_input",
     "missing_members",
     "outgoing_message",
+    "take_unread_input",
 ]
 
 
@@ -68,7 +68,7 @@ PRIVATE_MEMBERS: tuple[PrivateMember, ...] = (
     ),
     PrivateMember(
         TCPTransport, "_read_buffer", "_read",
-        "bytes of a partly read frame, which poll() cannot see",
+        "bytes of a partly read frame, taken over by the buffered reads",
     ),
     PrivateMember(
         TCPTransport, "_write", "write",
@@ -214,9 +214,11 @@ def outgoing_message(body: bytes, properties: dict[str, Any]) -> amqp.Message:
     return message
 
 
-def has_unread_input(transport: Any) -> bool:
-    """Whether ``transport`` holds bytes of a frame it read only in part (``poll`` misses them)."""
-    return bool(transport._read_buffer)
+def take_unread_input(transport: Any) -> bytes:
+    """Take the bytes of a frame ``transport`` read only in part (``poll`` cannot see them)."""
+    data = bytes(transport._read_buffer)
+    transport._read_buffer = b""
+    return data
 
 
 class RawWrites:

@@ -38,7 +38,7 @@ from typing import Any
 
 from amqp.exceptions import UnexpectedFrame
 
-from transports.amqp.pyamqp_internals import RawReads
+from transports.amqp.pyamqp_internals import RawReads, take_unread_input
 
 __all__ = ["CHUNK", "BufferedReads", "Frame"]
 
@@ -74,7 +74,8 @@ class BufferedReads:
         self._socket = transport.sock
         self._tls = tls
         self._guard: AbstractContextManager[Any] = guard or contextlib.nullcontext()
-        self._data = b""
+        # From here on every read is ours: a frame py-amqp began reading continues here.
+        self._data = take_unread_input(transport)
         self._pos = 0
         self.fills = 0  # recv calls made (for tests and repr)
         # eventlet's monkey patching removes select.poll; select.select remains.
