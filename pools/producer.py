@@ -151,7 +151,8 @@ class ProducerPool(ResourcePool["Producer"]):
         self.producer_options = producer_options
         self._now = clock  # for the deadline shared by both waits
         self._making = threading.local()  # the connection a new producer is made on
-        # Confirm channels left by released producers: id(connection) -> (connection, channel).
+        # Confirm channels left by released producers: id(connection) -> (connection, channel);
+        # the entry holds the connection, so no other object can take its id meanwhile.
         self._parked: dict[int, tuple[Connection, Any]] = {}
         self._parking = threading.Lock()
         self._closed = False
@@ -214,7 +215,7 @@ class ProducerPool(ResourcePool["Producer"]):
     def _unpark(self, connection: Connection) -> Any:
         with self._parking:
             parked = self._parked.pop(id(connection), None)
-        if parked is None or parked[0] is not connection:
+        if parked is None:
             return None
         channel = parked[1]
         return channel if channel.is_open else None
